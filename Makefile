@@ -1,0 +1,45 @@
+# Newcomer entry points: `make demo` and `make test` (both set up what they need).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := mosquitto mosquitto-clients python3-venv
+
+.PHONY: setup system-packages venv test unit demo e2e bench bench-quick ipk clean
+
+setup: system-packages venv
+
+system-packages:
+	@bash ci/install-system-packages.sh
+
+$(VENV)/.installed: setup.py collector/pyproject.toml requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e . -e collector
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q tests
+
+unit: venv
+	$(PY) -m pytest -q tests --ignore=tests/e2e
+
+demo: setup
+	$(PY) demo/run_demo.py
+
+e2e: setup
+	$(PY) -m pytest -q tests/e2e
+
+bench: setup
+	$(PY) bench/run_all.py
+
+bench-quick: setup
+	$(PY) bench/run_all.py --quick
+
+ipk: venv
+	$(PY) openwrt/build_ipk.py --out dist
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info agent/*.egg-info collector/*.egg-info

@@ -1,0 +1,211 @@
+"""routerwatch-agent: the command line.
+
+Exit codes (also in --help):
+  0  stopped cleanly (SIGTERM/SIGINT), or --once / check-log finished
+  1  --once found anomalies of severity high or critical; check-log found no login event at all
+  2  bad command line or bad configuration (the message names the option)
+  3  a source or sink failed to start (e.g. the log file cannot be opened)
+"""
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from . import __version__, jsonio
+from .config import ConfigError, describe_options, load
+
+EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_START = 0, 1, 2, 3
+
+DESCRIPTION = """\
+Watch an OpenWrt router for signs of compromise: login attacks on dropbear and LuCI, the
+router's own outbound connections and new listening ports, and firmware/overlay tampering.
+Anomalies go to an MQTT broker (mqtt.host set) or, without one, to stdout as JSON lines."""
+
+EPILOG = """\
+commands:
+  (none)              run the agent until SIGTERM; SIGHUP reloads the config file
+  check-log FILE      print every login event the agent recognises in FILE ('-' = stdin)
+                      as one JSON object per line, then a summary (like fail2ban-regex)
+
+config:
+  --config FILE       JSON config (the OpenWrt init script writes it from /etc/config/routerwatch)
+  --set OPT=VALUE     override one option, repeatable: --set mqtt.port=8883
+                      --set login.bruteforce.threshold=10   (see --help-config for all)
+
+exit codes:
+  0 clean stop, or --once/check-log done     1 --once found high/critical anomalies,
+  2 bad command line or configuration           or check-log recognised no login event
+  3 a source or sink could not start
+"""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="routerwatch-agent", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="routerwatch %s" % __version__)
+    parser.add_argument("--config", metavar="FILE", help="JSON config file")
+    parser.add_argument("--set", metavar="OPT=VALUE", action="append", default=[],
+                        dest="overrides", help="override a config option (repeatable)")
+    parser.add_argument("--root", metavar="DIR",
+                        help="read /proc, /rom, /overlay, /etc under DIR (default /)")
+    parser.add_argument("--log-file", metavar="FILE",
+                        help="follow FILE (rotation and truncation handled) instead of logread")
+    parser.add_argument("--stdin", action="store_true", help="read log lines from stdin")
+    parser.add_argument("--once", action="store_true",
+                        help="scan once, print the anomalies as JSON lines, exit (1 if any is "
+                             "high or critical)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging on stderr")
+    parser.add_argument("--help-config", action="store_true",
+                        help="list every config option with its default and range")
+    parser.add_argument("command", nargs="?", choices=["run", "check-log"], default="run",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("file", nargs="?", help=argparse.SUPPRESS)
+    return parser
+
+
+def setup_logging(verbose):
+    """The one logger setup: stderr, which procd forwards to the system log."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="routerwatch: %(levelname)s: %(message)s")
+
+
+def _defaults_from_args(args):
+    defaults = {}
+    if args.root:
+        defaults["root"] = args.root
+    if args.log_file:
+        defaults.setdefault("log", {}).update(source="file", path=args.log_file)
+    if args.stdin:
+        defaults.setdefault("log", {}).update(source="stdin")
+    return defaults
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.help_config:
+        print("options (JSON key or --set name, default, meaning, allowed range):")
+        print("\n".join(describe_options()))
+        return EXIT_OK
+    if args.command == "check-log":
+        if not args.file:
+            parser.error("check-log needs a FILE ('-' for stdin)")
+        return check_log(args.file)
+    if args.file:
+        parser.error("unexpected argument %r" % args.file)
+    try:
+        config = load(args.config, args.overrides, _defaults_from_args(args))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.once:
+        return run_once(config)
+    return run_forever(args, config)
+
+
+def _make_agent(config, once=False, stream=None):
+    from .detectors import detector_classes
+    from .identity import device_id
+    from .runtime import Agent
+    from .sinks import build_sink
+    from .sinks.stdout import StdoutSink
+    from .sources import build_sources
+
+    classes = detector_classes()
+    detectors = [classes[kind](cfg) for kind, cfg in config.detectors.items() if cfg.enabled]
+    sources = build_sources(config, once=once)
+    ident = device_id(config)
+    import secrets
+    run_id = secrets.token_hex(8)
+    sink = StdoutSink(stream) if once else build_sink(config, ident, run_id, stream)
+    return Agent(config, ident, sources, detectors, sink, run_id=run_id)
+
+
+def run_once(config):
+    try:
+        agent = _make_agent(config, once=True)
+    except OSError as exc:
+        print("routerwatch: cannot start: %s" % exc, file=sys.stderr)
+        return EXIT_START
+    now = time.time()
+    produced = agent.step(now, force_poll=True)
+    for source in agent.sources:
+        source.close()
+    serious = [a for a in produced if a.severity in ("high", "critical")]
+    return EXIT_FOUND if serious else EXIT_OK
+
+
+def run_forever(args, config):
+    stop = threading.Event()
+    reload_requested = threading.Event()
+
+    def on_term(signum, frame):
+        stop.set()
+
+    def on_hup(signum, frame):
+        reload_requested.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+    while True:
+        try:
+            agent = _make_agent(config)
+        except OSError as exc:
+            print("routerwatch: cannot start: %s" % exc, file=sys.stderr)
+            return EXIT_START
+        logging.getLogger("routerwatch").info(
+            "started %s as device %s (run %s)", __version__, agent.device_id, agent.run_id)
+        try:
+            outcome = agent.run(stop, reload_requested)
+        finally:
+            agent.close()
+        if outcome != "reload":
+            return EXIT_OK
+        reload_requested.clear()
+        try:
+            config = load(args.config, args.overrides, _defaults_from_args(args))
+            logging.getLogger("routerwatch").info("configuration reloaded")
+        except ConfigError as exc:
+            # keep running on the old config: a typo in a reload must not stop the watching
+            logging.getLogger("routerwatch").error("%s; keeping the previous configuration", exc)
+
+
+def check_log(path):
+    """Print each recognised login event as JSON, then a summary; exit 1 if none was found."""
+    from .sources.logread import iter_login_attempts
+
+    try:
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as exc:
+        print("routerwatch: cannot read %s: %s" % (path, exc.strerror), file=sys.stderr)
+        return EXIT_START
+    recognised = 0
+    by_outcome = {}
+    sources = set()
+    try:
+        for attempt in iter_login_attempts(handle):
+            recognised += 1
+            by_outcome[attempt.outcome] = by_outcome.get(attempt.outcome, 0) + 1
+            if attempt.source_ip:
+                sources.add(attempt.source_ip)
+            print(jsonio.dumps({
+                "time": attempt.time, "service": attempt.service, "outcome": attempt.outcome,
+                "method": attempt.method, "user": attempt.user, "source_ip": attempt.source_ip,
+                "source_port": attempt.source_port, "pid": attempt.pid,
+                "attempts": attempt.attempts}))
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+    summary = {"summary": {"recognised": recognised, "outcomes": by_outcome,
+                           "distinct_sources": len(sources)}}
+    print(jsonio.dumps(summary))
+    return EXIT_OK if recognised else EXIT_FOUND
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The message contract between the agent and the collector (see shared DESIGN.md).
+
+Both sides import this module, so one piece of code decides what a valid message is.
+
+Topics: ``<prefix>/<device>/{anomaly,heartbeat,status,inventory}``.
+Every payload is a JSON object carrying:
+
+    v       schema version (int, SCHEMA_VERSION)
+    type    "anomaly" | "heartbeat" | "status" | "inventory"
+    device  the stable device id (also the topic's second-to-last level)
+    run     agent-run id, random per agent start (16 lowercase hex digits)
+    seq     sequence number, counted per (run, type) from 1; the Last Will status uses 0
+    time    seconds since the epoch (float) when the agent made the message
+
+Decoding is strict: unknown versions, unknown or missing keys, wrong types (a bool is not an int)
+and oversized fields are all rejected with ContractError, whose text says which field and why.
+"""
+import math
+import re
+from dataclasses import MISSING, asdict, dataclass, field
+
+from . import jsonio
+
+SCHEMA_VERSION = 1
+DEFAULT_PREFIX = "routerwatch"
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_SUMMARY_CHARS = 240
+MAX_STRING_CHARS = 1024       # any string inside evidence / inventory
+MAX_KEY_CHARS = 64
+MAX_LIST_ITEMS = 256
+MAX_OBJECT_KEYS = 64
+MAX_NESTING = 4
+MAX_EVIDENCE_BYTES = 16 * 1024
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+MESSAGE_TYPES = ("anomaly", "heartbeat", "status", "inventory")
+STATUS_STATES = ("online", "offline")
+
+# A device id becomes an MQTT topic level and a file name: no '/', '+', '#', no spaces.
+DEVICE_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
+RUN_ID_RE = re.compile(r"\A[0-9a-f]{16}\Z")
+KIND_RE = re.compile(r"\A[a-z]+(?:\.[a-z][a-z0-9_]*){1,3}\Z")
+PREFIX_RE = re.compile(r"\A[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+){0,3}\Z")
+# 2001-01-01 .. 2100-01-01: a router without NTP may start in 1970; the agent then sends 0-based
+# times that we still want to see, so the lower bound is 0, not the year 2001.
+TIME_MIN, TIME_MAX = 0.0, 4102444800.0
+SEQ_MAX = 2 ** 53
+
+
+class ContractError(ValueError):
+    """A message does not follow the contract; the text names the field and the reason."""
+
+
+def clip(text, limit=MAX_STRING_CHARS):
+    """Cut attacker-chosen text to a size the contract accepts, marking that it was cut."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
+
+
+# --------------------------------------------------------------------------- topics
+
+def topic(prefix, device, message_type):
+    if message_type not in MESSAGE_TYPES:
+        raise ContractError("unknown message type %r" % (message_type,))
+    return "%s/%s/%s" % (prefix, device, message_type)
+
+
+def subscription(prefix, message_type, share_group=None):
+    """The collector's subscription; with share_group an MQTT v5 shared subscription."""
+    base = "%s/+/%s" % (prefix, message_type)
+    return "$share/%s/%s" % (share_group, base) if share_group else base
+
+
+def parse_topic(prefix, text):
+    """Split '<prefix>/<device>/<type>' into (device, type); ContractError if it is not one."""
+    head = prefix + "/"
+    if not text.startswith(head):
+        raise ContractError("topic %r is not under prefix %r" % (clip(text, 200), prefix))
+    rest = text[len(head):].split("/")
+    if len(rest) != 2 or rest[1] not in MESSAGE_TYPES:
+        raise ContractError("topic %r is not <prefix>/<device>/<type>" % clip(text, 200))
+    if not DEVICE_ID_RE.match(rest[0]):
+        raise ContractError("topic device id %r is not a valid device id" % clip(rest[0], 80))
+    return rest[0], rest[1]
+
+
+# --------------------------------------------------------------------------- payload types
+
+@dataclass(frozen=True)
+class Anomaly:
+    device: str
+    run: str
+    seq: int
+    time: float
+    kind: str
+    severity: str
+    summary: str
+    evidence: dict = field(default_factory=dict)
+    count: int = 1          # occurrences aggregated into this one message (cool-down)
+    type: str = "anomaly"
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    device: str
+    run: str
+    seq: int
+    time: float
+    interval: float         # seconds until the next heartbeat is due
+    uptime: float           # seconds since the agent started
+    rss_kb: int
+    cpu_percent: float
+    spool_depth: int
+    counters: dict = field(default_factory=dict)   # name -> int: lines, flows, files, sent ...
+    drops: dict = field(default_factory=dict)      # name -> int: what a bound threw away
+    type: str = "heartbeat"
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Status:
+    device: str
+    run: str
+    seq: int
+    time: float
+    state: str              # online | offline
+    type: str = "status"
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Inventory:
+    device: str
+    run: str
+    seq: int
+    time: float
+    agent_version: str
+    firmware: dict          # /etc/openwrt_release keys, board name, model, kernel
+    firmware_hash: str      # sha256 over the firmware identity (hex) or ""
+    baseline_hash: str      # sha256 of the integrity baseline manifest (hex) or ""
+    package_manager: str    # apk | opkg | none
+    type: str = "inventory"
+    v: int = SCHEMA_VERSION
+
+
+PAYLOAD_TYPES = {"anomaly": Anomaly, "heartbeat": Heartbeat, "status": Status, "inventory": Inventory}
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_json_value(value, where, depth):
+    """Bounded, plain JSON value: str/int/float/bool/None, lists and objects of them."""
+    if depth > MAX_NESTING:
+        raise ContractError("%s nests deeper than %d levels" % (where, MAX_NESTING))
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > SEQ_MAX:
+            raise ContractError("%s integer out of range" % where)
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractError("%s is not a finite number" % where)
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_CHARS:
+            raise ContractError("%s is longer than %d characters" % (where, MAX_STRING_CHARS))
+        return
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_LIST_ITEMS:
+            raise ContractError("%s has more than %d items" % (where, MAX_LIST_ITEMS))
+        for i, item in enumerate(value):
+            _check_json_value(item, "%s[%d]" % (where, i), depth + 1)
+        return
+    if isinstance(value, dict):
+        if len(value) > MAX_OBJECT_KEYS:
+            raise ContractError("%s has more than %d keys" % (where, MAX_OBJECT_KEYS))
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
+                raise ContractError("%s has a key that is not a short string" % where)
+            _check_json_value(item, "%s.%s" % (where, key), depth + 1)
+        return
+    raise ContractError("%s has a value of type %s, not JSON" % (where, type(value).__name__))
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _check_counter_map(value, where):
+    if not isinstance(value, dict) or len(value) > MAX_OBJECT_KEYS:
+        raise ContractError("%s must be an object of at most %d counters" % (where, MAX_OBJECT_KEYS))
+    for key, item in value.items():
+        if not isinstance(key, str) or not re.match(r"\A[a-z0-9_.]{1,64}\Z", key):
+            raise ContractError("%s has a counter name that is not [a-z0-9_.]{1,64}" % where)
+        if not _is_int(item) or not 0 <= item <= SEQ_MAX:
+            raise ContractError("%s.%s must be a non-negative integer" % (where, key))
+
+
+def _check_common(p):
+    if not isinstance(p.device, str) or not DEVICE_ID_RE.match(p.device):
+        raise ContractError("device must match %s" % DEVICE_ID_RE.pattern)
+    if not isinstance(p.run, str) or not RUN_ID_RE.match(p.run):
+        raise ContractError("run must be 16 lowercase hex digits")
+    if not _is_int(p.seq) or not 0 <= p.seq <= SEQ_MAX:
+        raise ContractError("seq must be an integer 0..2^53")
+    if not _is_number(p.time) or not TIME_MIN <= p.time <= TIME_MAX:
+        raise ContractError("time must be seconds since the epoch")
+
+
+def validate(p):
+    """Raise ContractError unless the payload object follows the contract; returns it."""
+    if p.v != SCHEMA_VERSION:
+        raise ContractError("unknown schema version %r (this side speaks %d)" % (p.v, SCHEMA_VERSION))
+    _check_common(p)
+    if isinstance(p, Anomaly):
+        if not isinstance(p.kind, str) or len(p.kind) > MAX_KEY_CHARS or not KIND_RE.match(p.kind):
+            raise ContractError("kind must be a dotted lowercase name such as login.bruteforce")
+        if p.severity not in SEVERITIES:
+            raise ContractError("severity must be one of %s" % ", ".join(SEVERITIES))
+        if not isinstance(p.summary, str) or not p.summary or len(p.summary) > MAX_SUMMARY_CHARS:
+            raise ContractError("summary must be 1-%d characters" % MAX_SUMMARY_CHARS)
+        if "\n" in p.summary or "\r" in p.summary:
+            raise ContractError("summary must be one line")
+        if not isinstance(p.evidence, dict):
+            raise ContractError("evidence must be an object")
+        _check_json_value(p.evidence, "evidence", 1)
+        if len(jsonio.dumps(p.evidence).encode("utf-8")) > MAX_EVIDENCE_BYTES:
+            raise ContractError("evidence is larger than %d bytes" % MAX_EVIDENCE_BYTES)
+        if not _is_int(p.count) or not 1 <= p.count <= SEQ_MAX:
+            raise ContractError("count must be a positive integer")
+    elif isinstance(p, Heartbeat):
+        for name in ("interval", "uptime", "cpu_percent"):
+            value = getattr(p, name)
+            if not _is_number(value) or value < 0:
+                raise ContractError("%s must be a non-negative number" % name)
+        for name in ("rss_kb", "spool_depth"):
+            value = getattr(p, name)
+            if not _is_int(value) or not 0 <= value <= SEQ_MAX:
+                raise ContractError("%s must be a non-negative integer" % name)
+        _check_counter_map(p.counters, "counters")
+        _check_counter_map(p.drops, "drops")
+    elif isinstance(p, Status):
+        if p.state not in STATUS_STATES:
+            raise ContractError("state must be online or offline")
+    elif isinstance(p, Inventory):
+        for name in ("agent_version", "firmware_hash", "baseline_hash", "package_manager"):
+            value = getattr(p, name)
+            if not isinstance(value, str) or len(value) > 128:
+                raise ContractError("%s must be a string of at most 128 characters" % name)
+        for name in ("firmware_hash", "baseline_hash"):
+            if getattr(p, name) and not re.match(r"\A[0-9a-f]{64}\Z", getattr(p, name)):
+                raise ContractError("%s must be 64 lowercase hex digits or empty" % name)
+        if not isinstance(p.firmware, dict):
+            raise ContractError("firmware must be an object")
+        _check_json_value(p.firmware, "firmware", 1)
+    else:
+        raise ContractError("not a contract payload: %r" % type(p).__name__)
+    return p
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+
+def encode(payload):
+    """Validated payload object -> compact UTF-8 JSON bytes."""
+    validate(payload)
+    data = jsonio.dumps(asdict(payload)).encode("utf-8")
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
+    return data
+
+
+def decode(data, expected_type=None):
+    """Bytes from the wire -> payload object, or ContractError. Never raises anything else."""
+    if not isinstance(data, (bytes, bytearray, str)):
+        raise ContractError("payload must be bytes")
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
+    try:
+        obj = jsonio.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ContractError("payload is not JSON: %s" % clip(exc, 120)) from None
+    if not isinstance(obj, dict):
+        raise ContractError("payload must be a JSON object")
+    version = obj.get("v")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ContractError("unknown schema version %r" % (clip(repr(version), 40),))
+    kind = obj.get("type")
+    cls = PAYLOAD_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ContractError("unknown message type %r" % (clip(repr(kind), 40),))
+    if expected_type is not None and kind != expected_type:
+        raise ContractError("message type %r arrived on the %s topic" % (kind, expected_type))
+    names = set(cls.__dataclass_fields__)
+    unknown = set(obj) - names
+    if unknown:
+        raise ContractError("unknown field(s): %s" % clip(", ".join(sorted(map(str, unknown))), 120))
+    required = {n for n, f in cls.__dataclass_fields__.items()
+                if f.default is MISSING and f.default_factory is MISSING}
+    missing = required - set(obj)
+    if missing:
+        raise ContractError("missing field(s): %s" % ", ".join(sorted(missing)))
+    try:
+        payload = cls(**obj)
+    except TypeError as exc:  # pragma: no cover - guarded by the key checks above
+        raise ContractError(str(exc)) from None
+    return validate(payload)

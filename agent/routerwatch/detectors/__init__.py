@@ -1,0 +1,18 @@
+"""The registry of detectors: one line per detector module (module name = kind with '_' for '.')."""
+import importlib
+
+DETECTOR_MODULES = (
+    # login.*
+    # conn.*
+    # integrity.*
+)
+
+
+def detector_classes():
+    """{kind: class} for every registered detector, in registry order."""
+    classes = {}
+    for name in DETECTOR_MODULES:
+        module = importlib.import_module("%s.%s" % (__name__, name))
+        cls = module.DETECTOR
+        classes[cls.kind] = cls
+    return classes

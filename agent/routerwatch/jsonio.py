@@ -1,0 +1,32 @@
+"""The one JSON helper: ujson to encode where the router has it, the standard library to decode.
+
+Decoding always uses the standard library with NaN/Infinity refused, because payloads arriving at
+the collector may come from a compromised router and ujson accepts more than strict JSON.
+"""
+import json
+
+try:  # ujson is optional on the router (python3-ujson); same output shape, less CPU
+    import ujson as _fast
+except ImportError:  # pragma: no cover - depends on the machine
+    _fast = None
+
+
+def _refuse_constant(name):
+    raise ValueError("non-standard JSON constant %s" % name)
+
+
+def dumps(obj):
+    """Compact one-line JSON text (never contains a raw newline)."""
+    if _fast is not None:
+        try:
+            return _fast.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
+        except (TypeError, OverflowError):
+            pass  # fall through to the standard encoder for its clearer error or wider ints
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text):
+    """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError
+    return json.loads(text, parse_constant=_refuse_constant)

@@ -1,0 +1,183 @@
+"""The loop: drain the log stream, poll sources on their intervals, feed detectors, gate the
+findings into numbered Anomalies and hand them to the sink. The sink never blocks (it queues).
+
+Sources come in two shapes (see sources/__init__.py):
+  stream sources  .drain(now, limit) -> events already waiting (a thread follows logread)
+  polled sources  .interval seconds, .poll(now) -> events of one read
+Both have .counters() and .drops() (name -> int) for the heartbeat, and .close().
+"""
+import logging
+import os
+import secrets
+import time
+
+from . import __version__
+from .contract import Anomaly, Heartbeat, Inventory, clip, MAX_SUMMARY_CHARS
+from .detectors.base import IncidentGate
+from .events import FirmwareIdentity
+
+log = logging.getLogger("routerwatch")
+
+STREAM_DRAIN_LIMIT = 5000     # events taken from a stream per loop pass, so polls are never starved
+LOOP_SLEEP = 0.25             # seconds between passes when nothing is due
+
+
+class Agent:
+    def __init__(self, config, device_id, sources, detectors, sink, run_id=None, started=None):
+        self.config = config
+        self.device_id = device_id
+        self.run_id = run_id or secrets.token_hex(8)
+        self.sources = list(sources)
+        self.detectors = list(detectors)
+        self.sink = sink
+        self.started = time.time() if started is None else started
+        self.gate = IncidentGate()
+        self._seq = {"anomaly": 0, "heartbeat": 0, "inventory": 0}
+        self._next_poll = {}
+        self._next_heartbeat = 0.0
+        self._next_inventory = 0.0
+        self._identity = None
+        self._routes = {}
+        for detector in self.detectors:
+            for event_type in detector.consumes:
+                self._routes.setdefault(event_type, []).append(detector)
+        self._cooldowns = {d.kind: d.config.cooldown for d in self.detectors}
+        self.anomalies_made = 0
+        self.events_seen = 0
+        self._cpu_mark = (time.time(), _cpu_seconds())
+
+    # ------------------------------------------------------------------ one pass
+    def step(self, now, force_poll=False):
+        """One pass of the loop at time `now`; returns the Anomalies it produced."""
+        produced = []
+        for source in self.sources:
+            if hasattr(source, "drain"):
+                events = source.drain(now, STREAM_DRAIN_LIMIT)
+            else:
+                due = self._next_poll.get(id(source), 0.0)
+                if not force_poll and now < due:
+                    continue
+                self._next_poll[id(source)] = now + source.interval
+                try:
+                    events = source.poll(now)
+                except OSError as exc:  # a /proc file vanished or is unreadable this time
+                    log.warning("source %s: %s", type(source).__name__, exc)
+                    continue
+            for event in events:
+                produced.extend(self._feed(event))
+        for detector in self.detectors:
+            produced.extend(self._admit_all(detector.tick(now)))
+        for finding, count in self.gate.expire(now, lambda kind: self._cooldowns.get(kind, 0)):
+            produced.append(self._stamp(finding, count, now))
+        for anomaly in produced:
+            self.sink.send_anomaly(anomaly)
+        if now >= self._next_inventory and self._identity is not None:
+            self._next_inventory = now + self.config.intervals.inventory
+            self.sink.send_inventory(self._inventory(now))
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.config.intervals.heartbeat
+            self.sink.send_heartbeat(self.heartbeat(now))
+        return produced
+
+    def _feed(self, event):
+        self.events_seen += 1
+        if isinstance(event, FirmwareIdentity):
+            if self._identity is None or event.identity_hash != self._identity.identity_hash \
+                    or event.baseline_hash != self._identity.baseline_hash:
+                self._next_inventory = 0.0   # send the new identity now
+            self._identity = event
+        out = []
+        for detector in self._routes.get(type(event), ()):
+            out.extend(self._admit_all(detector.observe(event)))
+        return out
+
+    def _admit_all(self, findings):
+        out = []
+        for finding in findings or ():
+            admitted = self.gate.admit(finding, self._cooldowns.get(finding.kind, 0))
+            if admitted is not None:
+                out.append(self._stamp(admitted[0], admitted[1], finding.time))
+        return out
+
+    def _next(self, message_type):
+        self._seq[message_type] += 1
+        return self._seq[message_type]
+
+    def _stamp(self, finding, count, now):
+        self.anomalies_made += 1
+        return Anomaly(device=self.device_id, run=self.run_id, seq=self._next("anomaly"),
+                       time=float(max(finding.time, 0.0)), kind=finding.kind,
+                       severity=finding.severity,
+                       summary=clip(" ".join(finding.summary.split()), MAX_SUMMARY_CHARS),
+                       evidence=finding.evidence, count=max(1, count))
+
+    # ------------------------------------------------------------------ health
+    def counters(self):
+        counters = {"events": self.events_seen, "anomalies": self.anomalies_made}
+        for part in self.sources + [self.sink]:
+            for name, value in part.counters().items():
+                counters[name] = counters.get(name, 0) + value
+        return counters
+
+    def drops(self):
+        drops = {"incidents": self.gate.evicted}
+        for part in self.sources + self.detectors + [self.sink]:
+            for name, value in part.drops().items():
+                drops[name] = drops.get(name, 0) + value
+        return drops
+
+    def heartbeat(self, now):
+        wall, cpu = time.time(), _cpu_seconds()
+        mark_wall, mark_cpu = self._cpu_mark
+        self._cpu_mark = (wall, cpu)
+        cpu_percent = 100.0 * (cpu - mark_cpu) / (wall - mark_wall) if wall > mark_wall else 0.0
+        return Heartbeat(device=self.device_id, run=self.run_id, seq=self._next("heartbeat"),
+                         time=float(max(now, 0.0)), interval=float(self.config.intervals.heartbeat),
+                         uptime=max(0.0, now - self.started), rss_kb=_rss_kb(),
+                         cpu_percent=round(max(cpu_percent, 0.0), 2),
+                         spool_depth=self.sink.spool_depth(),
+                         counters=self.counters(), drops=self.drops())
+
+    def _inventory(self, now):
+        ident = self._identity
+        firmware = dict(ident.release)
+        firmware.update(board=ident.board, model=ident.model, kernel=ident.kernel)
+        return Inventory(device=self.device_id, run=self.run_id, seq=self._next("inventory"),
+                         time=float(max(now, 0.0)), agent_version=__version__,
+                         firmware={k: clip(v, 256) for k, v in firmware.items()},
+                         firmware_hash=ident.identity_hash, baseline_hash=ident.baseline_hash,
+                         package_manager=ident.package_manager)
+
+    # ------------------------------------------------------------------ run
+    def run(self, stop, reload_requested=None, clock=time.time):
+        """Loop until stop.is_set(); `stop` is a threading.Event set by the signal handlers."""
+        self.sink.start(self)
+        try:
+            while not stop.is_set():
+                if reload_requested is not None and reload_requested.is_set():
+                    return "reload"
+                self.step(clock())
+                stop.wait(LOOP_SLEEP)
+        finally:
+            for source in self.sources:
+                source.close()
+        return "stop"
+
+    def close(self):
+        self.sink.close()
+
+
+def _cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+def _rss_kb():
+    try:
+        with open("/proc/self/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

@@ -1,0 +1,35 @@
+"""Sources: I/O only. Each module reads one thing under the root prefix and yields events.
+
+    logread.py     LogSource          stream  LoginAttempt        (logread -f | a file | stdin)
+    conntrack.py   ConntrackSource    polled  ConntrackSnapshot   (/proc/net/nf_conntrack)
+    sockets.py     ListenerSource     polled  ListenerSnapshot    (/proc/net/{tcp,tcp6,udp,udp6})
+    processes.py   ProcessSource      polled  ProcessSnapshot     (psutil)
+    overlay.py     IntegritySource    polled  FileFinding, FirmwareIdentity (/rom vs /overlay/upper)
+
+Every source is built as Class(config: AgentConfig) and offers counters(), drops(), close().
+"""
+import importlib
+
+# watcher switch -> (module, class) in the order the loop polls them
+SOURCES_BY_WATCHER = (
+    ("logins", "logread", "LogSource"),
+    ("connections", "conntrack", "ConntrackSource"),
+    ("connections", "sockets", "ListenerSource"),
+    ("processes", "processes", "ProcessSource"),
+    ("integrity", "overlay", "IntegritySource"),
+)
+
+
+def build_sources(config, once=False):
+    """The sources the config switches on. With once=True the log source reads what is there
+    and stops instead of following."""
+    sources = []
+    for watcher, module_name, class_name in SOURCES_BY_WATCHER:
+        if not getattr(config.watchers, watcher):
+            continue
+        if watcher == "logins" and config.log.source == "none":
+            continue
+        module = importlib.import_module("%s.%s" % (__name__, module_name))
+        cls = getattr(module, class_name)
+        sources.append(cls(config, once=once) if watcher == "logins" else cls(config))
+    return sources

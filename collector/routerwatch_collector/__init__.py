@@ -1,0 +1,1 @@
+"""routerwatch collector: the server side."""
