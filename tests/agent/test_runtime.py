@@ -1,0 +1,98 @@
+"""The loop: events reach the detectors that consume them, repeats are gated, messages numbered."""
+import io
+import json
+from dataclasses import dataclass
+
+from routerwatch import config as cfg
+from routerwatch.detectors.base import Detector, DetectorConfig, Finding, IncidentGate
+from routerwatch.events import LoginAttempt
+from routerwatch.runtime import Agent
+from routerwatch.sinks.stdout import StdoutSink
+
+
+class ListSource:
+    """A polled source that hands out prepared batches, one per poll."""
+    interval = 10
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.polls = 0
+
+    def poll(self, now):
+        self.polls += 1
+        return self.batches.pop(0) if self.batches else []
+
+    def counters(self):
+        return {"lines": 7}
+
+    def drops(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+class EveryFailure(Detector):
+    kind = "login.testonly"
+    consumes = (LoginAttempt,)
+
+    def observe(self, event):
+        if event.outcome != "failure":
+            return []
+        return [Finding(kind=self.kind, severity="medium", summary="failure from %s\nmore"
+                        % event.source_ip, evidence={"ip": event.source_ip},
+                        incident=event.source_ip, time=event.time)]
+
+
+def attempt(t, ip="203.0.113.9", outcome="failure"):
+    return LoginAttempt(time=t, service="ssh", outcome=outcome, method="password", user="root",
+                        source_ip=ip, source_port=4000, pid=1)
+
+
+def make_agent(tmp_path, batches, cooldown=100):
+    conf = cfg.load(defaults={"root": str(tmp_path)})
+    out = io.StringIO()
+    detector = EveryFailure(DetectorConfig(cooldown=cooldown))
+    source = ListSource(batches)
+    agent = Agent(conf, "r1", [source], [detector], StdoutSink(out), run_id="0123456789abcdef",
+                  started=0.0)
+    return agent, source, out
+
+
+def test_one_incident_is_one_anomaly_then_an_aggregate(tmp_path):
+    agent, source, out = make_agent(tmp_path, [
+        [attempt(1000), attempt(1001), attempt(1002), attempt(1003, ip="198.51.100.7")],
+    ])
+    first = agent.step(1000)
+    assert [(a.seq, a.evidence["ip"], a.count) for a in first] == [
+        (1, "203.0.113.9", 1), (2, "198.51.100.7", 1)]
+    assert first[0].summary == "failure from 203.0.113.9 more"   # one line, always
+    assert agent.step(1050) == []                                # cooldown running, not due
+    later = agent.step(1101)                                     # cooldown over: the repeats
+    assert [(a.seq, a.count) for a in later] == [(3, 2)]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2, 3]
+    assert all(line["device"] == "r1" and line["run"] == "0123456789abcdef" for line in lines)
+
+
+def test_polled_sources_run_on_their_interval(tmp_path):
+    agent, source, _ = make_agent(tmp_path, [[], [], []])
+    agent.step(0)
+    agent.step(5)
+    agent.step(10)
+    assert source.polls == 2
+
+
+def test_heartbeat_carries_counters_and_drops(tmp_path):
+    agent, _, _ = make_agent(tmp_path, [])
+    beat = agent.heartbeat(30)
+    assert beat.counters["lines"] == 7
+    assert "incidents" in beat.drops
+    assert beat.uptime == 30 and beat.rss_kb > 0
+
+
+def test_gate_is_bounded():
+    gate = IncidentGate(cap=10)
+    for i in range(50):
+        gate.admit(Finding("k.x", "low", "s", {}, str(i), 0.0), 60)
+    assert gate.evicted == 40
