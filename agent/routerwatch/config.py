@@ -57,6 +57,15 @@ class IntervalsConfig:
 
 
 @dataclass(frozen=True)
+class ConnectionsConfig:
+    max_flows: int = option(16384, 64, 1000000,
+                            "router-originated and inbound conntrack entries kept per read; "
+                            "beyond this they are counted (forwarded ones are only ever counted)")
+    max_listeners: int = option(2048, 16, 100000,
+                                "listening sockets kept per read; beyond this they are counted")
+
+
+@dataclass(frozen=True)
 class IntegrityConfig:
     baseline: str = option("", why="operator-supplied baseline manifest; empty = the state dir's")
     cpu_budget: float = option(2.0, 0.1, 600.0,
@@ -108,6 +117,7 @@ class AgentConfig:
     log: LogConfig = field(default_factory=LogConfig)
     watchers: WatchersConfig = field(default_factory=WatchersConfig)
     intervals: IntervalsConfig = field(default_factory=IntervalsConfig)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
