@@ -92,6 +92,7 @@ class ProcessInfo:
     uid: Optional[int] = None
     parent_name: Optional[str] = None
     listening_ports: Tuple[int, ...] = ()
+    exe_replaced: bool = False   # deleted, but a file of that name exists again (an upgrade?)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +125,6 @@ class FirmwareIdentity:
     previous_hash: Optional[str] # what the state dir remembered, None on the first start
     baseline_hash: str = ""      # sha256 hex of the integrity baseline manifest
     package_manager: str = "none"  # apk | opkg | none
+    rom_hash: str = ""           # sha256 hex over the /rom file list (path, size, mode, mtime)
+    rom_packages_hash: str = ""  # sha256 hex of /rom's package database
+    previous: Optional[dict] = None  # the remembered identity record (release, kernel, hashes)
