@@ -1,0 +1,1 @@
+"""Parsers: pure text -> typed records, no state and no I/O (the code that faces the attacker)."""

@@ -1,0 +1,153 @@
+"""dropbear's syslog messages (the text after "dropbear[PID]: ") -> DropbearRecord.
+
+Format strings (formats reference 1.1, checked against mkj/dropbear src/svr-auth.c,
+svr-authpasswd.c, svr-authpubkey.c, svr-authpam.c, svr-main.c, svr-session.c):
+
+  Child connection from %s                                        all versions
+  Bad password attempt for '%s' from %s                           all ("bad ..." before 0.5x)
+  Too-long password attempt for '%s' from %s                      2020.79+
+  Password auth succeeded for '%s' from %s[, extra auth required] all (2FA suffix 2024.84+)
+  Pubkey auth succeeded for '%s' with %s key %s from %s           all
+  Pubkey auth bad signature for '%s' with key %s from %s          all
+  Auth succeeded with blank password for '%s' from %s             -B
+  Bad PAM password attempt for '%s' from %s / PAM auth succeeded for '%s' from %s   PAM builds
+  Login attempt for nonexistent user from %s                      <= 2019.78 and 2024.86+
+  Login attempt for nonexistent user                              2020.79 .. 2024.85 (no address)
+  Login attempt with wrong user %s from %s                        non-root server
+  root login rejected | User '%s' has invalid shell, rejected | User account '%s' is locked |
+  User '%s' has blank password, rejected |
+  Logins are restricted to the group %s but user '%s' is not a member       (no address)
+  Exit before auth from <%s>: (user '%s', %u fails): %s           2020.79+ (OpenWrt earlier)
+  Exit before auth from <%s>: %s
+  Exit before auth (user '%s', %u fails): Max auth tries reached - user '%s' from %s   older
+  Exit (%s) from <%s>: %s  /  Early exit[ from <%s>]: %s
+
+The user names dropbear prints are the passwd entry's (pw_name), but a line can be forged with
+logger(1), so every field is parsed as hostile: patterns anchored at both ends, addresses taken
+from the end of the line (or from the fixed "from <" slot right after dropbear's own prefix, which
+comes before any client-chosen text), numbers bounded.
+"""
+import re
+from typing import NamedTuple, Optional
+
+from .login_address import clean_user, split_host_port
+
+CONNECTION = "connection"      # a TCP connection was accepted (address, no outcome yet)
+FAILURE = "failure"            # one failed authentication attempt
+SUCCESS = "success"
+EXIT_BEFORE_AUTH = "exit_before_auth"   # the connection ended unauthenticated (summary line)
+SESSION_END = "session_end"    # the connection ended after auth, or before the session began
+
+# "(user 'x', N fails)" is dropbear's own counter, bounded by its max auth tries (-T, at most a
+# few hundred in practice); a forged line must not stand for millions of failures
+MAX_FAILS = 1000
+
+
+class DropbearRecord(NamedTuple):
+    kind: str
+    method: str                 # password | pubkey | unknown_user | root_rejected | ... | ""
+    user: Optional[str]         # cleaned (clipped, control characters escaped)
+    ip: Optional[str]           # normalised; None when the line carries no address
+    port: Optional[int]
+    fails: Optional[int] = None     # EXIT_BEFORE_AUTH: dropbear's failure count, when printed
+    port_cut: bool = False          # the 2026.94 bracketed form: the port lost its last digits
+
+
+_ADDR = r"(?P<addr>[^\s<>]{1,80})"
+_USER = r"'(?P<user>.*)'"
+
+_JOURNAL_PREFIX = re.compile(r"\A\[\d{1,10}\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")
+
+# (regex, kind, method) per message head (the first six characters): one dict lookup picks the
+# at most two patterns worth trying, so most lines cost one regex.
+_PATTERNS = {}
+
+
+def _add(head, pattern, kind, method):
+    _PATTERNS.setdefault(head, []).append((re.compile(r"\A" + pattern + r"\Z", re.S), kind, method))
+
+
+_add("Child ", r"Child connection from " + _ADDR, CONNECTION, "")
+for _head, _text in (("Bad pa", "Bad password"), ("bad pa", "bad password")):
+    _add(_head, _text + r" attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
+_add("Bad PA", r"Bad PAM password attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
+_add("Too-lo", r"Too-long password attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
+_add("Passwo", r"Password auth succeeded for " + _USER + r" from " + _ADDR
+     + r", extra auth required", SUCCESS, "password_partial")
+_add("Passwo", r"Password auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
+_add("passwo", r"password auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
+_add("PAM au", r"PAM auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
+_add("Auth s", r"Auth succeeded with blank password for " + _USER + r" from " + _ADDR,
+     SUCCESS, "blank_password")
+_add("Pubkey", r"Pubkey auth succeeded for " + _USER + r" with [^\s']{1,64} key [^\s']{1,128}"
+     r" from " + _ADDR, SUCCESS, "pubkey")
+_add("Pubkey", r"Pubkey auth bad signature for " + _USER + r" with key [^\s']{1,128} from "
+     + _ADDR, FAILURE, "pubkey")
+for _head, _text in (("Login ", "Login"), ("login ", "login")):
+    _add(_head, _text + r" attempt for nonexistent user(?: from " + _ADDR + r")?",
+         FAILURE, "unknown_user")
+_add("Login ", r"Login attempt with wrong user (?P<user>.*) from " + _ADDR, FAILURE, "wrong_user")
+_add("root l", r"root login rejected", FAILURE, "root_rejected")
+_add("User '", r"User " + _USER + r" has invalid shell, rejected", FAILURE, "invalid_shell")
+_add("User '", r"User " + _USER + r" has blank password, rejected", FAILURE, "blank_password")
+_add("User a", r"User account " + _USER + r" is locked", FAILURE, "locked")
+_add("Logins", r"Logins are restricted to the group [^']* but user " + _USER
+     + r" is not a member", FAILURE, "group_restricted")
+# "(user '%s', %u fails)": the name is non-greedy here because the reason after it can hold
+# client-chosen text ("Incompatible remote version '%s'") that might imitate ", 99 fails): "
+for _head, _text in (("Exit b", "Exit"), ("exit b", "exit")):
+    _add(_head, _text + r" before auth from <" + _ADDR + r">: (?:\(user '(?P<user>.*?)', "
+         r"(?P<fails>\d{1,10}) fails\): )?(?P<reason>.*)", EXIT_BEFORE_AUTH, "")
+    _add(_head, _text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
+         r"(?P<reason>Max auth tries reached - user '.*') from " + _ADDR, EXIT_BEFORE_AUTH, "")
+_add("Exit (", r"Exit \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
+_add("exit a", r"exit after auth \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*",
+     SESSION_END, "")
+_add("Early ", r"Early exit(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
+
+MAX_TRIES_PREFIX = "Max auth tries reached"
+
+
+def parse_message(message):
+    """DropbearRecord for one dropbear message, or None when it is not about logins."""
+    candidates = _PATTERNS.get(message[:6])
+    if candidates is None:
+        if message[:1] != "[":
+            return None
+        # dropbear -E under a journal: "[825] Jul 10 23:53:52 Bad password attempt ..."
+        prefix = _JOURNAL_PREFIX.match(message)
+        if prefix is None:
+            return None
+        message = message[prefix.end():]
+        candidates = _PATTERNS.get(message[:6])
+        if candidates is None:
+            return None
+    for regex, kind, method in candidates:
+        m = regex.match(message)
+        if m is None:
+            continue
+        return _record(m, kind, method)
+    return None
+
+
+def _record(m, kind, method):
+    groups = m.groupdict()
+    ip = port = None
+    port_cut = False
+    addr = groups.get("addr")
+    if addr is not None:
+        parsed = split_host_port(addr)
+        if parsed is None:
+            return None     # an address slot holding something that is no address: refuse
+        ip, port, bracketed = parsed
+        # only "Child connection" prints the bracketed form in full (formats reference 1.1)
+        port_cut = bracketed and kind != CONNECTION
+        if port_cut:
+            port = None
+    user = groups.get("user")
+    fails = groups.get("fails")
+    if fails is not None:
+        fails = min(int(fails), MAX_FAILS)
+    if kind == EXIT_BEFORE_AUTH:
+        method = "max_tries" if groups["reason"].startswith(MAX_TRIES_PREFIX) else "exit"
+    return DropbearRecord(kind, method, clean_user(user), ip, port, fails, port_cut)

@@ -1,0 +1,82 @@
+"""Addresses as dropbear and LuCI print them, and user names as they may be shown.
+
+dropbear's address string is "host:port" with a numeric host (getnameinfo NI_NUMERICHOST):
+  1.2.3.4:5555                  IPv4
+  2001:db8::5:40022             IPv6 up to 2026.93: unbracketed, so the port is after the LAST colon
+  [2001:db8::5]:40022           IPv6 from 2026.94 ("Child connection from" only)
+  [2001:db8::5]:400  [..]:      2026.94 auth/exit lines: the buffer is 2 bytes short, so the last
+                                two characters of the port are cut (port 22 leaves "]:")
+LuCI prints REMOTE_ADDR alone: "192.168.1.2", "2001:db8::5", or "?".
+"""
+import ipaddress
+from functools import lru_cache
+
+from ..contract import clip
+
+MAX_ADDRESS_CHARS = 64      # longest IPv6 with a scope id is well below this
+MAX_USER_CHARS = 64
+
+
+@lru_cache(maxsize=2048)
+def normalise_ip(text):
+    """Canonical text of an IP address (IPv4-mapped IPv6 becomes IPv4), or None if it is none."""
+    if not text or len(text) > MAX_ADDRESS_CHARS:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _port(text):
+    if not text or len(text) > 5 or not text.isdigit() or not text.isascii():
+        return None
+    value = int(text)
+    return value if value <= 65535 else None
+
+
+def split_host_port(text):
+    """(ip, port, bracketed) from dropbear's address text, or None when it is not an address.
+
+    A bracketed address may have a short or empty port (the 2026.94 cut); the port is returned as
+    printed (None when empty) and `bracketed` tells the caller it may be cut.
+    """
+    if not text or len(text) > MAX_ADDRESS_CHARS + 8:
+        return None
+    if text[0] == "[":
+        # the cut may reach into the bracket itself for a 1-3 digit port: "[2001:db8::1"
+        close = text.find("]")
+        if close < 0:
+            close = len(text)
+        ip = normalise_ip(text[1:close])
+        rest = text[close + 1:]
+        if rest and rest[0] != ":":
+            return None
+        port_text = rest[1:]
+        if ip is None or (port_text and _port(port_text) is None):
+            return None
+        return ip, _port(port_text), True
+    # dropbear logs the port after a colon; IPv6 addresses contain colons too
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        return None
+    port = _port(port_text)
+    ip = normalise_ip(host)
+    if port is None or ip is None:
+        return None
+    return ip, port, False
+
+
+def clean_user(text):
+    """A user name fit to show: at most MAX_USER_CHARS, control characters escaped as \\xNN."""
+    if text is None:
+        return None
+    # cut first so that escaping a 10 kB name never builds a 40 kB string
+    text = text[: MAX_USER_CHARS * 2]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256
+                       else "\\u%04x" % (ord(c) & 0xFFFF) for c in text)
+    return clip(text, MAX_USER_CHARS)

@@ -1,0 +1,48 @@
+"""LuCI's login lines -> LuciRecord.
+
+openwrt/luci modules/luci-base/ucode/dispatcher.uc session_setup() (LuCI 22.03+):
+    syslog("info", "luci: accepted login on /%s for %s from %s")    -> stderr "[info] luci: ..."
+    syslog("info", "luci: failed login on /%s for %s from %s")
+The Lua dispatcher (LuCI <= 21.02, luci-lua-runtime) writes the same text to stderr without the
+"[info] " prefix. procd logs uhttpd's stderr as daemon.err "uhttpd[PID]: ...". The path is the
+request path, the user is the posted luci_username (or "?"), the address is REMOTE_ADDR (or "?"):
+raw, no port, IPv6 without brackets. rpcd's session.login (JSON-RPC /ubus) logs nothing.
+
+The user name is client-chosen and unquoted, so the address is the last word of the line and the
+user is everything between the first " for " and the last " from ".
+"""
+import re
+from typing import NamedTuple, Optional
+
+from .login_address import clean_user, normalise_ip
+
+_LUCI_RE = re.compile(
+    r"\A(?:\[info\] )?luci: (?P<outcome>accepted|failed) login on /(?P<path>.*?)"
+    r" for (?P<user>.*) from (?P<addr>[^\s]{1,80})\Z", re.S)
+
+
+class LuciRecord(NamedTuple):
+    outcome: str                # "success" | "failure"
+    user: Optional[str]         # None for "?"
+    ip: Optional[str]           # None for "?"
+    path: str
+
+
+def parse_message(message):
+    """LuciRecord for one log message (text after "tag[pid]: "), or None."""
+    if "luci: " not in message[:14]:
+        return None
+    m = _LUCI_RE.match(message)
+    if m is None:
+        return None
+    addr = m.group("addr")
+    if addr == "?":
+        ip = None
+    else:
+        ip = normalise_ip(addr)
+        if ip is None:
+            return None     # something in the address slot that is no address: refuse the line
+    user = m.group("user")
+    outcome = "success" if m.group("outcome") == "accepted" else "failure"
+    return LuciRecord(outcome, None if user == "?" else clean_user(user), ip,
+                      m.group("path")[:128])
