@@ -60,6 +60,10 @@ def build_parser():
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging on stderr")
     parser.add_argument("--help-config", action="store_true",
                         help="list every config option with its default and range")
+    parser.add_argument("--check-config", action="store_true",
+                        help="load and validate the config, print the error if any, and exit "
+                             "(0 valid, 2 invalid) without starting; the init script runs this "
+                             "before procd starts the agent, so a bad value never respawns")
     parser.add_argument("command", nargs="?", choices=["run", "check-log"], default="run",
                         help=argparse.SUPPRESS)
     parser.add_argument("file", nargs="?", help=argparse.SUPPRESS)
@@ -102,6 +106,8 @@ def main(argv=None):
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
+    if args.check_config:
+        return EXIT_OK
     if args.once:
         return run_once(config)
     return run_forever(args, config)
