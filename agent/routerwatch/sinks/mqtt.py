@@ -1,0 +1,315 @@
+"""The MQTT publisher: anomalies, heartbeats, status and inventory per routerwatch.contract.
+
+    <prefix>/<device>/anomaly     QoS 1, through the spool, removed from it only on PUBACK
+    <prefix>/<device>/heartbeat   QoS 0, only while connected (a missed one is counted in drops)
+    <prefix>/<device>/status      QoS 1, retained: "online" on every connect; the Last Will is a
+                                  retained "offline" with seq 0; a clean close sends "offline" too
+    <prefix>/<device>/inventory   QoS 1, retained; kept until the broker has acknowledged it
+
+Threads: send_*() only hand over (the spool, or a one-message slot) and wake the publisher
+thread; they never touch the network, so the detection loop never waits on the broker. The
+publisher thread is the only caller of paho's publish(); paho's own network thread (loop_start)
+reads and writes the socket, resends unacknowledged QoS 1 messages after a reconnect and reports
+PUBACKs, which the callbacks only queue for the publisher thread. At most mqtt.queue_messages
+anomalies are with paho at a time; the rest wait in the spool.
+
+Reconnects back off exponentially with jitter (so a fleet does not return in step after a broker
+restart): each delay is uniform in [d/2, d] with d doubling from RECONNECT_MIN to RECONNECT_MAX.
+
+paho-mqtt 1.6 (older OpenWrt feeds) and 2.x (CallbackAPIVersion) both work: the only difference
+is how the client is made and the callbacks' signatures, absorbed by new_client() and *rest.
+paho imports ssl at its own import (and breaks without it), so ssl is loaded even without TLS.
+"""
+import logging
+import random
+import threading
+import time
+from collections import deque
+
+import paho.mqtt.client as paho
+
+from ..contract import ContractError, Status, encode, topic
+from .spool import Spool, spool_path
+
+log = logging.getLogger("routerwatch")
+
+RECONNECT_MIN = 1.0        # seconds before the first reconnect attempt
+RECONNECT_MAX = 120.0      # longest wait between attempts
+MAX_WINDOW = 20000         # paho's message ids are 16 bit: keep far fewer than 65535 in flight
+CLOSE_TIMEOUT = 3.0        # seconds close() waits for the last messages to be acknowledged
+PAHO_V2 = hasattr(paho, "CallbackAPIVersion")
+
+
+def new_client(client_id, protocol="3.1.1"):
+    """A paho Client for 1.6 or 2.x with the 2.x callback signatures where available."""
+    version = paho.MQTTv5 if protocol == "5" else paho.MQTTv311
+    kwargs = {"client_id": client_id, "protocol": version}
+    if version == paho.MQTTv311:
+        kwargs["clean_session"] = True
+    if PAHO_V2:
+        return paho.Client(paho.CallbackAPIVersion.VERSION2, **kwargs)
+    return paho.Client(**kwargs)
+
+
+def reason_value(code):
+    """An int from whatever paho passes as a result: int, ReasonCode(s) or None."""
+    if code is None:
+        return 0
+    return int(getattr(code, "value", code))
+
+
+class MqttSink:
+    def __init__(self, config, device_id, run_id):
+        self.config = config
+        self.mqtt = config.mqtt
+        self.device_id = device_id
+        self.run_id = run_id
+        self.topics = {kind: topic(config.prefix, device_id, kind)
+                       for kind in ("anomaly", "heartbeat", "status", "inventory")}
+        self.spool = Spool(config.spool, None if config.spool.mode == "ram" else spool_path(config))
+        self.window = min(self.mqtt.queue_messages, MAX_WINDOW)
+        self.reconnect_min = RECONNECT_MIN
+        self.reconnect_max = RECONNECT_MAX
+        self._random = random.Random()
+        self._client = None
+        self._thread = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._connected = False
+        self._online_due = False
+        self._attempt = 0
+        self._acks = deque()              # (mid, reason) from paho's thread, for the publisher
+        self._mids = {}                   # mid -> sid (anomaly) or "inventory"
+        self._heartbeat = None            # the newest heartbeat not yet published
+        self._inventory = None            # encoded inventory waiting for its PUBACK
+        self._inventory_mid = None
+        self._status_seq = 0
+        self.sent = 0                     # anomalies the broker acknowledged
+        self.heartbeats_sent = 0
+        self.connects = 0
+        self.disconnects = 0
+        self.connect_failures = 0
+        self.heartbeats_missed = 0
+        self.invalid = 0                  # anomalies the contract refused (a bug, not expected)
+        self.rejected = 0                 # anomalies the broker refused (MQTT 5 reason >= 0x80)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, agent=None):
+        if self._thread is not None:
+            return
+        client = new_client(self.device_id, self.mqtt.protocol)
+        will = Status(device=self.device_id, run=self.run_id, seq=0, time=time.time(),
+                      state="offline")
+        client.will_set(self.topics["status"], encode(will), qos=1, retain=True)
+        if self.mqtt.username:
+            client.username_pw_set(self.mqtt.username, self.mqtt.password or None)
+        if self.mqtt.tls:
+            self._configure_tls(client)
+        client.max_inflight_messages_set(self.window)
+        client.reconnect_delay_set(*self._next_delay())
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_publish = self._on_publish
+        self._client = client
+        client.connect_async(self.mqtt.host, self.mqtt.port, self.mqtt.keepalive)
+        client.loop_start()
+        self._thread = threading.Thread(target=self._publisher, name="routerwatch-mqtt",
+                                        daemon=True)
+        self._thread.start()
+
+    def _configure_tls(self, client):
+        import ssl
+        client.tls_set(ca_certs=self.mqtt.ca_file or None,
+                       certfile=self.mqtt.cert_file or None, keyfile=self.mqtt.key_file or None,
+                       cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if self.mqtt.tls_insecure:
+            client.tls_insecure_set(True)
+
+    def close(self, timeout=CLOSE_TIMEOUT):
+        """Deliver what we can within `timeout`, say "offline", stop; the spool keeps the rest."""
+        client = self._client
+        if client is not None:
+            deadline = time.monotonic() + timeout
+            self._wake.set()
+            while self._connected and (self.spool.waiting() or self.spool.inflight()) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self._stopping = True
+            self._wake.set()
+            if self._thread is not None:
+                self._thread.join(timeout)
+            if self._connected:
+                info = self._publish_status("offline")
+                try:
+                    info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+                except (RuntimeError, ValueError):
+                    pass  # the connection went: the Last Will says the same
+            client.disconnect()
+            client.loop_stop()
+            self._client = None
+        self._process_acks()
+        self.spool.close()
+
+    # ------------------------------------------------------------------ the sink interface
+    def send_anomaly(self, anomaly):
+        try:
+            payload = encode(anomaly)
+        except ContractError as exc:
+            self.invalid += 1
+            log.error("anomaly %s not sent: %s", getattr(anomaly, "kind", "?"), exc)
+            return
+        self.spool.put(anomaly.severity, payload)
+        self._wake.set()
+
+    def send_heartbeat(self, heartbeat):
+        payload = encode(heartbeat)
+        with self._lock:
+            if self._heartbeat is not None:
+                self.heartbeats_missed += 1
+            self._heartbeat = payload
+        self._wake.set()
+
+    def send_inventory(self, inventory):
+        payload = encode(inventory)
+        with self._lock:
+            self._inventory = payload
+            self._inventory_mid = None
+        self._wake.set()
+
+    def spool_depth(self):
+        return self.spool.depth()
+
+    def counters(self):
+        counters = {"sent": self.sent, "mqtt.heartbeats": self.heartbeats_sent,
+                    "mqtt.connects": self.connects, "mqtt.disconnects": self.disconnects,
+                    "mqtt.connect_failures": self.connect_failures}
+        counters.update(self.spool.counters())
+        return counters
+
+    def drops(self):
+        drops = {"mqtt.heartbeats": self.heartbeats_missed, "mqtt.invalid": self.invalid,
+                 "mqtt.rejected": self.rejected}
+        drops.update(self.spool.drops())
+        return drops
+
+    def connected(self):
+        return self._connected
+
+    # ------------------------------------------------------------------ paho's thread
+    def _on_connect(self, client, userdata, flags, reason, *rest):
+        if reason_value(reason) != 0:
+            log.warning("broker %s:%d refused the connection: %s", self.mqtt.host,
+                        self.mqtt.port, reason)
+            return
+        self.connects += 1
+        self._attempt = 0
+        self._connected = True
+        self._online_due = True
+        log.info("connected to %s:%d", self.mqtt.host, self.mqtt.port)
+        self._wake.set()
+
+    def _on_disconnect(self, client, userdata, *rest):
+        if self._connected:
+            self.disconnects += 1
+            if not self._stopping:
+                log.warning("lost the broker %s:%d; anomalies wait in the spool",
+                            self.mqtt.host, self.mqtt.port)
+        self._connected = False
+        client.reconnect_delay_set(*self._next_delay())
+
+    def _on_connect_fail(self, client, userdata, *rest):
+        self.connect_failures += 1
+        client.reconnect_delay_set(*self._next_delay())
+
+    def _on_publish(self, client, userdata, mid, *rest):
+        # paho holds its message lock while calling this: only queue, never take a lock here
+        self._acks.append((mid, reason_value(rest[0]) if rest else 0))
+        self._wake.set()
+
+    def _next_delay(self):
+        """(delay, delay) for reconnect_delay_set: the next wait, doubled per failure, jittered."""
+        ceiling = min(self.reconnect_max, self.reconnect_min * (2 ** min(self._attempt, 20)))
+        self._attempt += 1
+        delay = self._random.uniform(ceiling / 2, ceiling)
+        return delay, delay
+
+    # ------------------------------------------------------------------ the publisher thread
+    def _publisher(self):
+        while not self._stopping:
+            self._wake.wait(self.spool.flush_due_in())
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                self._publish_round()
+            except Exception:  # keep publishing whatever one round tripped over
+                log.exception("mqtt publisher")
+            self.spool.maybe_flush()
+
+    def _publish_round(self):
+        self._process_acks()
+        client = self._client
+        if client is None:
+            return
+        if not self._connected:
+            with self._lock:
+                if self._heartbeat is not None:
+                    self._heartbeat = None
+                    self.heartbeats_missed += 1
+            return
+        if self._online_due:
+            self._online_due = False
+            self._publish_status("online")
+        with self._lock:
+            heartbeat, self._heartbeat = self._heartbeat, None
+            inventory = self._inventory if self._inventory_mid is None else None
+        if inventory is not None:
+            info = client.publish(self.topics["inventory"], inventory, qos=1, retain=True)
+            self._mids[info.mid] = "inventory"
+            with self._lock:
+                if self._inventory is inventory:
+                    self._inventory_mid = info.mid
+        if heartbeat is not None:
+            info = client.publish(self.topics["heartbeat"], heartbeat, qos=0)
+            if info.rc == paho.MQTT_ERR_SUCCESS:
+                self.heartbeats_sent += 1
+            else:
+                self.heartbeats_missed += 1
+        room = self.window - self.spool.inflight()
+        if room > 0:
+            for sid, payload in self.spool.take(room):
+                info = client.publish(self.topics["anomaly"], payload, qos=1)
+                # NO_CONN: paho keeps a QoS 1 message and sends it after the reconnect
+                self._mids[info.mid] = sid
+        self._process_acks()
+
+    def _process_acks(self):
+        while self._acks:
+            mid, reason = self._acks.popleft()
+            what = self._mids.pop(mid, None)
+            if what is None:
+                continue            # heartbeat or status
+            if what == "inventory":
+                with self._lock:
+                    if self._inventory_mid == mid:
+                        self._inventory = None
+                continue
+            # an anomaly the cap dropped while in flight is not in the spool any more: it was
+            # counted as dropped, so it is not counted as sent as well
+            if reason >= 0x80:   # MQTT 5: the broker refused it (ACL ...); resending cannot help
+                self.rejected += 1
+                log.warning("broker refused anomaly (reason %#x)", reason)
+                self.spool.ack(what)
+            elif self.spool.ack(what):
+                self.sent += 1
+
+    def _publish_status(self, state):
+        client = self._client
+        if client is None:
+            return None
+        self._status_seq += 1
+        status = Status(device=self.device_id, run=self.run_id, seq=self._status_seq,
+                        time=time.time(), state=state)
+        return client.publish(self.topics["status"], encode(status), qos=1, retain=True)
