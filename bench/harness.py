@@ -86,6 +86,30 @@ def rate(amount, seconds_summary, unit):
             "n": seconds_summary["n"], "unit": unit}
 
 
+def interleaved(contenders, repeat, before_each=None):
+    """Run each of {name: fn} once per round, `repeat` rounds, rotating who goes first so caches
+    and CPU boost favour none. fn returns seconds (or (seconds, extra)). Returns
+    ({name: [seconds per round]}, {name: last extra})."""
+    names = list(contenders)
+    times = {name: [] for name in names}
+    extras = {}
+    for round_no in range(repeat):
+        shift = round_no % len(names)
+        for name in names[shift:] + names[:shift]:
+            if before_each is not None:
+                before_each()
+            value = contenders[name]()
+            if isinstance(value, tuple):
+                value, extras[name] = value
+            times[name].append(value)
+    return times, extras
+
+
+def ratios(times, numerator, denominator):
+    """Per-round time ratios numerator/denominator (same round, so the noise mostly cancels)."""
+    return [a / b if b else None for a, b in zip(times[numerator], times[denominator])]
+
+
 def paired(reference, routerwatch, repeat, before_each=None):
     """Run reference() and routerwatch() alternately `repeat` times; each returns seconds taken
     (or a (seconds, extra) tuple). Returns (ref_times, rw_times, ratios, last_extras) where a
