@@ -80,3 +80,22 @@ def clean_user(text):
         text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256
                        else "\\u%04x" % (ord(c) & 0xFFFF) for c in text)
     return clip(text, MAX_USER_CHARS)
+
+
+@lru_cache(maxsize=2048)
+def source_group(ip, ipv4_prefix=32, ipv6_prefix=64):
+    """The network a source is judged by: "198.51.100.0/24" or "2001:db8:1:2::/64", or the address
+    itself at full length. One host's IPv6 privacy addresses change daily within its /64."""
+    if ip is None:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
+    if prefix >= address.max_prefixlen:
+        return str(address)
+    try:
+        return str(ipaddress.ip_network("%s/%d" % (address, prefix), strict=False))
+    except ValueError:    # a scoped link-local address ("fe80::1%br-lan") has no network form
+        return str(address)

@@ -1,0 +1,412 @@
+"""The login watcher's source: follows the system log and yields LoginAttempt events.
+
+config.log.source picks the stream:
+  logread  run config.log.command ("logread -f") in a reader thread; when it dies, restart it
+           with exponential back-off (capped at config.log.restart_max_seconds)
+  file     follow config.log.path like `tail -F`: rotation (a new inode at the path) and
+           truncation are handled; starts at the end of the file, or with once=True reads the
+           whole file and stops. The path is used as given, not under config.root.
+  stdin    read standard input until it ends
+
+The reader thread only splits lines (each cut at config.log.max_line_bytes) and keeps the ones
+that may be about logins (a substring test: "dropbear" or "luci: ") in a bounded queue
+(config.log.queue_lines, oldest dropped and counted). Parsing and the per-PID correlation run in
+drain(), on the agent's loop, so events come out in log order.
+
+A line may be cut (logd caps messages at 1024 bytes, dropbear its own at 1023, this reader at
+max_line_bytes). A cut line ends with whatever was in the middle, possibly client-chosen text such
+as a LuCI user name ending in " from 203.0.113.9", so lines of UNTRUSTED_TAIL_BYTES or more are
+used without their trailing address: dropbear lines then take the address of their PID's
+connection line, LuCI ones count as failures from an unknown source.
+"""
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+from ..parsers import dropbear, luci
+from ..parsers.syslog import parse_line
+from ..events import LoginAttempt
+from .login_sessions import LoginSessions
+
+log = logging.getLogger("routerwatch")
+
+UNTRUSTED_TAIL_BYTES = 1000   # below logd's 1024-byte message cap with room for the header
+READ_CHUNK = 65536
+FILE_POLL_SECONDS = 0.25      # how often a followed file is checked when nothing new arrived
+RESTART_MIN_SECONDS = 0.5     # first back-off before restarting a dead logread
+
+
+def might_be_login(raw):
+    """The cheap test every line passes before any regex runs."""
+    return b"dropbear" in raw or b"luci: " in raw
+
+
+def next_backoff(previous, cap):
+    """Seconds to wait before the next restart: doubling from RESTART_MIN_SECONDS up to cap."""
+    if previous <= 0:
+        return min(RESTART_MIN_SECONDS, cap)
+    return min(previous * 2, cap)
+
+
+def reference_of(when):
+    """(year, month) that yearless stamps are read against, from a time passed in as data."""
+    local = time.localtime(when)
+    return local.tm_year, local.tm_mon
+
+
+class LineSplitter:
+    """Bytes in, lines out (without the newline), each cut at `cap` bytes; the rest of an
+    overlong line is skipped without being stored, so a 10 MB line costs `cap` bytes."""
+
+    __slots__ = ("cap", "_buf", "_skipping", "cut")
+
+    def __init__(self, cap):
+        self.cap = cap
+        self._buf = bytearray()
+        self._skipping = False
+        self.cut = 0
+
+    def reset(self):
+        self._buf.clear()
+        self._skipping = False
+
+    def feed(self, data):
+        lines = []
+        cap, buf = self.cap, self._buf
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            if self._skipping:
+                self._skipping = False
+            elif buf:
+                room = cap - len(buf)
+                if end - start > room:
+                    self.cut += 1
+                buf += data[start:start + min(room, end - start)]
+                lines.append(bytes(buf))
+                buf.clear()
+            else:
+                if end - start > cap:
+                    self.cut += 1
+                    lines.append(data[start:start + cap])
+                else:
+                    lines.append(data[start:end])
+            start = end + 1
+        if start < len(data) and not self._skipping:
+            tail_len = len(data) - start
+            room = cap - len(buf)
+            if tail_len > room:
+                buf += data[start:start + room]
+                lines.append(bytes(buf))
+                buf.clear()
+                self.cut += 1
+                self._skipping = True
+            else:
+                buf += data[start:]
+        return lines
+
+    def rest(self):
+        """A last line without a newline (at the end of a file read once)."""
+        if self._buf and not self._skipping:
+            line = bytes(self._buf)
+            self._buf.clear()
+            return [line]
+        return []
+
+
+class LoginLines:
+    """Lines -> LoginAttempt events: syslog header, dropbear/LuCI message, per-PID correlation."""
+
+    def __init__(self, max_sessions=1024):
+        self.sessions = LoginSessions(max_sessions)
+        self.recognised = 0
+        self.untrusted = 0
+
+    def feed(self, raw, reference):
+        """Events completed by one raw line (bytes, no newline); reference = (year, month)."""
+        if b"dropbear" not in raw and b"luci: " not in raw:
+            return ()
+        line = raw.decode("utf-8", "replace")
+        if line.endswith("\r"):
+            line = line[:-1]
+        record = parse_line(line, reference[0], reference[1])
+        if record is None:
+            return ()
+        untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
+        if record.tag == "dropbear":
+            parsed = dropbear.parse_message(record.message)
+            if parsed is None:
+                return ()
+            self.recognised += 1
+            if untrusted and parsed.ip is not None:
+                self.untrusted += 1
+                parsed = parsed._replace(ip=None, port=None)
+            return self.sessions.feed(record.time, record.pid, parsed)
+        parsed = luci.parse_message(record.message)
+        if parsed is None:
+            return ()
+        self.recognised += 1
+        ip = parsed.ip
+        if untrusted and ip is not None:
+            self.untrusted += 1
+            ip = None
+        return (LoginAttempt(time=record.time, service="luci", outcome=parsed.outcome,
+                             method="password", user=parsed.user, source_ip=ip,
+                             source_port=None, pid=record.pid),)
+
+    def flush(self):
+        return self.sessions.flush()
+
+
+def _capped_lines(handle, cap):
+    """Lines of a binary file-like object (only readline(size) is used), each cut at `cap`
+    bytes; the rest of an overlong line is read in cap-sized pieces and thrown away."""
+    readline = handle.readline
+    while True:
+        chunk = readline(cap + 1)
+        if not chunk:
+            return
+        if chunk[-1:] == b"\n":
+            yield chunk[:-1]
+        elif len(chunk) <= cap:
+            yield chunk          # the last line, without a newline
+        else:
+            yield chunk[:cap]
+            while True:
+                rest = readline(cap)
+                if not rest or rest[-1:] == b"\n":
+                    break
+
+
+def iter_login_attempts(handle, max_line_bytes=2048):
+    """Every LoginAttempt in a binary file (check-log), each yielded as soon as the line that
+    completes it was read. Yearless stamps are read against the file's modification time; lines
+    still waiting for an address at the end come out without one."""
+    try:
+        reference = reference_of(os.fstat(handle.fileno()).st_mtime)
+    except (OSError, AttributeError, ValueError):
+        reference = reference_of(time.time())
+    lines = LoginLines()
+    feed = lines.feed
+    for raw in _capped_lines(handle, max_line_bytes):
+        yield from feed(raw, reference)
+    yield from lines.flush()
+
+
+class LogSource:
+    """A stream source (see runtime.py): drain(now, limit), counters(), drops(), close()."""
+
+    def __init__(self, config, once=False):
+        self.config = config
+        self.log_config = config.log
+        self.mode = config.log.source
+        self.once = once
+        self.exhausted = False          # once=True: everything was read
+        self._queue = deque(maxlen=config.log.queue_lines)
+        self._splitter = LineSplitter(config.log.max_line_bytes)
+        self._lines = LoginLines()
+        self._stop = threading.Event()
+        self._thread = None
+        self._proc = None
+        self._handle = None
+        self.lines_read = 0
+        self.queue_dropped = 0
+        self.restarts = 0
+        self.truncations = 0
+        self.rotations = 0
+        if once:
+            self._handle = self._open_once()
+        else:
+            target = {"logread": self._follow_command, "file": self._follow_file,
+                      "stdin": self._follow_stdin}[self.mode]
+            self._thread = threading.Thread(target=target, name="routerwatch-log", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ the loop's side
+    def drain(self, now, limit):
+        reference = reference_of(now)
+        out = []
+        feed = self._lines.feed
+        if self.once:
+            for raw in self._read_once(limit):
+                out.extend(feed(raw, reference))
+            if self.exhausted:
+                out.extend(self._lines.flush())
+            return out
+        queue = self._queue
+        for _ in range(min(limit, len(queue))):
+            out.extend(feed(queue.popleft(), reference))
+        return out
+
+    def counters(self):
+        return {"log_lines": self.lines_read, "log_lines_recognised": self._lines.recognised,
+                "log_lines_untrusted_tail": self._lines.untrusted, "log_restarts": self.restarts}
+
+    def drops(self):
+        return {"log_queue": self.queue_dropped, "log_lines_cut": self._splitter.cut,
+                "login_sessions": self._lines.sessions.evicted,
+                "login_pending": self._lines.sessions.pending_dropped}
+
+    def close(self):
+        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        if self._handle is not None and self._handle is not sys.stdin.buffer:
+            self._handle.close()
+            self._handle = None
+
+    # ------------------------------------------------------------------ once
+    def _command(self):
+        return shlex.split(self.log_config.command)
+
+    def _open_once(self):
+        if self.mode == "file":
+            return open(self.log_config.path, "rb")
+        if self.mode == "stdin":
+            return sys.stdin.buffer
+        # logread without -f prints what the ring buffer holds and exits
+        argv = [arg for arg in self._command() if arg != "-f"]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, close_fds=True)
+        return self._proc.stdout
+
+    def _read_once(self, limit):
+        lines = []
+        handle = self._handle
+        while handle is not None and len(lines) < limit:
+            data = handle.read1(READ_CHUNK) if hasattr(handle, "read1") else handle.read(READ_CHUNK)
+            if not data:
+                lines.extend(self._splitter.rest())
+                self.exhausted = True
+                if handle is not sys.stdin.buffer:
+                    handle.close()
+                if self._proc is not None:
+                    self._proc.wait()
+                self._handle = handle = None
+                break
+            for raw in self._splitter.feed(data):
+                self.lines_read += 1
+                if might_be_login(raw):
+                    lines.append(raw)
+        return lines
+
+    # ------------------------------------------------------------------ reader threads
+    def _push(self, lines):
+        queue = self._queue
+        maxlen = queue.maxlen
+        for raw in lines:
+            self.lines_read += 1
+            if b"dropbear" in raw or b"luci: " in raw:
+                if len(queue) >= maxlen:
+                    self.queue_dropped += 1
+                queue.append(raw)
+
+    def _follow_command(self):
+        argv = self._command()
+        delay = 0.0
+        cap = self.log_config.restart_max_seconds
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                              stdin=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL, close_fds=True)
+            except OSError as exc:
+                log.warning("cannot run %s: %s", self.log_config.command, exc)
+            else:
+                fd = self._proc.stdout.fileno()
+                while True:
+                    try:
+                        data = os.read(fd, READ_CHUNK)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    self._push(self._splitter.feed(data))
+                self._proc.stdout.close()
+                self._proc.wait()
+            self._splitter.reset()
+            if self._stop.is_set():
+                break
+            if time.monotonic() - started > cap:
+                delay = 0.0      # it ran for a good while: a restart, not a crash loop
+            delay = next_backoff(delay, cap)
+            self.restarts += 1
+            log.warning("%s ended; restarting in %.1f s", self.log_config.command, delay)
+            self._stop.wait(delay)
+
+    def _follow_stdin(self):
+        fd = sys.stdin.fileno()
+        while not self._stop.is_set():
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except OSError:
+                break
+            if not data:
+                break
+            self._push(self._splitter.feed(data))
+        self._push(self._splitter.rest())
+
+    def _follow_file(self):
+        path = self.log_config.path
+        handle = None
+        identity = None
+        position = 0
+        seek_end = True       # only the file present at start is read from its end
+        while not self._stop.is_set():
+            if handle is None:
+                try:
+                    handle = open(path, "rb", buffering=0)
+                    st = os.fstat(handle.fileno())
+                    identity = (st.st_dev, st.st_ino)
+                    position = handle.seek(0, os.SEEK_END) if seek_end else 0
+                except OSError:
+                    handle = None
+                seek_end = False
+                if handle is None:
+                    self._stop.wait(FILE_POLL_SECONDS)
+                    continue
+            data = handle.read(READ_CHUNK)
+            if data:
+                position += len(data)
+                self._push(self._splitter.feed(data))
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None     # moved away and not yet re-created: keep reading the old one
+            if st is not None and (st.st_dev, st.st_ino) != identity:
+                # rotated: take what was written to the old file since, then the new one from 0
+                while True:
+                    data = handle.read(READ_CHUNK)
+                    if not data:
+                        break
+                    self._push(self._splitter.feed(data))
+                self._push(self._splitter.rest())
+                handle.close()
+                handle = None
+                self.rotations += 1
+                continue
+            if st is not None and st.st_size < position:
+                handle.seek(0)     # truncated in place (copytruncate, "> file")
+                position = 0
+                self._splitter.reset()
+                self.truncations += 1
+                continue
+            self._stop.wait(FILE_POLL_SECONDS)
+        if handle is not None:
+            handle.close()
