@@ -41,6 +41,12 @@ class BoundedDict:
     def pop(self, key, default=None):
         return self._data.pop(key, default)
 
+    def oldest(self):
+        """The least recently used (key, value), or None when empty (for expiring by age)."""
+        for item in self._data.items():
+            return item
+        return None
+
     def __contains__(self, key):
         return key in self._data
 
