@@ -1,0 +1,351 @@
+"""routerwatch-collector: the command line.
+
+Exit codes (also in --help):
+  0  stopped cleanly (SIGINT/SIGTERM), or a query finished
+  2  bad command line (the message names the option)
+  3  the store cannot be opened, or the broker refused the credentials
+"""
+import argparse
+import datetime
+import logging
+import os
+import re
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+import time
+
+from routerwatch import jsonio
+from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE
+
+EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
+DEFAULT_DB = "routerwatch.sqlite"
+
+DESCRIPTION = """\
+Receive routerwatch anomalies, heartbeats, status and inventory from an MQTT broker, validate
+them against the message contract, drop duplicates, note sequence gaps, raise agent.silent for
+routers whose agent stops talking, and store everything in SQLite."""
+
+EPILOG = """\
+commands:
+  run          subscribe to <prefix>/+/{anomaly,heartbeat,status,inventory} and store
+  anomalies    list stored anomalies, newest last    (--device --since --kind --limit --json)
+  devices      list devices: last seen, status, firmware, counts
+
+exit codes:
+  0 clean stop (SIGINT/SIGTERM) or query done     2 bad command line
+  3 the store cannot be opened, or the broker refused the credentials
+
+The broker password can come from the environment (ROUTERWATCH_MQTT_PASSWORD) instead of
+--password, which other users can read in the process list.
+"""
+
+_RELATIVE_RE = re.compile(r"\A(\d{1,9})([smhdw])\Z")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_KIND_FILTER_RE = re.compile(r"\A[a-z]+(?:\.[a-z][a-z0-9_]*){0,3}(?:\.\*)?\Z")
+
+
+def parse_since(text, now):
+    """'1h', '30m', '2d' (before now) or an ISO time ('2026-11-25T16:00', zone-less = UTC)."""
+    match = _RELATIVE_RE.match(text.strip())
+    if match:
+        return now - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        when = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("--since wants a relative time like 90s, 15m, 1h, 2d, 1w or an ISO time "
+                         "like 2026-11-25T16:00:00Z, got %r" % text[:80]) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
+def _bounded_int(name, lo, hi):
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%s must be a whole number, got %r" % (name, text))
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError("%s must be %d-%d, got %d" % (name, lo, hi, value))
+        return value
+    return convert
+
+
+def _bounded_float(name, lo, hi):
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%s must be a number, got %r" % (name, text))
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError("%s must be %g-%g, got %g" % (name, lo, hi, value))
+        return value
+    return convert
+
+
+def _matching(regex, name, example):
+    def convert(text):
+        if not regex.match(text):
+            raise argparse.ArgumentTypeError("%s must look like %s, got %r" % (name, example,
+                                                                             text[:80]))
+        return text
+    return convert
+
+
+def build_parser():
+    from . import __version__
+    parser = argparse.ArgumentParser(
+        prog="routerwatch-collector", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version="routerwatch-collector %s" % __version__)
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    db_help = "SQLite database file (default %s, or $ROUTERWATCH_DB)" % DEFAULT_DB
+    run = commands.add_parser("run", help="subscribe and store until SIGINT/SIGTERM",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--host", default="127.0.0.1", help="broker host")
+    run.add_argument("--port", type=_bounded_int("--port", 1, 65535), default=None,
+                     help="broker port (default 1883, 8883 with --tls)")
+    run.add_argument("--tls", action="store_true", help="connect with TLS")
+    run.add_argument("--ca-file", help="CA certificate for TLS (default: the system store)")
+    run.add_argument("--cert-file", help="client certificate for mutual TLS")
+    run.add_argument("--key-file", help="client key for mutual TLS")
+    run.add_argument("--tls-insecure", action="store_true",
+                     help="skip the broker host name check (testing only)")
+    run.add_argument("--user", help="broker user name")
+    run.add_argument("--password", help="broker password (better: $ROUTERWATCH_MQTT_PASSWORD)")
+    run.add_argument("--prefix", default="routerwatch",
+                     type=_matching(PREFIX_RE, "--prefix", "routerwatch or site/routerwatch"),
+                     help="topic prefix the agents publish under")
+    run.add_argument("--share-group", type=_matching(re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z"),
+                                                     "--share-group", "collectors"),
+                     help="MQTT 5 shared subscription group: collectors of one group split "
+                          "the messages between them")
+    run.add_argument("--client-id", help="MQTT client id (default routerwatch-collector, with "
+                     "--share-group one per host and process)")
+    run.add_argument("--protocol", choices=("3.1.1", "5"),
+                     help="MQTT version (default 3.1.1, 5 with --share-group)")
+    run.add_argument("--db", default=None, help=db_help)
+    run.add_argument("--missed-heartbeats", type=_bounded_int("--missed-heartbeats", 1, 1000),
+                     default=3, help="raise agent.silent after this many heartbeat intervals "
+                     "without a heartbeat")
+    run.add_argument("--flush-interval", type=_bounded_float("--flush-interval", 0.01, 60.0),
+                     default=0.25, help="seconds a received message may wait for its batch")
+    run.add_argument("--batch-size", type=_bounded_int("--batch-size", 1, 100000), default=500,
+                     help="messages per store transaction at most")
+    run.add_argument("--dedupe-window", type=_bounded_int("--dedupe-window", 16, 10000000),
+                     default=65536, help="recent message ids kept in memory to drop redeliveries")
+    run.add_argument("--print", action="store_true", dest="print_anomalies",
+                     help="print a line per stored anomaly on stdout")
+
+    anomalies = commands.add_parser("anomalies", help="list stored anomalies")
+    anomalies.add_argument("--db", default=None, help=db_help)
+    anomalies.add_argument("--device", type=_matching(DEVICE_ID_RE, "--device", "rw-0a1b2c3d4e5f"))
+    anomalies.add_argument("--since", metavar="T",
+                           help="received at or after T: 90s, 15m, 1h, 2d, 1w or an ISO time")
+    anomalies.add_argument("--kind", type=_matching(_KIND_FILTER_RE, "--kind",
+                                                    "login.bruteforce or login.*"),
+                           help="one kind, or a family like login.*")
+    anomalies.add_argument("--limit", type=_bounded_int("--limit", 1, 1000000), default=100,
+                           help="newest N (default 100)")
+    anomalies.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    devices = commands.add_parser("devices", help="list devices")
+    devices.add_argument("--db", default=None, help=db_help)
+    devices.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def setup_logging(verbose):
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="routerwatch-collector: %(levelname)s: %(message)s")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args.db = args.db or os.environ.get("ROUTERWATCH_DB") or DEFAULT_DB
+    if args.command == "run":
+        return run(parser, args)
+    if args.command == "anomalies":
+        since = None
+        if args.since is not None:
+            try:
+                since = parse_since(args.since, time.time())
+            except ValueError as exc:
+                parser.error(str(exc))
+        return list_anomalies(args, since)
+    return list_devices(args)
+
+
+# --------------------------------------------------------------------------- run
+
+def _open(path, create):
+    from .store import open_store
+    try:
+        return open_store(path, create=create)
+    except FileNotFoundError:
+        print("routerwatch-collector: no database at %s (run `routerwatch-collector run --db %s` "
+              "first)" % (path, path), file=sys.stderr)
+    except (sqlite3.Error, OSError) as exc:
+        print("routerwatch-collector: cannot open the database %s: %s" % (path, exc),
+              file=sys.stderr)
+    return None
+
+
+def run(parser, args):
+    from .ingest import Ingest
+    from .subscriber import BrokerRefused, Subscriber
+
+    if (args.cert_file is None) != (args.key_file is None):
+        parser.error("--cert-file and --key-file go together")
+    if (args.ca_file or args.cert_file or args.tls_insecure) and not args.tls:
+        parser.error("--ca-file, --cert-file, --key-file and --tls-insecure need --tls")
+    if args.share_group and args.protocol == "3.1.1":
+        logging.getLogger("routerwatch_collector").info(
+            "shared subscriptions over MQTT 3.1.1 work on mosquitto and EMQX, not on every broker")
+    port = args.port or (8883 if args.tls else 1883)
+    client_id = args.client_id or "routerwatch-collector"
+    if args.share_group and not args.client_id:
+        client_id = "routerwatch-collector-%s-%s-%d" % (
+            args.share_group, re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32], os.getpid())
+    password = args.password or os.environ.get("ROUTERWATCH_MQTT_PASSWORD")
+
+    store = _open(args.db, create=True)
+    if store is None:
+        return EXIT_RUNTIME
+    ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
+                    dedupe_window=args.dedupe_window)
+    on_stored = _print_anomaly if args.print_anomalies else None
+    subscriber = Subscriber(
+        ingest, args.host, port, prefix=args.prefix, share_group=args.share_group,
+        client_id=client_id, protocol=args.protocol, username=args.user, password=password,
+        tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
+        tls_insecure=args.tls_insecure, flush_interval=args.flush_interval,
+        batch_size=args.batch_size, on_stored=on_stored)
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log = logging.getLogger("routerwatch_collector")
+    log.info("collecting from %s:%d into %s (collector run %s)", args.host, port, args.db,
+             ingest.run_id)
+    try:
+        subscriber.run(stop)
+    except BrokerRefused as exc:
+        print("routerwatch-collector: %s" % exc, file=sys.stderr)
+        return EXIT_RUNTIME
+    except Exception as exc:  # TLS files unreadable and the like: a message, not a traceback
+        print("routerwatch-collector: %s" % exc, file=sys.stderr)
+        return EXIT_RUNTIME
+    finally:
+        store.close()
+    counters = ingest.counters
+    log.info("stopped: %d received, %d stored, %d duplicates, %d rejected%s",
+             counters["received"], counters["stored"], counters["duplicates"],
+             counters["rejected"], "" if not ingest.rejects else " (%s)" % ", ".join(
+                 "%s %d" % item for item in sorted(ingest.rejects.items())))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- output
+
+_UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text):
+    """Attacker-chosen text on a terminal: control characters (escape sequences, bidi
+    overrides) shown as \\xNN instead of acted on."""
+    return _UNPRINTABLE_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
+                               else "\\u%04x" % ord(m.group()), str(text))
+
+
+def _iso(seconds):
+    if seconds is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_anomaly(row):
+    source = row.evidence.get("source_ip") if isinstance(row.evidence, dict) else None
+    return "%s %-8s %-24s %s seq=%d%s  %s" % (
+        _iso(row.received_at), row.severity, printable(row.kind), printable(row.device), row.seq,
+        " from %s" % printable(source) if isinstance(source, str) else "",
+        printable(row.summary))
+
+
+def _print_anomaly(row):
+    print(format_anomaly(row), flush=True)
+
+
+def list_anomalies(args, since):
+    store = _open(args.db, create=False)
+    if store is None:
+        return EXIT_RUNTIME
+    try:
+        rows = store.query_anomalies(device=args.device, since=since, kind=args.kind,
+                                     limit=args.limit)
+    finally:
+        store.close()
+    for row in reversed(rows):   # newest last, like a log
+        if args.json:
+            print(jsonio.dumps(row.as_dict()))
+        else:
+            print(format_anomaly(row))
+    return EXIT_OK
+
+
+def _age(seconds, now):
+    if seconds is None:
+        return "never"
+    age = max(0, int(now - seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if age >= size:
+            return "%d%s ago" % (age // size, unit)
+    return "%ds ago" % age
+
+
+def list_devices(args):
+    store = _open(args.db, create=False)
+    if store is None:
+        return EXIT_RUNTIME
+    try:
+        rows = store.devices()
+        rejected = store.rejected()
+    finally:
+        store.close()
+    now = time.time()
+    if args.json:
+        for row in rows:
+            print(jsonio.dumps(row.as_dict()))
+        return EXIT_OK
+    print("%-22s %-8s %-10s %-9s %-28s %9s %10s %5s" % (
+        "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS", "GAPS"))
+    for row in rows:
+        firmware = row.firmware or {}
+        release = " ".join(str(firmware[k]) for k in ("DISTRIB_RELEASE", "model") if k in firmware)
+        print("%-22s %-8s %-10s %-9s %-28s %9d %10d %5d" % (
+            printable(row.device), row.status or "-", _age(row.last_seen, now),
+            "yes" if row.silent_since else "no", printable(release)[:28] or "-",
+            row.anomalies, row.heartbeats, row.gaps_missing))
+    if rejected:
+        print("rejected messages: %s" % ", ".join("%s %d" % item for item in rejected.items()))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""From raw (topic, payload) pairs to stored rows: validate, drop duplicates, note gaps, and
+notice agents that went quiet.
+
+Every message is checked with routerwatch.contract (the one validator both sides share): the topic
+must be <prefix>/<device>/<type>, the payload must decode as that type, and the payload's device
+must be the topic's device (a router may only speak for itself). Anything else is rejected and
+counted by reason; nothing a router sends can raise out of `handle()`.
+
+Accepted messages wait in a batch that `flush(now)` writes in one transaction. Time is always
+passed in (`now`, the collector's clock), so tests need no sleeps.
+"""
+import logging
+import secrets
+
+from routerwatch.bounded import BoundedDict
+from routerwatch.contract import (DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Anomaly, ContractError, clip,
+                                  decode, parse_topic, validate)
+
+log = logging.getLogger("routerwatch_collector")
+
+SILENT_KIND = "agent.silent"
+SILENT_SEVERITY = "high"
+
+# Why a message was refused. A bounded set on purpose: the error text contains attacker-chosen
+# bits, so it is kept only as the latest sample per reason, never as a key.
+REJECT_REASONS = ("topic", "oversized", "not_json", "not_object", "version", "unknown_type",
+                  "type_mismatch", "unknown_field", "missing_field", "invalid_field",
+                  "device_mismatch")
+
+# contract.decode() error texts -> reason; first match wins, anything else is a bad field value
+_REASON_BY_TEXT = (
+    ("topic ", "topic"),
+    ("payload is larger than", "oversized"),
+    ("payload is not JSON", "not_json"),
+    ("payload must be", "not_object"),
+    ("unknown schema version", "version"),
+    ("unknown message type", "unknown_type"),
+    ("arrived on the", "type_mismatch"),
+    ("unknown field", "unknown_field"),
+    ("missing field", "missing_field"),
+)
+
+
+def reject_reason(error):
+    text = str(error)
+    for start, reason in _REASON_BY_TEXT:
+        if text.startswith(start) or (start == "arrived on the" and start in text):
+            return reason
+    return "invalid_field"
+
+
+class Ingest:
+    def __init__(self, store, prefix=DEFAULT_PREFIX, missed_heartbeats=3, dedupe_window=65536,
+                 max_pending=20000, run_id=None):
+        self.store = store
+        self.prefix = prefix
+        self.missed_heartbeats = missed_heartbeats
+        self.max_pending = max_pending
+        # the collector's own run id: agent.silent anomalies are numbered under it
+        self.run_id = run_id or secrets.token_hex(8)
+        self._silent_seq = 0
+        # recently accepted (device, run, type, seq): saves a round trip per QoS 1 redelivery and
+        # per retained message replayed on resubscribe; the store's unique index is the real guard
+        self._seen = BoundedDict(dedupe_window)
+        self._pending = []            # (payload, received_at, retained) in arrival order
+        self._pending_rejects = {}    # reason -> [count, last_at, device, detail]
+        self.counters = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0,
+                         "stored": 0, "gaps": 0, "late": 0, "silent": 0, "dropped": 0}
+        self.rejects = {}             # reason -> count since this process started
+
+    # ------------------------------------------------------------------ one message
+    def handle(self, topic, payload, now, retained=False):
+        """Take one message off the wire: 'accepted', 'duplicate' or 'rejected:<reason>'."""
+        self.counters["received"] += 1
+        device = None
+        try:
+            if isinstance(topic, (bytes, bytearray)):
+                try:
+                    topic = bytes(topic).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ContractError("topic is not UTF-8") from None
+            if not isinstance(topic, str):
+                raise ContractError("topic is not text")
+            device, message_type = parse_topic(self.prefix, topic)
+            if isinstance(payload, (bytes, bytearray)) and len(payload) > MAX_PAYLOAD_BYTES:
+                raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
+            message = decode(payload, message_type)
+            if message.device != device:
+                return self._reject("device_mismatch", now, device,
+                                    "payload device %r on the topic of %r"
+                                    % (message.device, device))
+        except ContractError as exc:
+            return self._reject(reject_reason(exc), now, device, str(exc))
+        key = (message.device, message.run, message.type, message.seq,
+               getattr(message, "state", None))   # the Last Will and "online" may share a seq
+        if key in self._seen:
+            self._seen.get(key)   # refresh: a redelivery storm keeps its key in the window
+            self.counters["duplicates"] += 1
+            return "duplicate"
+        self._seen.set(key, True)
+        self.counters["accepted"] += 1
+        if len(self._pending) >= self.max_pending:
+            # only reachable when the store keeps failing; with deferred acknowledgements the
+            # broker stops sending long before (its in-flight window), and redelivers later
+            self._pending.pop(0)
+            self.counters["dropped"] += 1
+        self._pending.append((message, now, retained))
+        return "accepted"
+
+    def _reject(self, reason, now, device, detail):
+        self.counters["rejected"] += 1
+        self.rejects[reason] = self.rejects.get(reason, 0) + 1
+        entry = self._pending_rejects.setdefault(reason, [0, now, None, ""])
+        entry[0] += 1
+        entry[1] = now
+        entry[2] = device
+        entry[3] = clip(detail, 200)
+        return "rejected:" + reason
+
+    def pending(self):
+        return len(self._pending) + len(self._pending_rejects)
+
+    # ------------------------------------------------------------------ writing
+    def flush(self, now):
+        """Write the batch in one transaction; returns the StoredAnomaly rows that are new.
+        On a store error the batch is kept for the next flush and the error raised."""
+        if not self._pending and not self._pending_rejects:
+            return []
+        batch, self._pending = self._pending, []
+        rejects, self._pending_rejects = self._pending_rejects, {}
+        try:
+            with self.store.transaction():
+                stored = self._write(batch, now)
+                for reason, (count, last_at, device, detail) in rejects.items():
+                    self.store.record_rejected(reason, count, last_at, device, detail)
+        except Exception:
+            self._pending = batch + self._pending
+            for reason, entry in rejects.items():
+                mine = self._pending_rejects.setdefault(reason, [0, entry[1], entry[2], entry[3]])
+                mine[0] += entry[0]
+            raise
+        self.counters["stored"] += len(stored)
+        return stored
+
+    def _write(self, batch, now):
+        store = self.store
+        highest = {}
+        anomalies = []
+        for message, received_at, retained in batch:
+            store.upsert_device(message.device, message.run, received_at, live=not retained)
+            if message.type == "anomaly":
+                key = (message.device, message.run, "anomaly")
+                if key not in highest:
+                    highest[key] = store.highest_seq(*key)
+                anomalies.append((message, received_at))
+            elif message.type == "heartbeat":
+                key = (message.device, message.run, "heartbeat")
+                if key not in highest:
+                    highest[key] = store.highest_seq(*key)
+                self._track(highest, key, message.seq, received_at, from_start=False)
+                store.record_heartbeat(message, received_at)
+            elif message.type == "status":
+                store.record_status(message, received_at, retained=retained)
+            else:
+                store.record_inventory(message, received_at)
+        stored = []
+        for message, received_at in anomalies:
+            new = store.add_anomalies([message], received_at)
+            if new:
+                # every anomaly of a run is numbered from 1, so a first one above 1 is a loss too
+                self._track(highest, (message.device, message.run, "anomaly"), message.seq,
+                            received_at, from_start=True)
+                stored.extend(new)
+        return stored
+
+    def _track(self, highest, key, seq, now, from_start):
+        device, run, message_type = key
+        last = highest.get(key)
+        if last is None:
+            if from_start and seq > 1:
+                self._gap(key, 1, seq - 1, now)
+            highest[key] = seq
+        elif seq > last + 1:
+            self._gap(key, last + 1, seq - 1, now)
+            highest[key] = seq
+        elif seq > last:
+            highest[key] = seq
+        elif self.store.fill_gap(device, run, message_type, seq):
+            self.counters["late"] += 1   # a spool replay arriving after newer messages
+
+    def _gap(self, key, first, last, now):
+        device, run, message_type = key
+        self.counters["gaps"] += 1
+        self.store.record_gap(device, run, message_type, first, last, now)
+
+    # ------------------------------------------------------------------ silence
+    def tick(self, now):
+        """Flush, then raise agent.silent for devices that stopped talking. Returns every newly
+        stored anomaly (the batch's and the collector's own)."""
+        stored = self.flush(now)
+        with self.store.transaction():
+            for device, reason, alive_at, interval, run in self.store.silence_candidates(
+                    now, self.missed_heartbeats):
+                if not self.store.claim_silence(device, now):
+                    continue
+                anomaly = self._silent_anomaly(device, reason, alive_at, interval, run, now)
+                new = self.store.add_anomalies([anomaly], now, origin="collector")
+                self.counters["silent"] += len(new)
+                stored.extend(new)
+        return stored
+
+    def _silent_anomaly(self, device, reason, alive_at, interval, agent_run, now):
+        self._silent_seq += 1
+        evidence = {"reason": reason, "agent_run": agent_run, "raised_by": "collector"}
+        if alive_at is not None:
+            evidence["last_alive"] = round(alive_at, 3)
+            evidence["silent_for"] = round(max(0.0, now - alive_at), 1)
+        if reason == "last_will":
+            summary = ("agent on %s went offline without a clean stop (its Last Will was sent)"
+                       % device)
+        else:
+            missed = int((now - alive_at) // interval) if interval else self.missed_heartbeats
+            evidence.update(heartbeat_interval=interval, missed_heartbeats=missed)
+            summary = ("agent on %s missed %d heartbeats (due every %g s)"
+                       % (device, missed, interval))
+        return validate(Anomaly(device=device, run=self.run_id, seq=self._silent_seq,
+                                time=float(now), kind=SILENT_KIND, severity=SILENT_SEVERITY,
+                                summary=summary, evidence=evidence))

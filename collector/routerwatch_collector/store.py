@@ -1,0 +1,449 @@
+"""Storage of what the collector accepted: anomalies, devices, sequence gaps, rejected messages.
+
+`Store` is the interface the rest of the collector talks to; `SqliteStore` is the default backend
+(one file, WAL mode, one transaction per flushed batch). A PostgreSQL backend can implement the
+same methods later for a fleet: the SQL below sticks to what both speak (INSERT ... ON CONFLICT
+DO NOTHING, UPDATE ... WHERE ... IS NULL as a claim), and every piece of shared state lives in
+the database rather than in one process, so several collector processes can write to one store.
+
+Times are seconds since the epoch, passed in by the caller (the collector's clock, `received_at`),
+never read here.
+"""
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Optional
+
+from routerwatch import jsonio
+
+# status column values: what the agent said last, with the Last Will told apart from a clean stop
+STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
+
+
+@dataclass(frozen=True)
+class StoredAnomaly:
+    """One row of the anomalies table: the contract fields plus when the collector got it."""
+    device: str
+    run: str
+    seq: int
+    time: float
+    kind: str
+    severity: str
+    summary: str
+    evidence: dict
+    count: int
+    received_at: float
+    origin: str          # "agent", or "collector" for the collector's own agent.silent
+
+    def as_dict(self):
+        return {"device": self.device, "run": self.run, "seq": self.seq, "time": self.time,
+                "kind": self.kind, "severity": self.severity, "summary": self.summary,
+                "evidence": self.evidence, "count": self.count,
+                "received_at": self.received_at, "origin": self.origin}
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    device: str
+    first_seen: float
+    last_seen: float
+    run: str
+    status: Optional[str]          # online | offline (Last Will) | stopped (clean shutdown)
+    status_at: Optional[float]
+    alive_at: Optional[float]      # last heartbeat or "online": what silence is measured from
+    heartbeat_interval: Optional[float]
+    last_heartbeat: Optional[dict]  # uptime, rss_kb, cpu_percent, spool_depth, counters, drops
+    heartbeats: int
+    anomalies: int
+    rejected: int
+    agent_version: Optional[str]
+    firmware: Optional[dict]
+    firmware_hash: Optional[str]
+    baseline_hash: Optional[str]
+    package_manager: Optional[str]
+    silent_since: Optional[float]
+    gaps_missing: int = 0          # sequence numbers never received (anomalies + heartbeats)
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+class Store:
+    """What the collector needs from storage. Methods called inside `with store.transaction():`
+    commit together; called outside one, each commits on its own.
+
+    Implementations: SqliteStore (default). A PostgreSQL backend would implement the same
+    methods with the same meaning; nothing outside this module knows which one it talks to.
+    """
+
+    def transaction(self):
+        raise NotImplementedError
+
+    def add_anomalies(self, batch, received_at, origin="agent"):
+        """Insert contract Anomalies; ones already stored (same device, run, seq) are ignored.
+        Returns the StoredAnomaly rows that are new."""
+        raise NotImplementedError
+
+    def upsert_device(self, device, run, now, live=True):
+        raise NotImplementedError
+
+    def record_heartbeat(self, heartbeat, received_at):
+        raise NotImplementedError
+
+    def record_status(self, status, received_at, retained=False):
+        raise NotImplementedError
+
+    def record_inventory(self, inventory, received_at):
+        raise NotImplementedError
+
+    def record_rejected(self, reason, count, now, device=None, detail=""):
+        raise NotImplementedError
+
+    def highest_seq(self, device, run, message_type):
+        raise NotImplementedError
+
+    def record_gap(self, device, run, message_type, first_seq, last_seq, now):
+        raise NotImplementedError
+
+    def fill_gap(self, device, run, message_type, seq):
+        raise NotImplementedError
+
+    def silence_candidates(self, now, missed_heartbeats):
+        raise NotImplementedError
+
+    def claim_silence(self, device, now):
+        raise NotImplementedError
+
+    def query_anomalies(self, device=None, since=None, kind=None, limit=100):
+        raise NotImplementedError
+
+    def devices(self):
+        raise NotImplementedError
+
+    def gaps(self, device=None):
+        raise NotImplementedError
+
+    def rejected(self):
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS anomalies (
+    id          INTEGER PRIMARY KEY,
+    device      TEXT    NOT NULL,
+    run         TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    time        REAL    NOT NULL,   -- the agent's clock (a router without NTP may be far off)
+    kind        TEXT    NOT NULL,
+    severity    TEXT    NOT NULL,
+    summary     TEXT    NOT NULL,
+    evidence    TEXT    NOT NULL,   -- JSON object
+    count       INTEGER NOT NULL,
+    v           INTEGER NOT NULL,
+    received_at REAL    NOT NULL,   -- the collector's clock: what --since filters on
+    origin      TEXT    NOT NULL DEFAULT 'agent'
+);
+-- QoS 1 redelivers; this index is what makes every anomaly land exactly once
+CREATE UNIQUE INDEX IF NOT EXISTS anomalies_identity ON anomalies (device, run, seq);
+CREATE INDEX IF NOT EXISTS anomalies_received ON anomalies (received_at);
+CREATE INDEX IF NOT EXISTS anomalies_device_received ON anomalies (device, received_at);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device             TEXT PRIMARY KEY,
+    first_seen         REAL NOT NULL,
+    last_seen          REAL NOT NULL,
+    run                TEXT NOT NULL,
+    status             TEXT,
+    status_at          REAL,
+    alive_at           REAL,
+    heartbeat_interval REAL,
+    heartbeat_run      TEXT,
+    heartbeat_seq      INTEGER,
+    last_heartbeat     TEXT,
+    heartbeats         INTEGER NOT NULL DEFAULT 0,
+    anomalies          INTEGER NOT NULL DEFAULT 0,
+    rejected           INTEGER NOT NULL DEFAULT 0,
+    agent_version      TEXT,
+    firmware           TEXT,
+    firmware_hash      TEXT,
+    baseline_hash      TEXT,
+    package_manager    TEXT,
+    inventory_at       REAL,
+    silent_since       REAL
+);
+
+CREATE TABLE IF NOT EXISTS gaps (
+    id          INTEGER PRIMARY KEY,
+    device      TEXT    NOT NULL,
+    run         TEXT    NOT NULL,
+    type        TEXT    NOT NULL,   -- anomaly | heartbeat
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    detected_at REAL    NOT NULL,
+    filled      INTEGER NOT NULL DEFAULT 0   -- late arrivals inside the range (spool replays)
+);
+CREATE INDEX IF NOT EXISTS gaps_by_run ON gaps (device, run, type);
+
+CREATE TABLE IF NOT EXISTS rejected (
+    reason      TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL,
+    first_at    REAL    NOT NULL,
+    last_at     REAL    NOT NULL,
+    last_device TEXT,
+    last_detail TEXT
+);
+"""
+
+
+def _loads_or_none(text):
+    return None if text is None else jsonio.loads(text)
+
+
+class SqliteStore(Store):
+    """SQLite in WAL mode: readers (the CLI) never block the writer, one fsync per batch."""
+
+    def __init__(self, path, busy_timeout=10.0):
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._depth = 0
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last batch but never corrupts the file;
+        # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    # ------------------------------------------------------------------ transactions
+    @contextlib.contextmanager
+    def transaction(self):
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        # IMMEDIATE takes the write lock up front, so two collector processes on one file
+        # serialise their batches instead of failing halfway through one
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    def _x(self, sql, args=()):
+        return self._db.execute(sql, args)
+
+    # ------------------------------------------------------------------ writes
+    def add_anomalies(self, batch, received_at, origin="agent"):
+        new = []
+        with self.transaction():
+            for a in batch:
+                evidence = jsonio.dumps(a.evidence)
+                cur = self._x(
+                    "INSERT INTO anomalies (device, run, seq, time, kind, severity, summary, "
+                    "evidence, count, v, received_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (device, run, seq) DO NOTHING",
+                    (a.device, a.run, a.seq, a.time, a.kind, a.severity, a.summary, evidence,
+                     a.count, a.v, received_at, origin))
+                if cur.rowcount == 1:
+                    self._x("UPDATE devices SET anomalies = anomalies + 1 WHERE device = ?",
+                            (a.device,))
+                    new.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
+                                             a.summary, a.evidence, a.count, received_at, origin))
+        return new
+
+    def upsert_device(self, device, run, now, live=True):
+        """The device exists from its first valid message on; last_seen and run follow it.
+        A retained message replayed on subscribe (live=False) proves nothing about now."""
+        if live:
+            self._x("INSERT INTO devices (device, first_seen, last_seen, run) VALUES (?,?,?,?) "
+                    "ON CONFLICT (device) DO UPDATE SET last_seen = excluded.last_seen, "
+                    "run = excluded.run", (device, now, now, run))
+        else:
+            self._x("INSERT INTO devices (device, first_seen, last_seen, run) VALUES (?,?,?,?) "
+                    "ON CONFLICT (device) DO NOTHING", (device, now, now, run))
+
+    def record_heartbeat(self, heartbeat, received_at):
+        h = heartbeat
+        health = {"uptime": h.uptime, "rss_kb": h.rss_kb, "cpu_percent": h.cpu_percent,
+                  "spool_depth": h.spool_depth, "counters": h.counters, "drops": h.drops,
+                  "seq": h.seq, "time": h.time}
+        # speaking again ends a silence: a new agent.silent may be raised for the next one
+        self._x("UPDATE devices SET alive_at = ?, heartbeat_interval = ?, heartbeat_run = ?, "
+                "heartbeat_seq = MAX(COALESCE(CASE WHEN heartbeat_run = ? THEN heartbeat_seq "
+                "END, 0), ?), last_heartbeat = ?, heartbeats = heartbeats + 1, "
+                "silent_since = NULL, status = CASE WHEN status IS NULL OR status != ? "
+                "THEN ? ELSE status END WHERE device = ?",
+                (received_at, h.interval, h.run, h.run, h.seq, jsonio.dumps(health),
+                 STATUS_ONLINE, STATUS_ONLINE, h.device))
+
+    def record_status(self, status, received_at, retained=False):
+        """online / offline. The Last Will (seq 0) is 'offline'; an offline the agent sent itself
+        on a clean stop (seq > 0) is 'stopped', which silence detection leaves alone.
+
+        A retained status replayed on (re)subscribe is history: one of another run than the
+        device's latest is ignored, and a replayed 'online' neither ends a silence nor counts
+        as the agent being alive now. Returns whether the status was applied."""
+        row = self._x("SELECT run FROM devices WHERE device = ?", (status.device,)).fetchone()
+        if row is None or (retained and row["run"] != status.run):
+            return False
+        if status.state == STATUS_ONLINE:
+            if retained:
+                self._x("UPDATE devices SET status = ?, status_at = COALESCE(status_at, ?), "
+                        "alive_at = COALESCE(alive_at, ?) WHERE device = ?",
+                        (STATUS_ONLINE, received_at, received_at, status.device))
+            else:
+                self._x("UPDATE devices SET status = ?, status_at = ?, alive_at = ?, "
+                        "silent_since = NULL WHERE device = ?",
+                        (STATUS_ONLINE, received_at, received_at, status.device))
+        else:
+            state = STATUS_OFFLINE if status.seq == 0 else STATUS_STOPPED
+            self._x("UPDATE devices SET status = ?, status_at = ? WHERE device = ? AND "
+                    "(status IS NULL OR status != ?)",
+                    (state, received_at, status.device, state))
+        return True
+
+    def record_inventory(self, inventory, received_at):
+        i = inventory
+        self._x("UPDATE devices SET agent_version = ?, firmware = ?, firmware_hash = ?, "
+                "baseline_hash = ?, package_manager = ?, inventory_at = ? WHERE device = ?",
+                (i.agent_version, jsonio.dumps(i.firmware), i.firmware_hash, i.baseline_hash,
+                 i.package_manager, received_at, i.device))
+
+    def record_rejected(self, reason, count, now, device=None, detail=""):
+        self._x("INSERT INTO rejected (reason, count, first_at, last_at, last_device, last_detail) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT (reason) DO UPDATE SET "
+                "count = count + excluded.count, last_at = excluded.last_at, "
+                "last_device = excluded.last_device, last_detail = excluded.last_detail",
+                (reason, count, now, now, device, detail))
+        if device:
+            # only a device that already exists: garbage must not create device rows
+            self._x("UPDATE devices SET rejected = rejected + ? WHERE device = ?", (count, device))
+
+    # ------------------------------------------------------------------ sequence gaps
+    def highest_seq(self, device, run, message_type):
+        if message_type == "anomaly":
+            row = self._x("SELECT MAX(seq) AS m FROM anomalies WHERE device = ? AND run = ?",
+                          (device, run)).fetchone()
+            return row["m"]
+        row = self._x("SELECT heartbeat_seq FROM devices WHERE device = ? AND heartbeat_run = ?",
+                      (device, run)).fetchone()
+        return None if row is None else row["heartbeat_seq"]
+
+    def record_gap(self, device, run, message_type, first_seq, last_seq, now):
+        self._x("INSERT INTO gaps (device, run, type, first_seq, last_seq, detected_at) "
+                "VALUES (?,?,?,?,?,?)", (device, run, message_type, first_seq, last_seq, now))
+
+    def fill_gap(self, device, run, message_type, seq):
+        """A late message inside a recorded gap; True if it was one."""
+        cur = self._x("UPDATE gaps SET filled = filled + 1 WHERE device = ? AND run = ? AND "
+                      "type = ? AND ? BETWEEN first_seq AND last_seq AND "
+                      "filled < last_seq - first_seq + 1", (device, run, message_type, seq))
+        return cur.rowcount > 0
+
+    def gaps(self, device=None):
+        sql = ("SELECT device, run, type, first_seq, last_seq, detected_at, filled, "
+               "last_seq - first_seq + 1 - filled AS missing FROM gaps")
+        args = ()
+        if device:
+            sql += " WHERE device = ?"
+            args = (device,)
+        return [dict(r) for r in self._x(sql + " ORDER BY id", args)]
+
+    # ------------------------------------------------------------------ silence
+    def silence_candidates(self, now, missed_heartbeats):
+        """Devices that said goodbye by Last Will, or whose heartbeats stopped, and for which
+        no agent.silent has been raised yet: [(device, reason, alive_at, interval, run)]."""
+        rows = self._x(
+            "SELECT device, status, alive_at, heartbeat_interval, run FROM devices "
+            "WHERE silent_since IS NULL AND (status IS NULL OR status != ?) AND "
+            "(status = ? OR (heartbeat_interval IS NOT NULL AND alive_at IS NOT NULL AND "
+            "alive_at + ? * heartbeat_interval < ?))",
+            (STATUS_STOPPED, STATUS_OFFLINE, missed_heartbeats, now)).fetchall()
+        return [(r["device"], "last_will" if r["status"] == STATUS_OFFLINE else "heartbeats",
+                 r["alive_at"], r["heartbeat_interval"], r["run"]) for r in rows]
+
+    def claim_silence(self, device, now):
+        """Mark a device silent; False if another collector process already did (one alarm)."""
+        cur = self._x("UPDATE devices SET silent_since = ? WHERE device = ? AND "
+                      "silent_since IS NULL", (now, device))
+        return cur.rowcount == 1
+
+    # ------------------------------------------------------------------ reads
+    def query_anomalies(self, device=None, since=None, kind=None, limit=100):
+        """Newest first (by arrival), at most `limit`."""
+        where, args = [], []
+        if device:
+            where.append("device = ?")
+            args.append(device)
+        if since is not None:
+            where.append("received_at >= ?")
+            args.append(since)
+        if kind:
+            if kind.endswith(".*") or kind.endswith("."):
+                where.append("kind LIKE ? ESCAPE '\\'")
+                args.append(kind.rstrip("*").replace("_", "\\_") + "%")
+            else:
+                where.append("kind = ?")
+                args.append(kind)
+        sql = ("SELECT device, run, seq, time, kind, severity, summary, evidence, count, "
+               "received_at, origin FROM anomalies")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        args.append(int(limit))
+        return [StoredAnomaly(r["device"], r["run"], r["seq"], r["time"], r["kind"],
+                              r["severity"], r["summary"], jsonio.loads(r["evidence"]),
+                              r["count"], r["received_at"], r["origin"])
+                for r in self._x(sql, args)]
+
+    def devices(self):
+        missing = {r["device"]: r["m"] for r in self._x(
+            "SELECT device, SUM(last_seq - first_seq + 1 - filled) AS m FROM gaps "
+            "GROUP BY device")}
+        out = []
+        for r in self._x("SELECT * FROM devices ORDER BY device"):
+            out.append(DeviceRow(
+                device=r["device"], first_seen=r["first_seen"], last_seen=r["last_seen"],
+                run=r["run"], status=r["status"], status_at=r["status_at"],
+                alive_at=r["alive_at"], heartbeat_interval=r["heartbeat_interval"],
+                last_heartbeat=_loads_or_none(r["last_heartbeat"]), heartbeats=r["heartbeats"],
+                anomalies=r["anomalies"], rejected=r["rejected"],
+                agent_version=r["agent_version"], firmware=_loads_or_none(r["firmware"]),
+                firmware_hash=r["firmware_hash"], baseline_hash=r["baseline_hash"],
+                package_manager=r["package_manager"], silent_since=r["silent_since"],
+                gaps_missing=missing.get(r["device"]) or 0))
+        return out
+
+    def rejected(self):
+        return {r["reason"]: r["count"] for r in self._x(
+            "SELECT reason, count FROM rejected ORDER BY reason")}
+
+    def anomaly_count(self):
+        return self._x("SELECT COUNT(*) AS n FROM anomalies").fetchone()["n"]
+
+    def close(self):
+        self._db.close()
+
+
+def open_store(path, create=True):
+    """The default backend for a path; with create=False a missing file is an error (the query
+    commands should not leave empty databases behind a typo)."""
+    if not create and str(path) != ":memory:" and not os.path.exists(path):
+        raise FileNotFoundError(path)
+    return SqliteStore(path)
+
+
+__all__ = ["Store", "SqliteStore", "StoredAnomaly", "DeviceRow", "open_store",
+           "STATUS_ONLINE", "STATUS_OFFLINE", "STATUS_STOPPED"]

@@ -1,0 +1,220 @@
+"""The MQTT side of the collector: subscribe, hand every message to Ingest, flush in batches,
+acknowledge after the batch is committed, and reconnect when the broker goes away.
+
+Everything runs in the caller's thread (client.loop() is called here), so the store is only
+ever touched from one thread and acknowledgements can follow commits in order.
+
+Delivery: the session is persistent (MQTT 3.1.1 clean_session=False, or MQTT 5 clean_start=False
+with a session expiry), so the broker keeps QoS 1 messages for the collector while it restarts.
+With paho-mqtt 2.x the PUBACK of each message is sent only after the batch holding it is in the
+store (manual_ack), so a collector crash loses nothing the broker handed over: unacknowledged
+messages come again and the store's unique index drops the copies. paho-mqtt 1.6 acknowledges on
+receipt; there a crash can lose the one batch not yet written (at most flush_interval of traffic).
+"""
+import logging
+import time
+
+import paho.mqtt.client as mqtt
+
+from routerwatch.contract import MESSAGE_TYPES, subscription
+
+log = logging.getLogger("routerwatch_collector")
+
+# CONNACK codes that retrying cannot fix (3.1.1: 4 bad user name or password, 5 not authorised;
+# MQTT 5: 134 bad user name or password, 135 not authorised, 138 banned)
+FATAL_CONNACK = {4, 5, 134, 135, 138}
+SESSION_EXPIRY = 3600   # MQTT 5: seconds the broker keeps the session of a stopped collector
+
+
+class BrokerRefused(RuntimeError):
+    """The broker refused the connection in a way that retrying will not fix."""
+
+
+def _code(rc):
+    """paho 1.6 passes ints, paho 2.x ReasonCode objects; both as an int."""
+    value = getattr(rc, "value", rc)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def new_client(client_id, protocol="3.1.1", persistent=True, manual_ack=True):
+    """A paho client on 1.6 or 2.x. Returns (client, acks_manually)."""
+    proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
+    kwargs = {"client_id": client_id, "protocol": proto}
+    if proto == mqtt.MQTTv311:
+        kwargs["clean_session"] = not persistent
+    version = getattr(mqtt, "CallbackAPIVersion", None)
+    if version is not None:                   # paho 2.x
+        kwargs["callback_api_version"] = version.VERSION2
+        kwargs["manual_ack"] = manual_ack
+        return mqtt.Client(**kwargs), manual_ack
+    return mqtt.Client(**kwargs), False      # paho 1.6: acknowledges on receipt
+
+
+class Subscriber:
+    def __init__(self, ingest, host, port=1883, prefix="routerwatch", share_group=None,
+                 client_id="routerwatch-collector", protocol=None, username=None, password=None,
+                 tls=False, ca_file=None, cert_file=None, key_file=None, tls_insecure=False,
+                 keepalive=60, flush_interval=0.25, batch_size=500, tick_interval=1.0,
+                 reconnect_min=0.2, reconnect_max=5.0, on_stored=None, clock=time.time):
+        self.ingest = ingest
+        self.host, self.port, self.keepalive = host, port, keepalive
+        self.prefix, self.share_group = prefix, share_group
+        self.protocol = protocol or ("5" if share_group else "3.1.1")
+        self.flush_interval, self.batch_size = flush_interval, batch_size
+        self.tick_interval = tick_interval
+        self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
+        self.on_stored = on_stored or (lambda stored: None)
+        self.clock = clock
+        self.connected = False      # CONNACK accepted and subscriptions sent
+        self.connections = 0        # successful connections so far (tests and logs)
+        self.refused = None         # text of a fatal refusal
+        self._acks = []             # (mid, qos) received since the last commit, in order
+        self._first_pending = None
+        self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
+        if username:
+            self.client.username_pw_set(username, password or None)
+        if tls:
+            self.client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None,
+                                keyfile=key_file or None)
+            if tls_insecure:
+                self.client.tls_insecure_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    def topics(self):
+        return [subscription(self.prefix, t, self.share_group) for t in MESSAGE_TYPES]
+
+    # ------------------------------------------------------------------ paho callbacks
+    def _on_connect(self, client, userdata, flags, rc, *rest):
+        code = _code(rc)
+        if code != 0:
+            text = mqtt.connack_string(code) if code < 128 else str(rc)
+            if code in FATAL_CONNACK:
+                self.refused = "broker %s:%d refused the connection: %s" % (
+                    self.host, self.port, text)
+            else:
+                log.warning("broker %s:%d refused the connection: %s", self.host, self.port, text)
+            return
+        self.connected = True
+        self.connections += 1
+        self._acks = []   # message ids of an earlier connection mean nothing on this one
+        client.subscribe([(topic, 1) for topic in self.topics()])
+        log.info("connected to %s:%d, subscribed to %s", self.host, self.port,
+                 ", ".join(self.topics()))
+
+    def _on_disconnect(self, client, userdata, *rest):
+        if self.connected:
+            log.warning("lost the broker %s:%d; reconnecting", self.host, self.port)
+        self.connected = False
+        self._acks = []
+
+    def _on_message(self, client, userdata, message):
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:    # paho 2.x decodes lazily; the broker should never allow it
+            topic = b"\xff"
+        now = self.clock()
+        outcome = self.ingest.handle(topic, message.payload, now, retained=bool(message.retain))
+        if outcome.startswith("rejected"):
+            log.debug("rejected a message on %r: %s", topic, outcome)
+        if self.manual_ack and message.qos > 0:
+            self._acks.append((message.mid, message.qos))
+        if self._first_pending is None:
+            self._first_pending = now
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop):
+        """Until stop.is_set(): receive, flush, tick. Raises BrokerRefused on a fatal refusal."""
+        client = self.client
+        properties = None
+        clean_start = True
+        if self.protocol == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_EXPIRY
+            clean_start = False
+        if self.protocol == "5":
+            client.connect_async(self.host, self.port, self.keepalive, clean_start=clean_start,
+                                 properties=properties)
+        else:
+            client.connect_async(self.host, self.port, self.keepalive)
+        socket_open = False
+        backoff = self.reconnect_min
+        next_attempt = 0.0
+        next_tick = 0.0
+        warned = False
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                if not socket_open:
+                    if now >= next_attempt:
+                        try:
+                            client.reconnect()
+                            socket_open = True
+                            backoff = self.reconnect_min
+                        except OSError as exc:
+                            if not warned:
+                                log.warning("cannot reach the broker %s:%d (%s); retrying",
+                                            self.host, self.port, exc)
+                                warned = True
+                            next_attempt = now + backoff
+                            backoff = min(backoff * 2, self.reconnect_max)
+                    if not socket_open:
+                        self._housekeeping(now, force=False)
+                        if now >= next_tick:
+                            next_tick = now + self.tick_interval
+                            self._flush(now, tick=True)
+                        stop.wait(max(0.0, min(0.1, next_attempt - now)))
+                        continue
+                received = self.ingest.counters["received"]
+                rc = client.loop(timeout=0.05 if self.ingest.pending() else 0.5)
+                if self.refused:
+                    raise BrokerRefused(self.refused)
+                if _code(rc) != 0:
+                    socket_open = False
+                    self.connected = False
+                    self._acks = []
+                    warned = False
+                    next_attempt = self.clock() + backoff
+                now = self.clock()
+                self._housekeeping(now, force=self.ingest.counters["received"] == received)
+                if now >= next_tick:
+                    next_tick = now + self.tick_interval
+                    self._flush(now, tick=True)
+        finally:
+            self._flush(self.clock())
+            if socket_open:
+                self.connected = False   # a disconnect of our own is not worth a warning
+                try:
+                    client.disconnect()
+                    client.loop(timeout=0.1)
+                except OSError:
+                    pass
+
+    def _housekeeping(self, now, force):
+        """Flush when the socket went quiet, the batch is full, or it waited long enough."""
+        if not self.ingest.pending():
+            return
+        if force or self.ingest.pending() >= self.batch_size or (
+                self._first_pending is not None and now - self._first_pending >= self.flush_interval):
+            self._flush(now)
+
+    def _flush(self, now, tick=False):
+        try:
+            stored = self.ingest.tick(now) if tick else self.ingest.flush(now)
+        except Exception as exc:  # the store failed (disk full, locked): keep the batch, retry
+            log.error("cannot write to the store: %s; keeping %d messages for the next try",
+                      exc, self.ingest.pending())
+            return
+        self._first_pending = None
+        if self._acks and self.connected:
+            for mid, qos in self._acks:
+                self.client.ack(mid, qos)
+        self._acks = []
+        for row in stored:
+            self.on_stored(row)
