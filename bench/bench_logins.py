@@ -174,7 +174,8 @@ def agreement(log, truth, f2b, rw):
 
     disagreements = []
     for category, row in rows.items():
-        if category in ("exit_other",) or not row["expected"]:
+        # successes are not fail2ban's business; exits are not failures
+        if category not in FAILURE_CATEGORIES + ("max_tries",) or not row["expected"]:
             continue
         if row["fail2ban"] != row["routerwatch"] or \
                 row["fail2ban_true_address"] != row["routerwatch_true_address"]:

@@ -78,7 +78,7 @@ def heartbeat_payload(device, run, seq=1, now=None):
 # --------------------------------------------------------------------------- collector
 
 class Collector:
-    """routerwatch-collector as a subprocess, subscribed to the broker, writing SQLite."""
+    """`routerwatch-collector run` as a subprocess, subscribed to the broker, writing SQLite."""
 
     def __init__(self, workdir, broker, extra_args=()):
         self.workdir = Path(workdir)
@@ -89,9 +89,10 @@ class Collector:
         self.process = None
 
     def argv(self):
-        return [harness.python_exe(), str(Path(__file__).with_name("collector_main.py")),
-                "--mqtt-host", broker_host(self.broker), "--mqtt-port", str(self.broker.port),
-                "--db", str(self.db)] + self.extra_args
+        return [harness.python_exe(), "-m", "routerwatch_collector.cli", "run",
+                "--host", self.broker.host, "--port", str(self.broker.port),
+                "--client-id", "routerwatch-collector-bench", "--db", str(self.db)] \
+            + self.extra_args
 
     def start(self, timeout=20.0):
         log = open(self.workdir / "collector.log", "ab")
@@ -160,10 +161,6 @@ class Collector:
             except ProcessLookupError:
                 pass
             process.wait(timeout=10)
-
-
-def broker_host(broker):
-    return broker.host
 
 
 # --------------------------------------------------------------------------- agent
