@@ -1,0 +1,121 @@
+"""The SQLite store: exactly-once anomalies, device rows, gaps, rejected counts, queries."""
+import sqlite3
+
+import pytest
+
+from collector_messages import DEVICE, RUN, T0, anomaly, heartbeat, inventory, status
+from routerwatch_collector.store import SqliteStore, open_store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "collector.sqlite")
+    yield s
+    s.close()
+
+
+def test_the_database_is_in_wal_mode_with_a_unique_index_on_device_run_seq(store, tmp_path):
+    db = sqlite3.connect(tmp_path / "collector.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'anomalies_identity'").fetchone()
+    assert "UNIQUE" in index[0] and "(device, run, seq)" in index[0]
+
+
+def test_an_anomaly_stored_twice_is_one_row_and_only_the_first_insert_reports_it(store):
+    store.upsert_device(DEVICE, RUN, T0)
+    first = store.add_anomalies([anomaly(1), anomaly(2)], T0 + 1)
+    again = store.add_anomalies([anomaly(2), anomaly(1), anomaly(3)], T0 + 2)
+    assert [a.seq for a in first] == [1, 2]
+    assert [a.seq for a in again] == [3]
+    assert store.anomaly_count() == 3
+    assert store.devices()[0].anomalies == 3
+
+
+def test_stored_anomalies_keep_every_contract_field_and_the_evidence(store):
+    store.add_anomalies([anomaly(7, source="198.51.100.9", kind="login.spray")], T0 + 30)
+    (row,) = store.query_anomalies()
+    assert (row.device, row.run, row.seq, row.kind, row.severity, row.count) == (
+        DEVICE, RUN, 7, "login.spray", "high", 1)
+    assert row.time == T0 + 7 and row.received_at == T0 + 30 and row.origin == "agent"
+    assert row.evidence == {"source_ip": "198.51.100.9", "failures": 10, "service": "dropbear"}
+
+
+def test_a_batch_inside_a_transaction_that_fails_leaves_nothing_behind(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_anomalies([anomaly(1)], T0)
+            raise RuntimeError("disk full")
+    assert store.anomaly_count() == 0
+
+
+def test_queries_filter_by_device_kind_family_and_arrival_time_newest_first(store):
+    store.add_anomalies([anomaly(1, kind="login.bruteforce")], T0 + 10)
+    store.add_anomalies([anomaly(2, kind="conn.new_listener")], T0 + 20)
+    store.add_anomalies([anomaly(1, device="rw-other", kind="login.spray")], T0 + 30)
+    assert [a.seq for a in store.query_anomalies(device=DEVICE)] == [2, 1]
+    assert [a.kind for a in store.query_anomalies(kind="login.*")] == ["login.spray",
+                                                                       "login.bruteforce"]
+    assert [a.kind for a in store.query_anomalies(kind="conn.new_listener")] == [
+        "conn.new_listener"]
+    assert [a.device for a in store.query_anomalies(since=T0 + 15)] == ["rw-other", DEVICE]
+    assert len(store.query_anomalies(limit=1)) == 1
+
+
+def test_a_device_row_follows_heartbeat_inventory_and_status(store):
+    store.upsert_device(DEVICE, RUN, T0)
+    store.record_inventory(inventory(), T0)
+    store.record_heartbeat(heartbeat(1, interval=30.0), T0 + 30)
+    store.upsert_device(DEVICE, RUN, T0 + 30)
+    (row,) = store.devices()
+    assert row.first_seen == T0 and row.last_seen == T0 + 30
+    assert row.status == "online" and row.alive_at == T0 + 30
+    assert row.heartbeat_interval == 30.0 and row.heartbeats == 1
+    assert row.last_heartbeat["counters"] == {"lines": 10, "anomalies": 1}
+    assert row.firmware["DISTRIB_RELEASE"] == "23.05.3" and row.package_manager == "opkg"
+    assert store.highest_seq(DEVICE, RUN, "heartbeat") == 1
+
+
+def test_the_last_will_is_offline_and_a_clean_stop_is_stopped(store):
+    store.upsert_device(DEVICE, RUN, T0)
+    store.record_status(status("offline", 0), T0 + 1)
+    assert store.devices()[0].status == "offline"
+    store.record_status(status("online", 1), T0 + 2)
+    store.record_status(status("offline", 2), T0 + 3)
+    assert store.devices()[0].status == "stopped"
+
+
+def test_a_retained_status_of_an_older_run_is_ignored(store):
+    store.upsert_device(DEVICE, "1111111111111111", T0)
+    assert not store.record_status(status("offline", 0, run="2222222222222222"), T0 + 1,
+                                   retained=True)
+    assert store.devices()[0].status is None
+
+
+def test_gaps_are_recorded_and_late_arrivals_fill_them(store):
+    store.record_gap(DEVICE, RUN, "anomaly", 3, 5, T0)
+    assert store.fill_gap(DEVICE, RUN, "anomaly", 4)
+    assert not store.fill_gap(DEVICE, RUN, "anomaly", 9)
+    (gap,) = store.gaps()
+    assert (gap["first_seq"], gap["last_seq"], gap["filled"], gap["missing"]) == (3, 5, 1, 2)
+
+
+def test_rejected_counts_add_up_by_reason_and_only_touch_known_devices(store):
+    store.upsert_device(DEVICE, RUN, T0)
+    store.record_rejected("not_json", 2, T0, DEVICE, "payload is not JSON")
+    store.record_rejected("not_json", 1, T0 + 1, "rw-unknown", "payload is not JSON")
+    store.record_rejected("device_mismatch", 1, T0 + 2, DEVICE, "x")
+    assert store.rejected() == {"device_mismatch": 1, "not_json": 3}
+    assert [d.device for d in store.devices()] == [DEVICE]
+    assert store.devices()[0].rejected == 3
+
+
+def test_only_one_claim_on_a_silence_succeeds(store):
+    store.upsert_device(DEVICE, RUN, T0)
+    assert store.claim_silence(DEVICE, T0 + 100)
+    assert not store.claim_silence(DEVICE, T0 + 101)
+
+
+def test_opening_a_missing_database_for_queries_is_an_error_not_an_empty_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        open_store(tmp_path / "typo.sqlite", create=False)
+    assert not (tmp_path / "typo.sqlite").exists()
