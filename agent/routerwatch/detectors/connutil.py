@@ -1,0 +1,93 @@
+"""What the conn.* detectors share: reading their list options and sorting destinations.
+
+Not a detector (not in DETECTOR_MODULES).
+"""
+import functools
+import ipaddress
+import logging
+
+log = logging.getLogger("routerwatch")
+
+# Destinations that are the router's own neighbourhood, not "the internet". Documentation
+# ranges (192.0.2.0/24 ...) are deliberately absent: tests and examples use them as outside hosts.
+LOCAL_NETWORKS = tuple(ipaddress.ip_network(text) for text in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.168.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
+    "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8"))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_local_address(text):
+    """True for LAN (RFC 1918, CGNAT, ULA), link-local, loopback, multicast and broadcast."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(address in network for network in LOCAL_NETWORKS if
+               network.version == address.version)
+
+
+def same_link(peer, local):
+    """Peer inside the /64 of one of the router's IPv6 addresses: a LAN client with a global
+    address (IPv6 is routed, not NATed, so its address looks as global as any outside host)."""
+    try:
+        a, b = ipaddress.ip_address(peer), ipaddress.ip_address(local)
+    except ValueError:
+        return False
+    return a.version == b.version == 6 and a.packed[:8] == b.packed[:8]
+
+
+def parse_ports(text, option_name):
+    """'23, 2323' -> frozenset({23, 2323}); bad items are logged and left out."""
+    ports = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.isdigit() and 0 < int(item) <= 65535:
+            ports.add(int(item))
+        else:
+            log.warning("%s: ignoring %r (not a port number)", option_name, item[:32])
+    return frozenset(ports)
+
+
+def parse_services(text, option_name):
+    """'udp/53, tcp/853' -> frozenset({('udp', 53), ('tcp', 853)}); bad items logged, left out."""
+    services = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        proto, _, port = item.partition("/")
+        if proto in ("tcp", "udp", "sctp") and port.isdigit() and 0 < int(port) <= 65535:
+            services.add((proto, int(port)))
+        else:
+            log.warning("%s: ignoring %r (want proto/port, e.g. udp/53)", option_name, item[:32])
+    return frozenset(services)
+
+
+def normalised_addresses(text, option_name):
+    """'198.51.100.7, 2001:DB8::1' -> ['198.51.100.7', '2001:db8::1']; bad items logged."""
+    found = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            if "%" in item:
+                raise ValueError(item)
+            found.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            log.warning("%s: ignoring %r (not an IP address)", option_name, item[:64])
+    return found
+
+
+def parse_words(text):
+    return frozenset(item.strip() for item in text.split(",") if item.strip())
+
+
+def endpoint(address, port):
+    """'198.51.100.7:443' or '[2001:db8::1]:443' (no port for icmp)."""
+    if port is None:
+        return address
+    return "[%s]:%d" % (address, port) if ":" in address else "%s:%d" % (address, port)

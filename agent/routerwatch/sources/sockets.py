@@ -1,0 +1,132 @@
+"""ListenerSource: listening sockets from <root>/proc/net/{tcp,tcp6,udp,udp6} -> ListenerSnapshot.
+
+Owners are found the way the kernel leaves them: /proc/<pid>/fd/* are symlinks to
+"socket:[<inode>]". Walking every process's fds is the costly part, so owners are remembered per
+inode and the walk runs only when a listening inode without a known owner shows up (and stops as
+soon as all of them are found). Without permission (not root) owners stay unknown; the sockets
+are still reported. Everything is read under the root prefix, so a fixture tree works the same.
+"""
+import os
+import sys
+
+from ..bounded import BoundedDict
+from ..contract import clip
+from ..events import ListenerSnapshot, ListeningSocket
+from ..parsers.proc_net import PROTOCOLS, is_listening, parse_row
+
+MAX_ROWS_PER_FILE = 65536     # a router has hundreds of sockets; bounds a runaway file
+OWNER_CACHE = 4096
+MAX_FDS_PER_WALK = 200000     # fd symlinks read by one owner walk at most
+
+
+class ListenerSource:
+    def __init__(self, config, byteorder=sys.byteorder):
+        self.interval = config.intervals.connections
+        self.max_listeners = config.connections.max_listeners
+        self.proc = os.path.join(config.root, "proc")
+        self.byteorder = byteorder
+        self._owners = BoundedDict(OWNER_CACHE)     # inode -> (pid, name, exe) or None
+        self._polls = 0
+        self._unparsed = 0
+        self._owner_walks = 0
+        self._dropped = 0
+
+    def poll(self, now):
+        self._polls += 1
+        rows = []
+        for proto in PROTOCOLS:
+            rows.extend(self._listening_rows(proto))
+        if len(rows) > self.max_listeners:
+            self._dropped += len(rows) - self.max_listeners
+            rows = rows[: self.max_listeners]
+        current = {row.inode for row in rows}
+        for inode in self._owners.keys():
+            if inode not in current:
+                self._owners.pop(inode)    # closed: its inode may name another socket later
+        wanted = {inode for inode in current if inode and inode not in self._owners}
+        if wanted:
+            self._walk_owners(wanted)
+        sockets = []
+        for row in rows:
+            owner = self._owners.get(row.inode) if row.inode else None
+            pid, name, exe = owner if owner else (None, None, None)
+            sockets.append(ListeningSocket(proto=row.proto, address=row.local_address,
+                                           port=row.local_port, inode=row.inode, pid=pid,
+                                           process=name, exe=exe))
+        return [ListenerSnapshot(time=now, sockets=tuple(sockets))]
+
+    def _listening_rows(self, proto):
+        path = os.path.join(self.proc, "net", proto)
+        try:
+            handle = open(path, "r", encoding="ascii", errors="replace")
+        except OSError:
+            return []      # no IPv6, or the file is not there in a fixture
+        rows = []
+        with handle:
+            for number, line in enumerate(handle):
+                if number == 0 or not line.strip():
+                    continue   # the header
+                if number > MAX_ROWS_PER_FILE:
+                    break
+                row = parse_row(line, proto, self.byteorder)
+                if row is None:
+                    self._unparsed += 1
+                elif is_listening(row):
+                    rows.append(row)
+        return rows
+
+    def _walk_owners(self, wanted):
+        """Find the processes holding the wanted inodes; unfound ones are remembered as None."""
+        self._owner_walks += 1
+        remaining = set(wanted)
+        budget = MAX_FDS_PER_WALK
+        try:
+            pids = [name for name in os.listdir(self.proc) if name.isdigit()]
+        except OSError:
+            pids = []
+        for pid in sorted(pids, key=int):
+            if not remaining or budget <= 0:
+                break
+            fd_dir = os.path.join(self.proc, pid, "fd")
+            try:
+                fds = os.listdir(fd_dir)
+            except OSError:
+                continue   # gone, or not ours to read
+            for fd in fds:
+                budget -= 1
+                try:
+                    target = os.readlink(os.path.join(fd_dir, fd))
+                except OSError:
+                    continue
+                if not target.startswith("socket:["):
+                    continue
+                inode = target[8:-1]
+                if inode.isdigit() and int(inode) in remaining:
+                    remaining.discard(int(inode))
+                    self._owners.set(int(inode), self._describe(pid))
+        for inode in remaining:
+            self._owners.set(inode, None)
+
+    def _describe(self, pid):
+        base = os.path.join(self.proc, pid)
+        name = exe = None
+        try:
+            with open(os.path.join(base, "comm"), "r", encoding="utf-8", errors="replace") as h:
+                name = clip(h.read(64).strip(), 64) or None
+        except OSError:
+            pass
+        try:
+            exe = clip(os.readlink(os.path.join(base, "exe")), 256)
+        except OSError:
+            pass
+        return int(pid), name, exe
+
+    def counters(self):
+        return {"listener_polls": self._polls, "listener_unparsed": self._unparsed,
+                "listener_owner_walks": self._owner_walks}
+
+    def drops(self):
+        return {"listeners": self._dropped, "listener_owners": self._owners.evicted}
+
+    def close(self):
+        pass
