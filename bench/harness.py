@@ -256,6 +256,11 @@ def _fmt(value, digits=3):
 
 
 def _spread(summary):
+    if summary is None:
+        return "-"
+    if "p50" in summary:
+        return "p50 %s p95 %s p99 %s" % (_fmt(summary["p50"]), _fmt(summary["p95"]),
+                                         _fmt(summary["p99"]))
     return "%s [%s-%s]" % (_fmt(summary["median"]), _fmt(summary["min"]), _fmt(summary["max"]))
 
 
@@ -263,22 +268,29 @@ def table_lines(res):
     """Human table of one result: case, reference, routerwatch, ratio (median [min-max])."""
     lines = ["== %s%s" % (res["benchmark"], " (quick)" if res.get("quick") else "")]
     for row in res["rows"]:
+        ref = row.get("reference_rate") or row.get("reference")
+        rw = row.get("routerwatch_rate") or row.get("routerwatch")
         if "skipped" in row:
-            lines.append("  %-38s skipped: %s" % (row["case"], row["skipped"]))
+            lines.append("  %-44s skipped: %s" % (row["case"], row["skipped"]))
+            if ref:
+                lines.append("  %-44s %s alone: %s %s" % ("", row.get("reference_tool", "ref"),
+                                                          _spread(ref), ref.get("unit", "")))
             continue
-        if "reference" in row and "routerwatch" in row:
-            ref = row.get("reference_rate") or row["reference"]
-            rw = row.get("routerwatch_rate") or row["routerwatch"]
+        if isinstance(ref, dict) and isinstance(rw, dict):
             ratio = row.get("ratio")
-            lines.append("  %-38s %-10s %-24s rw %-24s ratio %s %s" % (
-                row["case"], row.get("reference_tool", "ref")[:10],
-                "%s %s" % (_spread(ref), ref.get("unit", "")),
-                "%s %s" % (_spread(rw), rw.get("unit", "")),
-                _spread(ratio) if ratio else "-",
-                "(rw/ref time)" if ratio else ""))
+            lines.append("  %s" % row["case"])
+            lines.append("      %-26s %s %s" % (row.get("reference_tool", "reference")[:26],
+                                                _spread(ref), ref.get("unit", "")))
+            lines.append("      %-26s %s %s" % ("routerwatch", _spread(rw), rw.get("unit", "")))
+            if ratio:
+                lines.append("      %-26s %s" % ("ratio rw/ref time", _spread(ratio)))
+            for key in ("ratio_p50", "ratio_p99"):
+                if key in row:
+                    lines.append("      %-26s %s" % (key.replace("_", " ") + " (rw/ref)",
+                                                     _fmt(row[key])))
         else:
             shown = {k: v for k, v in row.items() if k != "case"}
-            lines.append("  %-38s %s" % (row["case"], json.dumps(shown, default=str)[:160]))
+            lines.append("  %-44s %s" % (row["case"], json.dumps(shown, default=str)[:200]))
     for note in res.get("notes", ()):
         lines.append("  note: %s" % note)
     return lines

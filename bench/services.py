@@ -84,6 +84,10 @@ class Collector:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db = self.workdir / "collector.sqlite"
+        for stale in (self.db, self.db.with_name(self.db.name + "-wal"),
+                      self.db.with_name(self.db.name + "-shm")):
+            if stale.exists():      # a kept --workdir of an earlier run: start empty
+                stale.unlink()
         self.broker = broker
         self.extra_args = list(extra_args)
         self.process = None
