@@ -192,7 +192,10 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if _is_int(value):
+        # math.isfinite() raises OverflowError on an int beyond the float range (10**400)
+        return abs(value) <= SEQ_MAX
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check_counter_map(value, where):
