@@ -1,0 +1,256 @@
+"""Boot the emulated router in QEMU and drive it through its command channel.
+
+    net = RouterNetwork().setup()
+    vm = RouterVM(net, workdir).start()         # builds/reuses the image, boots, waits for init
+    vm.sh("logread | tail")                     # -> (rc, stdout, stderr)
+    vm.spawn("microsocks -p 11288", log="/tmp/socks.log")  # detached, returns the guest pid
+    vm.close(); net.close()
+
+QEMU runs with TCG unless a short boot test shows KVM works (nested virtualisation often hangs):
+ROUTERWATCH_QEMU_ACCEL=kvm|tcg skips the test. The router gets two virtio NICs on the taps of
+RouterNetwork (eth0 = LAN, eth1 = WAN as on OpenWrt x86/64), the squashfs on /dev/vda, the
+package layer on /dev/vdb, the serial console in <workdir>/console.log and the command channel on
+a virtio-serial port (see guest/rootfs/usr/libexec/rw-guestd).
+"""
+import atexit
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import build_image  # noqa: E402
+import netns  # noqa: E402
+
+QEMU = "qemu-system-x86_64"
+ROOT_PASSWORD = "rw-e2e-Passw0rd"
+_accel_cache = {}
+
+
+def qemu_available():
+    return shutil.which(QEMU) is not None
+
+
+def base_args(base, memory=256, cpus=2):
+    qboot = Path("/usr/share/qemu/qboot.rom")
+    args = [QEMU, "-M", "q35", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+            "-m", str(memory), "-smp", str(cpus), "-kernel", str(base / "vmlinuz"),
+            "-initrd", str(base / "initramfs.cpio.gz")]
+    if qboot.exists():        # a 1-second firmware instead of SeaBIOS' boot menu
+        args += ["-bios", str(qboot)]
+    return args
+
+
+def choose_accel(base):
+    """'kvm' when a guest boots under KVM within seconds, else 'tcg' (and why)."""
+    forced = os.environ.get("ROUTERWATCH_QEMU_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced, "forced by ROUTERWATCH_QEMU_ACCEL"
+    if "accel" in _accel_cache:
+        return _accel_cache["accel"]
+    result = ("tcg", "/dev/kvm is not usable")
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        # the initramfs' busybox as init exits at once: the kernel panics and QEMU quits
+        cmd = base_args(base, memory=128, cpus=1) + [
+            "-accel", "kvm", "-serial", "stdio", "-append",
+            "console=ttyS0 panic=-1 quiet rdinit=/bin/true"]
+        try:
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=8)
+            if done.returncode == 0 and b"Kernel panic" in done.stdout:
+                result = ("kvm", "a test boot under KVM finished")
+            else:
+                result = ("tcg", "a test boot under KVM failed (rc %d)" % done.returncode)
+        except subprocess.TimeoutExpired:
+            result = ("tcg", "a test boot under KVM hung (nested virtualisation)")
+    _accel_cache["accel"] = result
+    return result
+
+
+class GuestError(RuntimeError):
+    pass
+
+
+class RouterVM:
+    def __init__(self, network, workdir, memory=256, cpus=2, admin_pubkey=None):
+        self.net = network
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.memory, self.cpus = memory, cpus
+        self.process = None
+        self.accel = None
+        self.accel_reason = ""
+        self.console_log = self.workdir / "console.log"
+        self.control_path = self.workdir / "control.sock"
+        self._sock = None
+        self._buf = b""
+        self._ids = itertools.count(1)
+        self.boot_seconds = None
+        self.build_seconds = None
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, boot_timeout=None):
+        t0 = time.monotonic()
+        base, layer = build_image.build()
+        self.build_seconds = time.monotonic() - t0
+        self.base, self.layer = base, layer
+        self.accel, self.accel_reason = choose_accel(base)
+        if boot_timeout is None:
+            boot_timeout = 60 if self.accel == "kvm" else 180
+        cmdline = " ".join([
+            "console=ttyS0", "panic=-1", "quiet", "loglevel=4",
+            "rw.lan=%s/24" % netns.ROUTER_LAN, "rw.wan=%s/25" % netns.ROUTER_WAN,
+            "rw.gw=%s" % netns.WAN_GATEWAY, "rw.wan6=%s/64" % netns.ROUTER_WAN6,
+            "rw.gw6=%s" % netns.WAN_GATEWAY6, "rw.rootpw=%s" % ROOT_PASSWORD])
+        lan_fd, wan_fd = self.net.tap_fds["lan"], self.net.tap_fds["wan"]
+        accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else [
+            "-accel", "tcg,thread=multi", "-cpu", "max"]
+        args = base_args(base, self.memory, self.cpus) + accel + [
+            "-append", cmdline,
+            "-serial", "file:%s" % self.console_log,
+            "-drive", "file=%s,if=none,id=rom,format=raw,readonly=on" % (base / "rootfs.squashfs"),
+            "-device", "virtio-blk-pci,drive=rom",
+            "-drive", "file=%s,if=none,id=pkg,format=raw,readonly=on" % layer,
+            "-device", "virtio-blk-pci,drive=pkg",
+            "-netdev", "tap,id=lan,fd=%d" % lan_fd,
+            "-device", "virtio-net-pci,netdev=lan,mac=52:54:00:12:34:01",
+            "-netdev", "tap,id=wan,fd=%d" % wan_fd,
+            "-device", "virtio-net-pci,netdev=wan,mac=52:54:00:12:34:02",
+            "-device", "virtio-serial-pci",
+            "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % self.control_path,
+            "-device", "virtserialport,chardev=ctl,name=rw.control",
+            "-device", "virtio-rng-pci",
+        ]
+        (self.workdir / "qemu.cmdline").write_text(" ".join(args) + "\n")
+        qemu_log = open(self.workdir / "qemu.log", "ab")
+        try:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qemu_log,
+                                            stderr=qemu_log, pass_fds=(lan_fd, wan_fd),
+                                            start_new_session=True)
+        finally:
+            qemu_log.close()
+        self._connect(time.monotonic() + boot_timeout)
+        # rcS has finished when the respawned guestd answers; wait for init's last line too
+        self.wait_for("logread | grep -q 'init complete'", timeout=boot_timeout)
+        self.boot_seconds = time.monotonic() - t0 - self.build_seconds
+        return self
+
+    def _connect(self, deadline):
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise GuestError("QEMU exited with %s:\n%s" % (self.process.returncode,
+                                                               self.diagnostics()))
+            if self.control_path.exists():
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(str(self.control_path))
+                    self._sock = sock
+                    break
+                except OSError:
+                    sock.close()
+            time.sleep(0.1)
+        else:
+            raise GuestError("no QEMU control socket:\n" + self.diagnostics())
+        while time.monotonic() < deadline:
+            try:
+                rc, out, _ = self.sh("echo up", timeout=5, deadline=time.monotonic() + 5)
+                if rc == 0 and out.strip() == "up":
+                    return
+            except (GuestError, socket.timeout):
+                pass
+            if self.process.poll() is not None:
+                raise GuestError("QEMU exited:\n" + self.diagnostics())
+        raise GuestError("the router did not answer on its command channel:\n"
+                         + self.diagnostics())
+
+    def diagnostics(self):
+        parts = []
+        for name in ("qemu.log", "console.log"):
+            try:
+                text = (self.workdir / name).read_text(errors="replace")
+                parts.append("--- %s (last 3000 chars)\n%s" % (name, text[-3000:]))
+            except OSError:
+                pass
+        return "\n".join(parts)
+
+    def close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=10)
+
+    # ------------------------------------------------------------------ commands
+    def _request(self, request, timeout):
+        request["id"] = next(self._ids)
+        self._sock.sendall((json.dumps(request) + "\n").encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._buf:
+                line, self._buf = self._buf.split(b"\n", 1)
+                try:
+                    reply = json.loads(line)
+                except ValueError:
+                    continue
+                if reply.get("id") == request["id"]:
+                    return reply
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestError("no answer to %r within %.0f s" % (request.get("cmd"), timeout))
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise GuestError("the command channel closed")
+            self._buf += chunk
+
+    def sh(self, cmd, timeout=60, check=False, deadline=None):
+        """Run `cmd` with /bin/sh in the router; (rc, stdout, stderr)."""
+        wait = timeout + 15 if deadline is None else max(0.5, deadline - time.monotonic())
+        reply = self._request({"cmd": cmd, "timeout": timeout}, wait)
+        rc, out, err = reply.get("rc"), reply.get("out", ""), reply.get("err", "")
+        if check and rc != 0:
+            raise GuestError("router command failed (%s): %s\n%s%s" % (rc, cmd, out, err))
+        return rc, out, err
+
+    def out(self, cmd, timeout=60):
+        return self.sh(cmd, timeout=timeout, check=True)[1]
+
+    def spawn(self, cmd, log="/dev/null"):
+        """Start `cmd` detached in its own session in the router; its pid (of /bin/sh -c)."""
+        reply = self._request({"cmd": cmd, "detach": True, "log": log}, 30)
+        return reply["pid"]
+
+    def write_file(self, path, text, mode=0o644):
+        import base64
+        data = base64.b64encode(text.encode()).decode()
+        self.sh("mkdir -p \"$(dirname '%s')\" && echo '%s' | base64 -d > '%s' && chmod %o '%s'"
+                % (path, data, path, mode, path), check=True)
+
+    def wait_for(self, cmd, timeout=60, interval=0.5):
+        deadline = time.monotonic() + timeout
+        while True:
+            rc, out, _ = self.sh(cmd, timeout=30)
+            if rc == 0:
+                return out
+            if time.monotonic() > deadline:
+                raise GuestError("router: %r still false after %.0f s" % (cmd, timeout))
+            time.sleep(interval)
