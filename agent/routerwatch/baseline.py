@@ -1,0 +1,150 @@
+"""The integrity baseline: what the tracked files looked like when the agent first started (or
+what the operator supplied), kept compactly on flash.
+
+On disk: gzip of sorted lines `path<TAB>digest<TAB>size<TAB>mode` (mode in octal; digest is the
+sha256 hex of the content, of the link target for symlinks, `whiteout` for deletions of /rom
+files). Tabs, newlines and backslashes in paths are backslash-escaped so a hostile file name
+cannot forge a line. The baseline hash is the sha256 of that canonical text, uncompressed, so a
+fleet's collector can tell which routers share a baseline. Written atomically (temp file +
+rename) and only when the content changes: flash has a limited number of erase cycles.
+"""
+import gzip
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+
+BASELINE_FILE = "baseline.gz"
+MAX_BASELINE_BYTES = 32 * 1024 * 1024    # uncompressed; a router tracks thousands, not millions
+MAX_ENTRIES = 10000000
+
+_LINE_RE = re.compile(r"\A(?P<path>/[^\t\n]*)\t(?P<digest>[0-9a-f]{64}|whiteout|opaque|unhashed)"
+                      r"\t(?P<size>\d{1,15})\t(?P<mode>[0-7]{1,7})\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    digest: str      # sha256 hex | "whiteout" | "opaque" | "unhashed" (larger than max_file_bytes)
+    size: int
+    mode: int
+
+
+class BaselineError(Exception):
+    """The baseline file is unreadable or malformed; the text says which and where."""
+
+
+def escape_path(path):
+    return path.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def unescape_path(text):
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            out.append({"\\": "\\", "t": "\t", "n": "\n"}.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def canonical_text(entries):
+    """The manifest as bytes: one sorted line per path (the thing that is hashed)."""
+    lines = []
+    for path in sorted(entries):
+        entry = entries[path]
+        lines.append("%s\t%s\t%d\t%o\n" % (escape_path(path), entry.digest, entry.size,
+                                           entry.mode))
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def manifest_hash(entries):
+    return hashlib.sha256(canonical_text(entries)).hexdigest()
+
+
+def parse(data, origin="baseline"):
+    """{path: Entry} from canonical text (bytes); BaselineError names the first bad line."""
+    if len(data) > MAX_BASELINE_BYTES:
+        raise BaselineError("%s is larger than %d bytes" % (origin, MAX_BASELINE_BYTES))
+    entries = {}
+    text = data.decode("utf-8", "surrogateescape")
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line:
+            continue
+        match = _LINE_RE.match(line)
+        if match is None:
+            raise BaselineError("%s line %d is not 'path<TAB>sha256<TAB>size<TAB>mode'"
+                                % (origin, number))
+        entries[unescape_path(match.group("path"))] = Entry(
+            match.group("digest"), int(match.group("size")), int(match.group("mode"), 8))
+        if len(entries) > MAX_ENTRIES:
+            raise BaselineError("%s has more than %d entries" % (origin, MAX_ENTRIES))
+    return entries
+
+
+def load(path):
+    """{path: Entry} from a baseline file (gzip, or plain text for operator-written ones);
+    None when the file does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+            handle.seek(0)
+            if head == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=handle) as unzipped:
+                    data = unzipped.read(MAX_BASELINE_BYTES + 1)
+            else:
+                data = handle.read(MAX_BASELINE_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError) as exc:
+        raise BaselineError("cannot read %s: %s" % (path, exc))
+    return parse(data, path)
+
+
+def save(path, entries):
+    """Write the manifest atomically; returns False (and writes nothing) when the file already
+    holds exactly this manifest."""
+    text = canonical_text(entries)
+    try:
+        current = load(path)
+    except BaselineError:
+        current = None
+    if current is not None and canonical_text(current) == text:
+        return False
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    temporary = "%s.tmp.%d" % (path, os.getpid())
+    try:
+        with open(temporary, "wb") as raw:
+            # mtime=0: the same manifest always compresses to the same bytes
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+                zipped.write(text)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return True
+
+
+def state_path(config, name):
+    """A file in the state dir. The default state dir (/etc/routerwatch) belongs to the router
+    being watched, so with a root prefix (--root, a fixture tree) it is taken under that root and
+    a scan of a copied tree never writes into this machine's own /etc; a state dir set
+    explicitly is used as given."""
+    from .config import AgentConfig
+    state_dir = config.state_dir
+    if state_dir == AgentConfig.state_dir and config.root not in ("", "/"):
+        state_dir = os.path.join(config.root, state_dir.lstrip("/"))
+    return os.path.join(state_dir, name)
+
+
+def describe(entries):
+    """Lines for `routerwatch-agent baseline show`."""
+    yield "# baseline %s, %d paths" % (manifest_hash(entries), len(entries))
+    for line in canonical_text(entries).decode("utf-8", "surrogateescape").splitlines():
+        yield line

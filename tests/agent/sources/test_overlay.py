@@ -1,0 +1,286 @@
+"""The integrity source: given a router tree (rom/, overlay/upper/, package DB, release files),
+when it scans, then these FileFindings and this FirmwareIdentity."""
+import base64
+import hashlib
+import os
+
+import pytest
+
+from fixtures.build_tree import build_tree, can_make_devices
+from routerwatch import baseline
+from routerwatch import config as cfg
+from routerwatch.events import FileFinding, FirmwareIdentity
+from routerwatch.sources import overlay
+from routerwatch.sources.overlay import IntegritySource, classify
+
+ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(200)
+
+
+def make_source(root, state, *overrides):
+    conf = cfg.load(overrides=["state_dir=%s" % state] + list(overrides),
+                    defaults={"root": str(root)})
+    return IntegritySource(conf)
+
+
+def full_scan(source, now=1000.0):
+    events = list(source.poll(now))
+    while source.scanning:
+        events.extend(source.poll(now))
+    return events
+
+
+def findings(events, name=None):
+    return {(e.finding, e.path): e for e in events
+            if isinstance(e, FileFinding) and (name is None or e.finding == name)}
+
+
+def identity(events):
+    (ident,) = [e for e in events if isinstance(e, FirmwareIdentity)]
+    return ident
+
+
+@pytest.fixture
+def clean(tmp_path):
+    return build_tree("router-clean", tmp_path / "clean")
+
+
+@pytest.fixture
+def attacked(tmp_path):
+    return build_tree("router-attacked", tmp_path / "attacked")
+
+
+def test_clean_router_first_scan_sees_only_routine_changes(clean, tmp_path):
+    source = make_source(clean, tmp_path / "state")
+    events = full_scan(source)
+    got = findings(events)
+    assert set(got) == {("shadowed", "/etc/config/dhcp"), ("shadowed", "/etc/shadow"),
+                        ("shadowed", "/lib/apk/db/installed"),
+                        ("whiteout", "/etc/uci-defaults/10_migrate-shadow")}
+    assert all(e.first_scan for e in got.values())
+    assert got[("shadowed", "/etc/shadow")].detail["class"] == "routine"
+    assert got[("shadowed", "/etc/shadow")].detail["sensitive"] is True
+    assert got[("whiteout", "/etc/uci-defaults/10_migrate-shadow")].detail["rom_sha256"]
+    ident = identity(events)
+    assert ident.release["DISTRIB_RELEASE"] == "25.12.0"
+    assert (ident.board, ident.model, ident.kernel) == ("glinet,gl-mt3000", "GL.iNet GL-MT3000",
+                                                        "6.12.57")
+    assert ident.package_manager == "apk" and ident.previous_hash is None
+    assert len(ident.rom_hash) == 64 and len(ident.rom_packages_hash) == 64
+    stored = baseline.load(str(tmp_path / "state" / "baseline.gz"))
+    assert ident.baseline_hash == baseline.manifest_hash(stored)
+    assert "/etc/dropbear/authorized_keys" in stored and "/usr/sbin/tcpdump" in stored
+
+
+def test_attacked_router_first_scan_needs_no_history(attacked):
+    # the default state dir, under the root prefix: the tree's own committed baseline
+    events = full_scan(make_source(attacked, "/etc/routerwatch"))
+    got = findings(events)
+    shadowed = got[("shadowed", "/usr/sbin/dropbear")].detail
+    assert shadowed["class"] == "executable"
+    assert shadowed["sha256"] != shadowed["rom_sha256"]
+    assert shadowed["rom_sha256"] == hashlib.sha256(
+        (attacked / "rom/usr/sbin/dropbear").read_bytes()).hexdigest()
+    dropbear = got[("package_mismatch", "/usr/sbin/dropbear")].detail
+    assert (dropbear["package"], dropbear["algorithm"]) == ("dropbear", "sha256-160")
+    tcpdump = got[("package_mismatch", "/usr/sbin/tcpdump")].detail
+    assert tcpdump["package"] == "tcpdump" and tcpdump["expected"] != tcpdump["actual"]
+    # the committed baseline (taken of the clean router) shows what changed since
+    assert got[("baseline_drift", "/etc/dropbear/authorized_keys")].detail["change"] == "modified"
+    assert got[("baseline_drift", "/etc/crontabs/root")].detail["change"] == "added"
+    assert ("new_executable", "/usr/sbin/tcpdump") not in got   # owned by a package
+
+
+def test_committed_attacked_baseline_is_the_clean_routers(clean, tmp_path):
+    full_scan(make_source(clean, tmp_path / "state"))
+    ours = baseline.load(str(tmp_path / "state" / "baseline.gz"))
+    committed = baseline.load(os.path.join(os.path.dirname(overlay.__file__), "..", "..", "..",
+                                           "tests/fixtures/router-attacked/etc/routerwatch/"
+                                           "baseline.gz"))
+    assert committed == ours
+
+
+def test_second_scan_rehashes_only_changed_files(clean, tmp_path):
+    source = make_source(clean, tmp_path / "state")
+    first = full_scan(source, 1000.0)
+    hashed_once = source.hashes
+    assert hashed_once >= 10
+    again = full_scan(source, 1000.0 + source.config.intervals.integrity)
+    assert source.hashes == hashed_once                 # nothing changed: nothing read again
+    assert findings(again) == {}                        # and nothing reported again
+    assert len([e for e in again if isinstance(e, FirmwareIdentity)]) == 1
+    (clean / "overlay/upper/etc/config/system").write_text("config system\n\toption hostname 'x'\n")
+    later = full_scan(source, 1000.0 + 2 * source.config.intervals.integrity)
+    assert source.hashes == hashed_once + 1
+    drift = findings(later, "baseline_drift")
+    assert list(drift) == [("baseline_drift", "/etc/config/system")]
+    assert drift[("baseline_drift", "/etc/config/system")].first_scan is False
+    assert findings(first, "baseline_drift") == {}
+
+
+def test_cpu_budget_splits_a_scan_and_the_cursor_resumes(clean, tmp_path, monkeypatch):
+    whole = findings(full_scan(make_source(clean, tmp_path / "whole")))
+    clock = iter(range(10 ** 6))
+    monkeypatch.setattr(overlay.time, "process_time", lambda: float(next(clock)))
+    source = make_source(clean, tmp_path / "sliced", "integrity.cpu_budget=0.5")
+    events = list(source.poll(1000.0))
+    polls = 1
+    assert source.scanning and source.interval == overlay.RESUME_INTERVAL
+    while source.scanning:
+        events.extend(source.poll(1000.0 + polls * overlay.RESUME_INTERVAL))
+        polls += 1
+    assert polls > 10
+    assert source.resumes == polls - 1
+    assert set(findings(events)) == set(whole)
+    assert len([e for e in events if isinstance(e, FirmwareIdentity)]) == 1
+    assert source.interval == source.config.intervals.integrity
+    assert source.poll(1000.0 + polls * 3) == []         # the next scan waits for its interval
+
+
+def test_unowned_executables_are_new_executables(clean, tmp_path):
+    upper = clean / "overlay/upper"
+    (upper / "usr/bin").mkdir(parents=True)
+    (upper / "usr/bin/xlogin").write_bytes(ELF)          # not executable by mode: ELF magic
+    (upper / "etc/init.d").mkdir(parents=True)
+    (upper / "etc/init.d/xlogin").write_text("#!/bin/sh /etc/rc.common\nSTART=99\n")
+    (upper / "etc/notes.txt").write_text("plain data\n")
+    got = findings(full_scan(make_source(clean, tmp_path / "state")), "new_executable")
+    assert set(got) == {("new_executable", "/usr/bin/xlogin"),
+                        ("new_executable", "/etc/init.d/xlogin")}
+    assert got[("new_executable", "/usr/bin/xlogin")].detail["elf"] is True
+    assert got[("new_executable", "/etc/init.d/xlogin")].detail["class"] == "script"
+
+
+def test_legacy_whiteout_symlink_is_a_whiteout(tmp_path):
+    tree = build_tree("router-clean", tmp_path / "t", native_whiteouts=False)
+    got = findings(full_scan(make_source(tree, tmp_path / "state")), "whiteout")
+    assert got[("whiteout", "/etc/uci-defaults/10_migrate-shadow")].detail["legacy"] is True
+
+
+@pytest.mark.skipif(not can_make_devices(), reason="creating a 0/0 character device needs root")
+def test_native_whiteout_char_device_is_a_whiteout(tmp_path):
+    tree = build_tree("router-clean", tmp_path / "t", native_whiteouts=True)
+    st = os.lstat(tree / "overlay/upper/etc/uci-defaults/10_migrate-shadow")
+    assert st.st_rdev == 0 and not os.path.islink(tree / "overlay/upper/etc/uci-defaults")
+    source = make_source(tree, tmp_path / "state")
+    got = findings(full_scan(source), "whiteout")
+    assert got[("whiteout", "/etc/uci-defaults/10_migrate-shadow")].detail["legacy"] is False
+    assert source.live_path("etc/uci-defaults/10_migrate-shadow") is None
+
+
+@pytest.mark.skipif(not can_make_devices(), reason="trusted.* xattrs need root")
+def test_opaque_directory_hides_rom(tmp_path):
+    try:
+        tree = build_tree("router-clean", tmp_path / "t", opaque_dirs=["etc/init.d"])
+    except OSError:
+        pytest.skip("this file system does not keep trusted.* xattrs")
+    source = make_source(tree, tmp_path / "state")
+    got = findings(full_scan(source), "opaque")
+    assert list(got) == [("opaque", "/etc/init.d")]
+    assert source.live_path("etc/init.d/boot") is None
+    assert source.live_path("etc/config/dropbear").endswith("rom/etc/config/dropbear")
+
+
+def test_state_dir_inside_the_overlay_is_not_tracked(clean, tmp_path):
+    (clean / "overlay/upper/etc/routerwatch").mkdir()
+    (clean / "overlay/upper/etc/routerwatch/firmware.json").write_text("{}")
+    source = make_source(clean, "/etc/routerwatch")
+    full_scan(source)
+    assert "/etc/routerwatch/firmware.json" not in baseline.load(
+        str(clean / "etc/routerwatch/baseline.gz"))
+
+
+def test_identity_is_remembered_across_restarts_and_changes_with_the_release(clean, tmp_path):
+    state = tmp_path / "state"
+    first = identity(full_scan(make_source(clean, state)))
+    second = identity(full_scan(make_source(clean, state)))
+    assert second.previous_hash == first.identity_hash == second.identity_hash
+    assert second.previous["release"]["DISTRIB_RELEASE"] == "25.12.0"
+    upper_release = clean / "overlay/upper/etc/openwrt_release"
+    upper_release.write_text((clean / "rom/etc/openwrt_release").read_text().replace(
+        "25.12.0", "25.12.1"))
+    third = identity(full_scan(make_source(clean, state)))
+    assert third.identity_hash != first.identity_hash
+    assert third.previous_hash == first.identity_hash
+    assert third.release["DISTRIB_RELEASE"] == "25.12.1"
+
+
+def test_large_files_are_not_hashed_and_the_file_cap_is_counted(clean, tmp_path):
+    (clean / "overlay/upper/big.bin").write_bytes(b"x" * 4096)
+    source = make_source(clean, tmp_path / "state", "integrity.max_file_bytes=2048")
+    full_scan(source)
+    stored = baseline.load(str(tmp_path / "state" / "baseline.gz"))
+    assert stored["/big.bin"].digest == "unhashed"
+    capped = make_source(clean, tmp_path / "capped", "integrity.max_files=100")
+    for n in range(120):
+        (clean / ("overlay/upper/many%03d" % n)).write_text(str(n))
+    full_scan(capped)
+    assert capped.drops()["integrity_untracked_files"] > 0
+    assert not os.path.exists(tmp_path / "capped" / "baseline.gz")   # no partial baseline
+
+
+def test_without_an_overlay_sensitive_paths_and_package_files_are_checked(tmp_path):
+    root = tmp_path / "plain"
+    (root / "etc/init.d").mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "lib/apk/db").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/ash\n")
+    (root / "etc/init.d/boot").write_text("#!/bin/sh\n")
+    (root / "usr/bin/good").write_bytes(b"good")
+    (root / "usr/bin/bad").write_bytes(b"tampered")
+    (root / "etc/openwrt_release").write_text("DISTRIB_RELEASE='24.10.0'\n")
+
+    def z(data):
+        return "Q1" + base64.b64encode(hashlib.sha256(data).digest()[:20]).decode()
+    (root / "lib/apk/db/installed").write_text(
+        "P:tools\nV:1\nf:S\nF:usr/bin\nR:good\nZ:%s\nR:bad\nZ:%s\n" % (z(b"good"), z(b"bad")))
+    source = make_source(root, tmp_path / "state")
+    events = full_scan(source)
+    assert set(findings(events)) == {("package_mismatch", "/usr/bin/bad")}
+    stored = baseline.load(str(tmp_path / "state" / "baseline.gz"))
+    assert {"/etc/passwd", "/etc/init.d/boot", "/usr/bin/good", "/usr/bin/bad"} <= set(stored)
+    assert identity(events).release == {"DISTRIB_RELEASE": "24.10.0"}
+    assert identity(events).rom_hash == ""
+
+
+def test_opkg_router_owned_files_and_conffile_checksums(tmp_path):
+    root = tmp_path / "opkg"
+    rom, upper = root / "rom", root / "overlay/upper"
+    for d in ("usr/lib/opkg/info", "etc/config"):
+        (rom / d).mkdir(parents=True)
+    (rom / "etc/config/dropbear").write_text("config dropbear\n")
+    shipped = hashlib.sha256(b"config dropbear\n").hexdigest()
+    (rom / "usr/lib/opkg/status").write_text(
+        "Package: dropbear\nVersion: 2022.82-6\nStatus: install ok installed\nConffiles:\n"
+        " /etc/config/dropbear %s\n\n" % shipped)
+    (rom / "usr/lib/opkg/info/dropbear.list").write_text("/etc/config/dropbear\n")
+    (upper / "usr/lib/opkg/info").mkdir(parents=True)
+    (upper / "usr/sbin").mkdir(parents=True)
+    (upper / "etc/config").mkdir(parents=True)
+    (upper / "usr/lib/opkg/status").write_text(
+        (rom / "usr/lib/opkg/status").read_text() +
+        "Package: tcpdump\nVersion: 4.99.4-1\nStatus: install user installed\n\n")
+    (upper / "usr/lib/opkg/info/tcpdump.list").write_text("/usr/sbin/tcpdump\n")
+    (upper / "usr/sbin/tcpdump").write_bytes(ELF)
+    (upper / "usr/sbin/xlogin").write_bytes(ELF + b"x")
+    (upper / "etc/config/dropbear").write_text("config dropbear\n\toption Port '2222'\n")
+    events = full_scan(make_source(root, tmp_path / "state"))
+    got = findings(events)
+    assert ("new_executable", "/usr/sbin/xlogin") in got
+    assert ("new_executable", "/usr/sbin/tcpdump") not in got
+    conffile = got[("package_mismatch", "/etc/config/dropbear")].detail
+    assert conffile["conffile"] is True and conffile["expected"] == shipped
+    assert identity(events).package_manager == "opkg"
+
+
+@pytest.mark.parametrize("path, head, mode, expected", [
+    ("/usr/sbin/dropbear", b"\x7fELF", 0o100755, "executable"),
+    ("/usr/lib/libfoo.so.1", b"\x7fELF", 0o100755, "library"),
+    ("/etc/init.d/x", b"#!/b", 0o100755, "script"),
+    ("/usr/bin/tool.sh", b"echo", 0o100644, "script"),
+    ("/etc/config/network", b"conf", 0o100644, "routine"),
+    ("/etc/dropbear/dropbear_ed25519_host_key", b"\x00\x00", 0o100600, "routine"),
+    ("/etc/sysctl.conf", b"net.", 0o100644, "config"),
+    ("/root/notes", b"hi", 0o100644, "data"),
+])
+def test_classify(path, head, mode, expected):
+    assert classify(path, head, mode) == expected
