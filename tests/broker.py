@@ -9,7 +9,13 @@ The pytest fixture `mosquitto_broker` (tests/conftest.py) gives a started broker
 test, with the reason, when mosquitto is not installed (ci/install-system-packages.sh installs it).
 
 Extra config lines (password_file, acl_file ...) go in through `extra`; another template through
-`template`. The template's fields are {port}, {log_file}, {user} and {extra}.
+`template`. The template's fields are {port}, {log_file}, {user}, {extra}, {persistence} and
+{workdir}. With persistent=True and stop(graceful=True) the broker keeps sessions, retained and
+queued messages across a restart, so a subscriber misses nothing while the publisher is tested.
+
+    recorder = Recorder(broker, ["routerwatch/#"]).start()   # subscribed when start() returns
+    recorder.wait_for(lambda msgs: len(msgs) >= 3)
+    recorder.messages   -> [Message(topic, payload, qos, retain), ...]
 """
 import os
 import pwd
@@ -17,7 +23,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections import namedtuple
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +66,8 @@ class BrokerError(RuntimeError):
 
 
 class MosquittoBroker:
-    def __init__(self, workdir, port=None, template=TEST_TEMPLATE, extra="", binary=None):
+    def __init__(self, workdir, port=None, template=TEST_TEMPLATE, extra="", binary=None,
+                 persistent=False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or find_mosquitto()
@@ -70,7 +79,8 @@ class MosquittoBroker:
         self.conf_file = self.workdir / "mosquitto.conf"
         self.conf_file.write_text(Path(template).read_text().format(
             port=self.port, log_file=self.log_file,
-            user=pwd.getpwuid(os.getuid()).pw_name, extra=extra))
+            user=pwd.getpwuid(os.getuid()).pw_name, extra=extra,
+            persistence="true" if persistent else "false", workdir=self.workdir))
         self.process = None
         self.starts = 0
 
@@ -98,22 +108,27 @@ class MosquittoBroker:
         raise BrokerError("mosquitto did not accept connections on %s:%d within %.0f s; log:\n%s"
                           % (self.host, self.port, timeout, self.log_text()))
 
-    def stop(self):
-        """Kill the broker hard (no clean shutdown), like a crash or a network cut."""
+    def stop(self, graceful=False):
+        """Kill the broker hard (like a crash or a network cut), or with graceful=True let it
+        shut down (SIGTERM), which writes its persistence file when persistent."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         try:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+            process.wait(timeout=10)
         except ProcessLookupError:
             pass
-        process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
-    def restart(self):
-        self.stop()
+    def restart(self, graceful=False):
+        self.stop(graceful)
         return self.start()
 
-    close = stop
+    def close(self):
+        self.stop()
 
     def running(self):
         return self.process is not None and self.process.poll() is None
@@ -154,3 +169,74 @@ def make_password_file(path, users):
     path.write_text("".join("%s:%s\n" % (u, p) for u, p in users.items()))
     subprocess.run([tool, "-U", str(path)], check=True, capture_output=True)
     return path
+
+
+Message = namedtuple("Message", "topic payload qos retain")
+
+
+class Recorder:
+    """An MQTT client that subscribes to `topics` (QoS 1) and records every message it gets.
+
+    It reconnects on its own after a broker restart. With clean=False (and a persistent broker
+    stopped gracefully) its session survives the restart, so nothing published meanwhile is lost.
+    """
+
+    def __init__(self, broker, topics=("#",), client_id=None, clean=True, username=None,
+                 password=None):
+        from routerwatch.sinks.mqtt import new_client
+
+        self.broker = broker
+        self.topics = list(topics)
+        self.client = new_client(client_id or "recorder-%d" % id(self), "3.1.1", clean=clean)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.messages = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+
+    def _on_connect(self, client, userdata, flags, rc, *rest):
+        client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_subscribe(self, client, userdata, mid, *rest):
+        self._subscribed.set()
+
+    def _on_message(self, client, userdata, message):
+        with self._lock:
+            self.messages.append(Message(message.topic, bytes(message.payload), message.qos,
+                                         bool(message.retain)))
+
+    def start(self, timeout=START_TIMEOUT):
+        self.client.connect_async(self.broker.host, self.broker.port, 30)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout):
+            self.stop()
+            raise BrokerError("recorder could not subscribe to %s" % self.topics)
+        return self
+
+    def stop(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def snapshot(self, topic_suffix=None):
+        with self._lock:
+            return [m for m in self.messages
+                    if topic_suffix is None or m.topic.endswith(topic_suffix)]
+
+    def wait_for(self, predicate, timeout=30.0):
+        """Wait until predicate(messages so far) is true; returns the messages (check them!)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self.snapshot()
+            if predicate(messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.02)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -15,3 +15,20 @@ def mosquitto_broker(tmp_path):
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture
+def mqtt_recorder():
+    """Factory: mqtt_recorder(broker, topics, **kw) -> a subscribed Recorder, stopped at teardown."""
+    from broker import Recorder
+
+    made = []
+
+    def make(broker, topics=("#",), **kwargs):
+        recorder = Recorder(broker, topics, **kwargs).start()
+        made.append(recorder)
+        return recorder
+
+    yield make
+    for recorder in made:
+        recorder.stop()

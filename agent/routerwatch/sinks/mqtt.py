@@ -40,12 +40,16 @@ CLOSE_TIMEOUT = 3.0        # seconds close() waits for the last messages to be a
 PAHO_V2 = hasattr(paho, "CallbackAPIVersion")
 
 
-def new_client(client_id, protocol="3.1.1"):
-    """A paho Client for 1.6 or 2.x with the 2.x callback signatures where available."""
+def new_client(client_id, protocol="3.1.1", clean=True):
+    """A paho Client for 1.6 or 2.x with the 2.x callback signatures where available.
+
+    Callbacks must accept both signatures: on_connect(client, userdata, flags, rc, *rest),
+    on_disconnect(client, userdata, *rest), on_publish(client, userdata, mid, *rest).
+    """
     version = paho.MQTTv5 if protocol == "5" else paho.MQTTv311
     kwargs = {"client_id": client_id, "protocol": version}
     if version == paho.MQTTv311:
-        kwargs["clean_session"] = True
+        kwargs["clean_session"] = clean
     if PAHO_V2:
         return paho.Client(paho.CallbackAPIVersion.VERSION2, **kwargs)
     return paho.Client(**kwargs)
