@@ -151,3 +151,23 @@ def _record(m, kind, method):
     if kind == EXIT_BEFORE_AUTH:
         method = "max_tries" if groups["reason"].startswith(MAX_TRIES_PREFIX) else "exit"
     return DropbearRecord(kind, method, clean_user(user), ip, port, fails, port_cut)
+
+
+# What a line cut short (by logd's 1024-byte cap or the reader's) still tells: its beginning is
+# dropbear's own text, so the kind of attempt is known even though the end (address) is lost.
+_CUT_PREFIXES = (
+    ("Bad password attempt for '", FAILURE, "password"),
+    ("Too-long password attempt for '", FAILURE, "password"),
+    ("Pubkey auth bad signature for '", FAILURE, "pubkey"),
+    ("Login attempt with wrong user ", FAILURE, "wrong_user"),
+    ("Password auth succeeded for '", SUCCESS, "password"),
+    ("Pubkey auth succeeded for '", SUCCESS, "pubkey"),
+)
+
+
+def parse_cut_message(message):
+    """DropbearRecord without address for a message whose end was cut off, or None."""
+    for prefix, kind, method in _CUT_PREFIXES:
+        if message.startswith(prefix):
+            return DropbearRecord(kind, method, None, None, None)
+    return None

@@ -46,3 +46,15 @@ def parse_message(message):
     outcome = "success" if m.group("outcome") == "accepted" else "failure"
     return LuciRecord(outcome, None if user == "?" else clean_user(user), ip,
                       m.group("path")[:128])
+
+
+_CUT_RE = re.compile(r"\A(?:\[info\] )?luci: (?P<outcome>accepted|failed) login on /")
+
+
+def parse_cut_message(message):
+    """LuciRecord without user and address for a message whose end was cut off, or None: a
+    client must not hide its failures behind user names longer than the log keeps."""
+    m = _CUT_RE.match(message)
+    if m is None:
+        return None
+    return LuciRecord("success" if m.group("outcome") == "accepted" else "failure", None, None, "")

@@ -80,6 +80,11 @@ class LoginSessions:
     def _attempt(self, time, pid, session, record):
         outcome = "failure" if record.kind == FAILURE else "success"
         ip, port = record.ip, record.port
+        if session is None and pid is not None:
+            # the connection line was not seen (the log began mid-connection): start counting
+            # here, so that the Exit line's total does not count these failures again
+            session = _Session(ip, port)
+            self._sessions.set(pid, session)
         if session is not None:
             if ip is None:
                 ip, port = session.ip, session.port
@@ -89,12 +94,7 @@ class LoginSessions:
                 session.ip, session.port = ip, port
             if outcome == "failure":
                 session.failures += 1
-        if ip is None and pid is not None:
-            if session is None:
-                session = _Session()
-                self._sessions.set(pid, session)
-                if outcome == "failure":
-                    session.failures += 1
+        if ip is None and session is not None:
             if session.pending is None:
                 session.pending = []
             if len(session.pending) < MAX_PENDING:

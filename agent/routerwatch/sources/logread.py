@@ -17,7 +17,8 @@ A line may be cut (logd caps messages at 1024 bytes, dropbear its own at 1023, t
 max_line_bytes). A cut line ends with whatever was in the middle, possibly client-chosen text such
 as a LuCI user name ending in " from 203.0.113.9", so lines of UNTRUSTED_TAIL_BYTES or more are
 used without their trailing address: dropbear lines then take the address of their PID's
-connection line, LuCI ones count as failures from an unknown source.
+connection line, LuCI ones count as failures from an unknown source. Such a line is still counted
+when its end no longer parses at all, so overlong user names hide no failures.
 """
 import logging
 import os
@@ -142,6 +143,8 @@ class LoginLines:
         untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
         if record.tag == "dropbear":
             parsed = dropbear.parse_message(record.message)
+            if parsed is None and untrusted:
+                parsed = dropbear.parse_cut_message(record.message)
             if parsed is None:
                 return ()
             self.recognised += 1
@@ -150,6 +153,8 @@ class LoginLines:
                 parsed = parsed._replace(ip=None, port=None)
             return self.sessions.feed(record.time, record.pid, parsed)
         parsed = luci.parse_message(record.message)
+        if parsed is None and untrusted:
+            parsed = luci.parse_cut_message(record.message)
         if parsed is None:
             return ()
         self.recognised += 1
