@@ -206,6 +206,7 @@ class Ingest:
                 anomaly = self._silent_anomaly(device, reason, alive_at, interval, run, now)
                 new = self.store.add_anomalies([anomaly], now, origin="collector")
                 self.counters["silent"] += len(new)
+                self.counters["stored"] += len(new)
                 stored.extend(new)
         return stored
 

@@ -17,6 +17,8 @@ import time
 import paho.mqtt.client as mqtt
 
 from routerwatch.contract import MESSAGE_TYPES, subscription
+from routerwatch.sinks.mqtt import new_client as agent_client
+from routerwatch.sinks.mqtt import reason_value
 
 log = logging.getLogger("routerwatch_collector")
 
@@ -30,27 +32,14 @@ class BrokerRefused(RuntimeError):
     """The broker refused the connection in a way that retrying will not fix."""
 
 
-def _code(rc):
-    """paho 1.6 passes ints, paho 2.x ReasonCode objects; both as an int."""
-    value = getattr(rc, "value", rc)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
-
-
-def new_client(client_id, protocol="3.1.1", persistent=True, manual_ack=True):
-    """A paho client on 1.6 or 2.x. Returns (client, acks_manually)."""
-    proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
-    kwargs = {"client_id": client_id, "protocol": proto}
-    if proto == mqtt.MQTTv311:
-        kwargs["clean_session"] = not persistent
-    version = getattr(mqtt, "CallbackAPIVersion", None)
-    if version is not None:                   # paho 2.x
-        kwargs["callback_api_version"] = version.VERSION2
-        kwargs["manual_ack"] = manual_ack
-        return mqtt.Client(**kwargs), manual_ack
-    return mqtt.Client(**kwargs), False      # paho 1.6: acknowledges on receipt
+def new_client(client_id, protocol="3.1.1", persistent=True):
+    """A paho client on 1.6 or 2.x (the agent's compat helper), acknowledging manually where
+    paho can (2.x). Returns (client, acks_manually)."""
+    client = agent_client(client_id, protocol, clean=not persistent)
+    if hasattr(client, "manual_ack_set"):
+        client.manual_ack_set(True)
+        return client, True
+    return client, False     # paho 1.6 acknowledges on receipt
 
 
 class Subscriber:
@@ -90,7 +79,7 @@ class Subscriber:
 
     # ------------------------------------------------------------------ paho callbacks
     def _on_connect(self, client, userdata, flags, rc, *rest):
-        code = _code(rc)
+        code = reason_value(rc)
         if code != 0:
             text = mqtt.connack_string(code) if code < 128 else str(rc)
             if code in FATAL_CONNACK:
@@ -175,7 +164,7 @@ class Subscriber:
                 rc = client.loop(timeout=0.05 if self.ingest.pending() else 0.5)
                 if self.refused:
                     raise BrokerRefused(self.refused)
-                if _code(rc) != 0:
+                if reason_value(rc) != 0:
                     socket_open = False
                     self.connected = False
                     self._acks = []
