@@ -21,7 +21,7 @@ def test_registry_lists_each_module_once():
 def test_detector_follows_the_conventions(kind):
     module = kind.replace(".", "_")
     assert module in DETECTOR_MODULES, "module name must be the kind with '_' for '.'"
-    assert (REPO / "tests/agent/detectors/test_%s.py" % module).is_file(), "needs a test file"
+    assert (REPO / ("tests/agent/detectors/test_%s.py" % module)).is_file(), "needs a test file"
     assert "| `%s` |" % kind in README, "needs a row in the README's table of anomaly kinds"
     for f in fields(CLASSES[kind].Config):
         assert f.metadata.get("why"), "%s.%s needs a reason beside its default" % (kind, f.name)

@@ -5,6 +5,12 @@ DETECTOR_MODULES = (
     # login.*
     # conn.*
     # integrity.*
+    "integrity_rom_shadowed",
+    "integrity_package_mismatch",
+    "integrity_baseline_drift",
+    "integrity_exec_from_tmp",
+    "integrity_deleted_exe",
+    "integrity_firmware_changed",
 )
 
 
