@@ -229,6 +229,9 @@ class LogSource:
         if once:
             self._handle = self._open_once()
         else:
+            if self.mode == "file":
+                # "the end" is where the file stands now, not whenever the thread gets to run
+                self._handle = self._open_at_end(config.log.path)
             target = {"logread": self._follow_command, "file": self._follow_file,
                       "stdin": self._follow_stdin}[self.mode]
             self._thread = threading.Thread(target=target, name="routerwatch-log", daemon=True)
@@ -366,23 +369,33 @@ class LogSource:
             self._push(self._splitter.feed(data))
         self._push(self._splitter.rest())
 
+    @staticmethod
+    def _open_at_end(path):
+        try:
+            handle = open(path, "rb", buffering=0)
+        except OSError:
+            return None       # not there yet: it is read from its start when it appears
+        handle.seek(0, os.SEEK_END)
+        return handle
+
     def _follow_file(self):
         path = self.log_config.path
-        handle = None
+        handle, self._handle = self._handle, None
         identity = None
         position = 0
-        seek_end = True       # only the file present at start is read from its end
+        if handle is not None:
+            st = os.fstat(handle.fileno())
+            identity = (st.st_dev, st.st_ino)
+            position = handle.tell()
         while not self._stop.is_set():
             if handle is None:
                 try:
                     handle = open(path, "rb", buffering=0)
                     st = os.fstat(handle.fileno())
                     identity = (st.st_dev, st.st_ino)
-                    position = handle.seek(0, os.SEEK_END) if seek_end else 0
+                    position = 0
                 except OSError:
                     handle = None
-                seek_end = False
-                if handle is None:
                     self._stop.wait(FILE_POLL_SECONDS)
                     continue
             data = handle.read(READ_CHUNK)
