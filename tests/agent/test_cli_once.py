@@ -1,0 +1,119 @@
+"""`routerwatch-agent --root <tree> --once`: the whole picture of a router tree in one scan.
+
+The attacked tree (tests/fixtures/router-attacked, built by fixtures/build_tree.py) carries
+evidence for every watcher. This file asserts the integrity.* kinds; the login.* and conn.* kinds
+belong in EXPECTED_ATTACKED_KINDS as well once their watchers assert them here.
+"""
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fixtures.build_tree import build_tree
+from routerwatch import config as cfg
+from routerwatch.detectors import detector_classes
+from routerwatch.runtime import Agent
+from routerwatch.sinks.stdout import StdoutSink
+from routerwatch.sources.overlay import IntegritySource
+from routerwatch.sources.processes import ProcessSource
+
+# kinds `--once` must report for tests/fixtures/router-attacked (extend as watchers land)
+EXPECTED_ATTACKED_KINDS = {
+    "integrity.rom_shadowed",       # /usr/sbin/dropbear replaced in the overlay
+    "integrity.package_mismatch",   # dropbear and tcpdump fail their apk checksums
+    "integrity.baseline_drift",     # authorized_keys gained a key, a crontab appeared
+    "integrity.exec_from_tmp",      # pid 4242 runs /tmp/.x
+    "integrity.deleted_exe",        # ... which was deleted from disk
+}
+SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
+
+
+def run_once(tree, *extra):
+    result = subprocess.run(
+        [sys.executable, "-m", "routerwatch.cli", "--root", str(tree), "--once",
+         "--log-file", str(tree / "var/log/messages")] + list(extra),
+        capture_output=True, text=True, timeout=120)
+    anomalies = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result, anomalies
+
+
+def test_attacked_router_once_exits_1_with_the_expected_kinds(tmp_path):
+    tree = build_tree("router-attacked", tmp_path / "attacked")
+    result, anomalies = run_once(tree)
+    assert result.returncode == 1, result.stderr
+    kinds = {a["kind"] for a in anomalies}
+    assert EXPECTED_ATTACKED_KINDS <= kinds, sorted(kinds)
+    by_kind = {}
+    for anomaly in anomalies:
+        by_kind.setdefault(anomaly["kind"], []).append(anomaly)
+    deleted = by_kind["integrity.deleted_exe"][0]
+    assert deleted["severity"] == "critical"
+    assert deleted["evidence"]["exe"] == "/tmp/.x"
+    assert deleted["evidence"]["listening_ports"] == [7777, 11288]
+    shadowed = {a["evidence"]["path"]: a["severity"] for a in by_kind["integrity.rom_shadowed"]}
+    assert shadowed["/usr/sbin/dropbear"] == "high"
+    assert shadowed["/etc/shadow"] == "info"
+    drift = {a["evidence"]["path"]: a["severity"] for a in by_kind["integrity.baseline_drift"]}
+    assert drift["/etc/dropbear/authorized_keys"] == "high"
+    assert drift["/etc/crontabs/root"] == "high"
+    mismatched = {a["evidence"]["path"] for a in by_kind["integrity.package_mismatch"]}
+    assert mismatched == {"/usr/sbin/dropbear", "/usr/sbin/tcpdump"}
+
+
+def test_clean_router_once_exits_0_and_raises_nothing_above_info(tmp_path):
+    tree = build_tree("router-clean", tmp_path / "clean")
+    result, anomalies = run_once(tree)
+    loud = [a for a in anomalies if a["severity"] != "info"]
+    assert loud == []
+    assert result.returncode == 0, result.stderr
+    integrity = {(a["kind"], a["evidence"].get("path")) for a in anomalies
+                 if a["kind"].startswith("integrity.")}
+    assert ("integrity.rom_shadowed", "/etc/shadow") in integrity   # seen, but only info
+
+
+# ---------------------------------------------------------------- sources + detectors in the loop
+
+def integrity_agent(tree, state):
+    conf = cfg.load(overrides=["state_dir=%s" % state], defaults={"root": str(tree)})
+    classes = detector_classes()
+    detectors = [classes[k](c) for k, c in conf.detectors.items() if k.startswith("integrity.")]
+    return Agent(conf, "r1", [IntegritySource(conf), ProcessSource(conf)], detectors,
+                 StdoutSink(io.StringIO()), run_id="0123456789abcdef", started=0.0)
+
+
+def scan(tree, state, now=1000.0):
+    agent = integrity_agent(tree, state)
+    produced = agent.step(now, force_poll=True)
+    agent.sink.close()
+    return produced
+
+
+@pytest.mark.parametrize("name", ["router-clean", "router-attacked"])
+def test_a_restart_with_nothing_changed_reports_the_same_state_and_no_change(tmp_path, name):
+    tree = build_tree(name, tmp_path / name)
+    first = scan(tree, tmp_path / "state")      # takes the baseline and remembers the firmware
+
+    def seen(anomalies):
+        return {(a.kind, a.evidence.get("path") or a.evidence.get("exe")) for a in anomalies}
+    again = scan(tree, tmp_path / "state")
+    assert seen(again) == seen(first)
+    assert not [a for a in again if a.kind in ("integrity.firmware_changed",
+                                               "integrity.baseline_drift")]
+
+
+def test_a_sysupgrade_is_info_and_a_same_version_rom_swap_is_high(tmp_path):
+    tree = build_tree("router-clean", tmp_path / "clean")
+    state = tmp_path / "state"
+    scan(tree, state)
+    # a new /rom with the same claimed version and packages: one program differs
+    (tree / "rom/usr/sbin/uhttpd").write_bytes(b"\x7fELF other build of the same version, longer")
+    (swapped,) = [a for a in scan(tree, state) if a.kind == "integrity.firmware_changed"]
+    assert swapped.severity == "high" and "claims" in swapped.summary
+    release = tree / "rom/etc/openwrt_release"
+    release.write_text(release.read_text().replace("25.12.0", "25.12.1"))
+    (upgrade,) = [a for a in scan(tree, state) if a.kind == "integrity.firmware_changed"]
+    assert upgrade.severity == "info"
+    assert upgrade.evidence["release"].startswith("25.12.1")
+    assert upgrade.evidence["previous_release"].startswith("25.12.0")
