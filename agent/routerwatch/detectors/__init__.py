@@ -4,6 +4,12 @@ import importlib
 DETECTOR_MODULES = (
     # login.*
     # conn.*
+    "conn_new_listener",
+    "conn_fanout",
+    "conn_scan",
+    "conn_relay",
+    "conn_beacon",
+    "conn_table_pressure",
     # integrity.*
     "integrity_rom_shadowed",
     "integrity_package_mismatch",

@@ -4,8 +4,9 @@ interval — how implants check in with their controller.
 Regularity is judged from the start times of distinct flows: start = snapshot time - delta-time
 when the kernel keeps timestamps (nf_conntrack_timestamp=1), otherwise the time a flow was first
 seen (accurate to one poll interval, hence jitter_seconds). Flows that start together (a client
-opening two connections at once) count as one check-in. A flow that lives on is one start, not
-many: a persistent connection is not a beacon.
+opening two connections at once) count as one check-in, and so do flows following each other
+closer than that (a chatty client is one long burst, not a clock). A flow that lives on is one
+start, not many: a persistent connection is not a beacon.
 
 What a healthy OpenWrt router does on a clock, and why it stays quiet:
   - sysntpd/ntpd asks its pool servers every 2^n s (up to 1024 s) from port 123: udp/123 ignored;
@@ -65,7 +66,8 @@ class ConnBeacon(Detector):
             normalised_addresses(config.ignore_destinations, "conn.beacon.ignore_destinations"))
         self.protocols = parse_words(config.protocols)
         self.flows = BoundedDict(config.max_flows)              # 5-tuple -> [start, last seen]
-        self.starts = BoundedDict(config.max_destinations)      # (proto, dst, dport) -> deque
+        # (proto, dst, dport) -> [deque of check-in starts, start of the latest flow]
+        self.starts = BoundedDict(config.max_destinations)
         self.previous = None                                    # time of the previous snapshot
 
     def _wanted(self, flow):
@@ -93,10 +95,12 @@ class ConnBeacon(Detector):
                     continue
             self.flows.set(key, [start, now])
             destination = (flow.proto, flow.dst, flow.dport)
-            starts = self.starts.setdefault(
-                destination, lambda: deque(maxlen=self.config.history))
-            if starts and abs(start - starts[-1]) <= tolerance:
-                continue       # part of the same check-in
+            track = self.starts.setdefault(
+                destination, lambda: [deque(maxlen=self.config.history), None])
+            starts, last = track
+            track[1] = start
+            if last is not None and abs(start - last) <= tolerance:
+                continue       # part of the same check-in, or continuous chatter
             starts.append(start)
             finding = self._judge(destination, starts, now)
             if finding is not None:
