@@ -42,6 +42,9 @@ class Agent:
             for event_type in detector.consumes:
                 self._routes.setdefault(event_type, []).append(detector)
         self._cooldowns = {d.kind: d.config.cooldown for d in self.detectors}
+        for detector in self.detectors:
+            if hasattr(detector, "use_state_dir"):   # detectors that remember across restarts
+                detector.use_state_dir(config.state_dir)
         self.anomalies_made = 0
         self.events_seen = 0
         self._cpu_mark = (time.time(), _cpu_seconds())
@@ -161,6 +164,9 @@ class Agent:
         finally:
             for source in self.sources:
                 source.close()
+            for detector in self.detectors:
+                if hasattr(detector, "close"):   # detectors with state to save before exiting
+                    detector.close()
         return "stop"
 
     def close(self):

@@ -3,6 +3,10 @@ import importlib
 
 DETECTOR_MODULES = (
     # login.*
+    "login_bruteforce",
+    "login_spray",
+    "login_success_after_failures",
+    "login_new_source",
     # conn.*
     "conn_new_listener",
     "conn_fanout",
