@@ -172,7 +172,7 @@ class IntegritySource:
         self._scan_interval = config.intervals.integrity
         # the agent's own state on flash (baseline, remembered identity) changes by design
         self._own_state = "/" + config.state_dir.strip("/")
-        self._cache = BoundedDict(self.settings.max_files * 2)   # abs path -> (sig, digest, head)
+        self._cache = BoundedDict(self.settings.max_files)   # abs path -> (sig, digest, head)
         self._reported = BoundedDict(self.settings.max_files)    # (finding, path) -> signature
         self._scan = None
         self._next_scan = 0.0
@@ -186,6 +186,7 @@ class IntegritySource:
         self.resumes = 0
         self._untracked = 0
         self._unreadable = 0
+        self._failed = 0
         self._baseline_path = self.settings.baseline or baseline_store.state_path(
             config, baseline_store.BASELINE_FILE)
         self._baseline_supplied = bool(self.settings.baseline)
@@ -218,6 +219,11 @@ class IntegritySource:
                     break
         except StopIteration:
             self._scan = None
+        except (OSError, ValueError) as exc:
+            # one odd file must not stop the watching: drop this scan, the next one starts over
+            log.warning("integrity scan stopped: %s", exc)
+            self._scan = None
+            self._failed += 1
         events, self._events = self._events, []
         return events
 
@@ -235,7 +241,8 @@ class IntegritySource:
         return {"integrity_untracked_files": self._untracked,
                 "integrity_unreadable_files": self._unreadable,
                 "integrity_hash_cache": self._cache.evicted,
-                "integrity_reported": self._reported.evicted}
+                "integrity_reported": self._reported.evicted,
+                "integrity_scans_failed": self._failed}
 
     def close(self):
         self._scan = None
@@ -335,7 +342,7 @@ class IntegritySource:
         if path is None:
             return None
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path, follow=True) as handle:
                 return handle.read(limit)
         except OSError:
             return None
@@ -352,10 +359,12 @@ class IntegritySource:
             return None, b""
         hasher = hashlib.sha256()
         head = b""
+        remaining = self.settings.max_file_bytes
         try:
-            with open(abs_path, "rb") as handle:
-                while True:
-                    chunk = handle.read(CHUNK_BYTES)
+            with open_regular(abs_path) as handle:
+                while remaining > 0:
+                    chunk = handle.read(min(CHUNK_BYTES, remaining))
+                    remaining -= len(chunk)
                     if not chunk:
                         break
                     if not head:
@@ -723,6 +732,23 @@ class IntegritySource:
         return {"class": classify(path, head, mode), "sensitive": is_sensitive(path)}
 
 
+def open_regular(path, follow=False):
+    """A binary file object for a regular file, never blocking and, unless `follow`, never
+    through a symlink: between the walk's lstat and this open a hostile process may have put a
+    FIFO, a device or a symlink to /dev/zero in its place."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file: %s" % path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _canonical_json(record):
     """One text per identity whatever the dict order: sorted [key, value] pairs, two levels."""
     def pairs(mapping):
@@ -757,7 +783,7 @@ def _recompute(abs_path, algorithm, sha256_hex):
         return None
     hasher = hashlib.new(name)
     try:
-        with open(abs_path, "rb") as handle:
+        with open_regular(abs_path) as handle:
             for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
                 hasher.update(chunk)
     except OSError:

@@ -284,3 +284,24 @@ def test_opkg_router_owned_files_and_conffile_checksums(tmp_path):
 ])
 def test_classify(path, head, mode, expected):
     assert classify(path, head, mode) == expected
+
+
+def test_fifos_and_devices_never_block_or_get_read(clean, tmp_path):
+    os.mkfifo(clean / "overlay/upper/etc/pipe")
+    os.mkfifo(clean / "overlay/upper/etc/openwrt_release")   # shadows the release file
+    source = make_source(clean, tmp_path / "state")
+    events = full_scan(source)
+    release = identity(events).release        # falls back to /etc/os-release
+    assert "DISTRIB_RELEASE" not in release and release["VERSION_ID"] == "25.12.0"
+    assert "/etc/pipe" not in baseline.load(str(tmp_path / "state" / "baseline.gz"))
+
+
+def test_open_regular_refuses_symlinks_unless_asked(tmp_path):
+    (tmp_path / "real").write_bytes(b"data")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with pytest.raises(OSError):
+        overlay.open_regular(str(tmp_path / "link"))
+    with overlay.open_regular(str(tmp_path / "link"), follow=True) as handle:
+        assert handle.read() == b"data"
+    with pytest.raises(OSError):
+        overlay.open_regular("/dev/zero", follow=True)
