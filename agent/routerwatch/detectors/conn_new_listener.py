@@ -1,7 +1,8 @@
 """conn.new_listener: a listening port the router did not have, or one that needs no history.
 
-The first ListenerSnapshot after start is the baseline: whatever listens then is this router's
-normal and is quiet. Judged from the first scan on, because no history is needed to know they are
+The first ListenerSnapshot after start is the baseline: whatever listens then, or within
+baseline_seconds after it (services still starting when the agent starts at boot), is this
+router's normal and is quiet. Judged from the first scan on, because no history is needed to know they are
 wrong:
   - a known backdoor port (Quad7/CovertNetwork-1658: xlogin shell on 7777, SOCKS5 on 11288;
     alogin on 63256)                                                     high
@@ -46,6 +47,9 @@ class Config(DetectorConfig):
         "(dnsmasq's random upstream query ports), not services: not reported")
     ephemeral_high: int = option(60999, 1, 65535, "upper end of the ephemeral range "
                                  "(the kernel's ip_local_port_range)")
+    baseline_seconds: int = option(
+        300, 0, 86400, "ports that open this long after the first scan still join the baseline: "
+        "at boot the agent may start before the services it would otherwise call new")
     max_baseline: int = option(4096, 16, 1000000,
                                "listening ports remembered; beyond this the oldest are forgotten")
 
@@ -62,10 +66,14 @@ class ConnNewListener(Detector):
         self.telnet_daemons = parse_words(config.telnet_daemons)
         self.temp_dirs = tuple(parse_words(config.temp_dirs))
         self._scanned = False
+        self._baseline_until = None
         self._baseline = BoundedDict(config.max_baseline)   # (proto, port) -> owner's name
 
     def observe(self, snapshot):
         first_scan = not self._scanned
+        if first_scan:
+            self._baseline_until = snapshot.time + self.config.baseline_seconds
+        settling = snapshot.time < self._baseline_until
         groups = {}
         for sock in snapshot.sockets:
             if sock.port == 0:
@@ -74,7 +82,7 @@ class ConnNewListener(Detector):
             groups.setdefault(key, []).append(sock)
         findings = []
         for key, sockets in sorted(groups.items()):
-            finding = self._judge(key, sockets, first_scan, snapshot.time)
+            finding = self._judge(key, sockets, first_scan, settling, snapshot.time)
             if finding is not None:
                 findings.append(finding)
             owner = _owner(sockets)
@@ -83,7 +91,7 @@ class ConnNewListener(Detector):
         self._scanned = True
         return findings
 
-    def _judge(self, key, sockets, first_scan, now):
+    def _judge(self, key, sockets, first_scan, settling, now):
         proto, port = key
         owner_sock = next((s for s in sockets if s.process or s.exe), sockets[0])
         process, exe = owner_sock.process, owner_sock.exe
@@ -108,7 +116,7 @@ class ConnNewListener(Detector):
                 raise_to("high", "telnet port held by %s" % process)
         if not first_scan:
             known = key in self._baseline
-            if not known:
+            if not known and not settling:
                 loopback_only = all(_is_loopback(s.address) for s in sockets)
                 if loopback_only:
                     raise_to("low", "new port, loopback only")

@@ -30,12 +30,22 @@ class ListenerSource:
         self._unparsed = 0
         self._owner_walks = 0
         self._dropped = 0
+        self._unreadable = 0
 
     def poll(self, now):
         self._polls += 1
         rows = []
+        readable = 0
         for proto in PROTOCOLS:
-            rows.extend(self._listening_rows(proto))
+            found = self._listening_rows(proto)
+            if found is not None:
+                readable += 1
+                rows.extend(found)
+        if not readable:
+            # nothing to judge: an empty snapshot would become an empty baseline, and then
+            # every service would look new on the next read
+            self._unreadable += 1
+            return []
         if len(rows) > self.max_listeners:
             self._dropped += len(rows) - self.max_listeners
             rows = rows[: self.max_listeners]
@@ -60,7 +70,7 @@ class ListenerSource:
         try:
             handle = open(path, "r", encoding="ascii", errors="replace")
         except OSError:
-            return []      # no IPv6, or the file is not there in a fixture
+            return None    # no IPv6, or the file is not there in a fixture
         rows = []
         with handle:
             for number, line in enumerate(handle):
@@ -123,7 +133,7 @@ class ListenerSource:
 
     def counters(self):
         return {"listener_polls": self._polls, "listener_unparsed": self._unparsed,
-                "listener_owner_walks": self._owner_walks}
+                "listener_owner_walks": self._owner_walks, "listener_unreadable": self._unreadable}
 
     def drops(self):
         return {"listeners": self._dropped, "listener_owners": self._owners.evicted}

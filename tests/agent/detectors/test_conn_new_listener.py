@@ -52,24 +52,24 @@ def test_after_the_baseline_a_new_tcp_port_is_medium_and_reported_once():
     watch = detector()
     assert watch.observe(listeners(1.0, *HEALTHY)) == []
     new = listening(4444, process="nc", exe="/usr/bin/nc")
-    (finding,) = watch.observe(listeners(11.0, *HEALTHY, new))
+    (finding,) = watch.observe(listeners(401.0, *HEALTHY, new))
     assert (finding.severity, finding.evidence["reasons"]) == ("medium", ["new port"])
     assert finding.evidence["first_scan"] is False
-    assert watch.observe(listeners(21.0, *HEALTHY, new)) == []
+    assert watch.observe(listeners(411.0, *HEALTHY, new)) == []
 
 
 def test_new_udp_in_the_ephemeral_range_is_a_client_socket_not_a_service():
     watch = detector()
     watch.observe(listeners(1.0, *HEALTHY))
-    assert watch.observe(listeners(11.0, *HEALTHY, listening(45123, "udp", process="dnsmasq"))) == []
-    (finding,) = watch.observe(listeners(21.0, *HEALTHY, listening(1900, "udp", process="miniupnpd")))
+    assert watch.observe(listeners(401.0, *HEALTHY, listening(45123, "udp", process="dnsmasq"))) == []
+    (finding,) = watch.observe(listeners(411.0, *HEALTHY, listening(1900, "udp", process="miniupnpd")))
     assert finding.severity == "low"
 
 
 def test_new_loopback_only_listener_is_low():
     watch = detector()
     watch.observe(listeners(1.0, *HEALTHY))
-    (finding,) = watch.observe(listeners(11.0, *HEALTHY, listening(8080, address="127.0.0.1")))
+    (finding,) = watch.observe(listeners(401.0, *HEALTHY, listening(8080, address="127.0.0.1")))
     assert finding.severity == "low"
 
 
@@ -77,14 +77,14 @@ def test_new_ipv6_address_on_a_known_port_is_not_new():
     watch = detector()
     watch.observe(listeners(1.0, *HEALTHY))
     renumbered = listening(53, "udp6", "2001:db8:1:200::1", process="dnsmasq")
-    assert watch.observe(listeners(11.0, *HEALTHY, renumbered)) == []
+    assert watch.observe(listeners(401.0, *HEALTHY, renumbered)) == []
 
 
 def test_known_port_taken_over_by_another_program_is_high():
     watch = detector()
     watch.observe(listeners(1.0, *HEALTHY))
     hijacked = (listening(22, process="dvrHelper", exe="/usr/bin/dvrHelper"),) + HEALTHY[1:]
-    (finding,) = watch.observe(listeners(11.0, *hijacked))
+    (finding,) = watch.observe(listeners(401.0, *hijacked))
     assert finding.severity == "high"
     assert finding.evidence["reasons"] == ["owner changed from dropbear to dvrHelper"]
 
@@ -105,3 +105,14 @@ def test_baseline_is_bounded_and_evictions_counted():
     watch = detector(max_baseline=16)
     watch.observe(listeners(1.0, *(listening(1000 + i) for i in range(20))))
     assert watch.drops() == {"conn.new_listener.baseline": 4}
+
+
+def test_services_still_starting_after_the_first_scan_join_the_baseline():
+    watch = detector()                                # baseline_seconds 300
+    watch.observe(listeners(1.0, HEALTHY[0]))         # the agent came up before uhttpd
+    assert watch.observe(listeners(61.0, *HEALTHY)) == []
+    # ... but a backdoor port is judged even then
+    (finding,) = watch.observe(listeners(71.0, *HEALTHY, listening(7777)))
+    assert finding.evidence["port"] == 7777
+    (late,) = watch.observe(listeners(401.0, *HEALTHY, listening(4444)))
+    assert late.evidence["reasons"] == ["new port"]

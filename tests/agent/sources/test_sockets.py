@@ -99,3 +99,9 @@ def test_missing_ipv6_files_are_not_an_error(tmp_path):
     (root / "proc" / "net" / "udp6").unlink()
     _, snap = poll(root)
     assert {s.proto for s in snap.sockets} == {"tcp", "udp"}
+
+
+def test_no_readable_socket_file_gives_no_snapshot_rather_than_an_empty_baseline(tmp_path):
+    source = ListenerSource(agent_config(tmp_path), byteorder="little")
+    assert source.poll(1.0) == []
+    assert source.counters()["listener_unreadable"] == 1
