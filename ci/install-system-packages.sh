@@ -4,6 +4,7 @@ set -euo pipefail
 PACKAGES=(
   python3-venv
   mosquitto mosquitto-clients            # the real broker for integration tests and the demo
+  busybox-static                         # ash + applets to run the OpenWrt init script under test doubles
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -154,7 +154,9 @@ _shim_run_initscripts() {
 default_postinst() {
 	local root="$IPKG_INSTROOT" pkgname
 	pkgname="$(basename "${1%.*}")"
-	local filelist="$root/usr/lib/opkg/info/$pkgname.list" i ret=0 live="enable start"
+	# the package database of the image root, or of the live system ($SHIM_ROOT here)
+	local info="${root:-$SHIM_ROOT}/usr/lib/opkg/info"
+	local filelist="$info/$pkgname.list" i ret=0 live="enable start"
 	[ "$PKG_UPGRADE" = 1 ] && live="start"
 	if [ -z "$root" ]; then
 		# live: the package's uci-defaults run now (and go when they succeed), then uci commit
@@ -166,8 +168,8 @@ default_postinst() {
 			"$SHIM_DIR/bin/uci" ${UCI_CONFIG_DIR:+-c "$UCI_CONFIG_DIR"} commit
 		fi
 	fi
-	if [ -f "$root/usr/lib/opkg/info/$pkgname.postinst-pkg" ]; then
-		( . "$root/usr/lib/opkg/info/$pkgname.postinst-pkg" )
+	if [ -f "$info/$pkgname.postinst-pkg" ]; then
+		( . "$info/$pkgname.postinst-pkg" )
 		ret=$?
 	fi
 	_shim_run_initscripts "$root" "$filelist" "$live" enable
@@ -177,10 +179,11 @@ default_postinst() {
 default_prerm() {
 	local root="$IPKG_INSTROOT" pkgname
 	pkgname="$(basename "${1%.*}")"
-	local filelist="$root/usr/lib/opkg/info/$pkgname.list" ret=0 live="disable stop"
+	local info="${root:-$SHIM_ROOT}/usr/lib/opkg/info"
+	local filelist="$info/$pkgname.list" ret=0 live="disable stop"
 	[ "$PKG_UPGRADE" = 1 ] && live="stop"
-	if [ -f "$root/usr/lib/opkg/info/$pkgname.prerm-pkg" ]; then
-		( . "$root/usr/lib/opkg/info/$pkgname.prerm-pkg" )
+	if [ -f "$info/$pkgname.prerm-pkg" ]; then
+		( . "$info/$pkgname.prerm-pkg" )
 		ret=$?
 	fi
 	_shim_run_initscripts "$root" "$filelist" "$live" disable
