@@ -28,6 +28,9 @@ commands:
   (none)              run the agent until SIGTERM; SIGHUP reloads the config file
   check-log FILE      print every login event the agent recognises in FILE ('-' = stdin)
                       as one JSON object per line, then a summary (like fail2ban-regex)
+  baseline show       print the integrity baseline (path, sha256, size, mode) and its hash
+  baseline create     scan now and make the result the new integrity baseline (accepts every
+                      change made since the last one)
 
 config:
   --config FILE       JSON config (the OpenWrt init script writes it from /etc/config/routerwatch)
@@ -64,7 +67,7 @@ def build_parser():
                         help="load and validate the config, print the error if any, and exit "
                              "(0 valid, 2 invalid) without starting; the init script runs this "
                              "before procd starts the agent, so a bad value never respawns")
-    parser.add_argument("command", nargs="?", choices=["run", "check-log"], default="run",
+    parser.add_argument("command", nargs="?", choices=["run", "check-log", "baseline"], default="run",
                         help=argparse.SUPPRESS)
     parser.add_argument("file", nargs="?", help=argparse.SUPPRESS)
     return parser
@@ -99,7 +102,9 @@ def main(argv=None):
         if not args.file:
             parser.error("check-log needs a FILE ('-' for stdin)")
         return check_log(args.file)
-    if args.file:
+    if args.command == "baseline" and args.file not in ("show", "create"):
+        parser.error("baseline needs 'show' or 'create'")
+    if args.file and args.command != "baseline":
         parser.error("unexpected argument %r" % args.file)
     try:
         config = load(args.config, args.overrides, _defaults_from_args(args))
@@ -108,6 +113,9 @@ def main(argv=None):
         return EXIT_CONFIG
     if args.check_config:
         return EXIT_OK
+    if args.command == "baseline":
+        from .sources.overlay import baseline_command
+        return baseline_command(config, args.file, time.time())
     if args.once:
         return run_once(config)
     return run_forever(args, config)

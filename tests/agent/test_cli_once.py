@@ -117,3 +117,31 @@ def test_a_sysupgrade_is_info_and_a_same_version_rom_swap_is_high(tmp_path):
     assert upgrade.severity == "info"
     assert upgrade.evidence["release"].startswith("25.12.1")
     assert upgrade.evidence["previous_release"].startswith("25.12.0")
+
+
+def test_baseline_create_accepts_the_changes_and_show_prints_it(tmp_path):
+    tree = build_tree("router-attacked", tmp_path / "attacked")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "routerwatch.cli", "--root", str(tree)]
+                              + list(args), capture_output=True, text=True, timeout=120)
+    before = cli("baseline", "show")
+    assert before.returncode == 0
+    assert "/etc/crontabs/root" not in before.stdout      # the committed (pre-attack) baseline
+    created = cli("baseline", "create")
+    assert created.returncode == 0 and "paths written to" in created.stdout
+    after = cli("baseline", "show")
+    assert "/etc/crontabs/root\t" in after.stdout
+    assert after.stdout.splitlines()[0].startswith("# baseline ")
+    result, anomalies = run_once(tree)
+    assert not [a for a in anomalies if a["kind"] == "integrity.baseline_drift"]
+    assert {"integrity.rom_shadowed", "integrity.package_mismatch"} <= {
+        a["kind"] for a in anomalies}                    # what needs no history stays
+    assert cli("baseline", "bogus").returncode == 2
+
+
+def test_baseline_show_without_one_says_so(tmp_path):
+    tree = build_tree("router-clean", tmp_path / "clean")
+    shown = subprocess.run([sys.executable, "-m", "routerwatch.cli", "--root", str(tree),
+                            "baseline", "show"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 3 and "no baseline" in shown.stderr

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import stat
+import sys
 import time
 
 from .. import baseline as baseline_store
@@ -246,6 +247,22 @@ class IntegritySource:
 
     def close(self):
         self._scan = None
+
+    def take_baseline(self, now):
+        """Scan to the end now, ignoring the CPU budget, and store the result as the baseline
+        in the state dir (the operator accepting every change so far). Returns (path, entries).
+        """
+        self._baseline = None
+        self._baseline_supplied = False
+        self._baseline_path = baseline_store.state_path(self.config, baseline_store.BASELINE_FILE)
+        self._now = now
+        for _ in self._run_scan():
+            pass
+        self._events = []
+        if self._baseline is None:
+            raise OSError("more than integrity.max_files=%d files: no baseline taken"
+                          % self.settings.max_files)
+        return self._baseline_path, self._baseline
 
     # ------------------------------------------------------------------ state on flash
     def _load_baseline(self):
@@ -730,6 +747,30 @@ class IntegritySource:
     @staticmethod
     def _detail(path, head, mode):
         return {"class": classify(path, head, mode), "sensitive": is_sensitive(path)}
+
+
+def baseline_command(config, action, now):
+    """`routerwatch-agent baseline show|create`; returns the exit code."""
+    source = IntegritySource(config)
+    if action == "create":
+        try:
+            path, entries = source.take_baseline(now)
+        except OSError as exc:
+            print("routerwatch: cannot take a baseline: %s" % exc, file=sys.stderr)
+            return 3
+        print("baseline %s: %d paths written to %s" % (
+            baseline_store.manifest_hash(entries), len(entries), path))
+        if config.integrity.baseline:
+            print("note: integrity.baseline=%s is configured and is what the agent compares "
+                  "against" % config.integrity.baseline)
+        return 0
+    if source._baseline is None:
+        print("no baseline at %s yet (the agent takes one at its first scan)"
+              % source._baseline_path, file=sys.stderr)
+        return 3
+    for line in baseline_store.describe(source._baseline):
+        print(line)
+    return 0
 
 
 def open_regular(path, follow=False):
