@@ -168,7 +168,8 @@ def last_heartbeat(path):
     return None
 
 
-def run(quick=False, workdir=None, flood_seconds=None, flood_rate=None, repeat=None):
+def run(quick=False, workdir=None, flood_seconds=None, flood_rate=None, repeat=None,
+        settle=None, sample_every=None):
     flood_seconds = flood_seconds or (30 if quick else 600)
     flood_rate = flood_rate or 10000
     repeat = repeat or 3
@@ -209,7 +210,8 @@ def run(quick=False, workdir=None, flood_seconds=None, flood_rate=None, repeat=N
             agent = services.AgentProcess(work / "agent", log, broker, root=root,
                                           overrides=["intervals.heartbeat=5"]).start()
             agent.wait_started()
-            time.sleep(5.0 if quick else 15.0)     # first scans of every watcher are done
+            # the first scans of every watcher are done before the idle reading
+            time.sleep(settle if settle is not None else 5.0 if quick else 15.0)
             idle = procmem.status_kb(agent.pid)
             floor = floors["deps floor: paho-mqtt, psutil, ujson"]
             rows.append({"case": "agent idle (all watchers, MQTT sink)", "unit": "kB", **idle})
@@ -217,8 +219,8 @@ def run(quick=False, workdir=None, flood_seconds=None, flood_rate=None, repeat=N
                          "RssAnon": idle.get("RssAnon", 0) - floor["RssAnon"]["median"],
                          "RssFile": idle.get("RssFile", 0) - floor["RssFile"]["median"]})
             result = flood(agent, log, source_lines, flood_seconds, flood_rate,
-                           sample_every=2.0 if quick else 10.0)
-            time.sleep(6.0)      # one more heartbeat with the flood's counters
+                           sample_every=sample_every or (2.0 if quick else 10.0))
+            time.sleep(6.0)      # one more heartbeat (every 5 s here) with the flood's counters
             result["agent_heartbeat"] = last_heartbeat(heartbeats_file)
             result["case"] = "agent under a flood of %d lines/s for %d s" % (flood_rate,
                                                                               flood_seconds)

@@ -14,6 +14,7 @@ Reference, on the same file at the same time: `tail -n0 -F FILE | mosquitto_pub 
 no detection and no store. The gap between the two is what routerwatch's loop (it sleeps 0.25 s
 between passes when idle), its detectors and the collector's batched commits add.
 """
+import ipaddress
 import json
 import os
 import signal
@@ -31,7 +32,8 @@ POLL_SECONDS = 0.005
 
 def event_lines(i, when):
     """Two failed logins from source i (a fresh IPv6 /64 per event) and that source's text."""
-    source = "2001:db8:%x:%x::1" % (i // 65536 + 1, i % 65536)
+    # written as getnameinfo() (and so dropbear) prints it: compressed
+    source = str(ipaddress.ip_address("2001:db8:%x:%x::1" % (i // 65536 + 1, i % 65536)))
     stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(when))
     pid = 2000 + i % 30000
     line = ("%s authpriv.warn dropbear[%d]: Bad password attempt for 'root' from %s:%d\n"

@@ -1,0 +1,166 @@
+"""The benchmarks keep working: each runs with tiny sizes and yields a well-formed result.
+
+Nothing here looks at speed. Where agreement is a behaviour (which failed logins routerwatch and
+fail2ban's stock dropbear filter find, and with which address), it is asserted.
+"""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench_conntrack  # noqa: E402
+import bench_delivery  # noqa: E402
+import bench_footprint  # noqa: E402
+import bench_integrity  # noqa: E402
+import bench_latency  # noqa: E402
+import bench_logins  # noqa: E402
+import harness  # noqa: E402
+import run_all  # noqa: E402
+from gen_openwrt_log import FAILURE_CATEGORIES, generate  # noqa: E402
+from gen_rootfs import change_files, plan  # noqa: E402
+
+
+def mosquitto_or_skip():
+    from services import mosquitto_missing
+    reason = mosquitto_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+def assert_well_formed(res, name):
+    assert res["benchmark"] == name
+    assert res["rows"], "no rows"
+    assert set(res["machine"]) >= {"nproc", "cpu", "kernel", "python", "date_utc"}
+    json.dumps(res)     # serialisable as it is written to build/bench-results.json
+    for row in res["rows"]:
+        assert "skipped" not in row, row
+        for side in ("reference", "routerwatch"):
+            summary = row.get(side)
+            if isinstance(summary, dict) and "median" in summary:
+                assert summary["n"] >= 1
+                assert summary["min"] <= summary["median"] <= summary["max"]
+                assert summary["median"] > 0
+        if "ratio" in row:
+            assert row["ratio"]["median"] > 0
+    assert harness.table_lines(res)[0].startswith("== " + name)
+
+
+# --------------------------------------------------------------------------- generators
+
+def test_log_generator_is_seeded_and_its_truth_points_at_login_lines(tmp_path):
+    first = generate(tmp_path / "a.log", lines=3000, seed=5)
+    second = generate(tmp_path / "b.log", lines=3000, seed=5)
+    assert (tmp_path / "a.log").read_bytes() == (tmp_path / "b.log").read_bytes()
+    assert first["counts"] == second["counts"]
+    lines = (tmp_path / "a.log").read_text().splitlines()
+    assert len(lines) == 3000
+    for entry in first["entries"]:
+        text = lines[entry["line"] - 1]
+        assert ("dropbear[" in text) or ("luci:" in text), text
+        if entry["category"] in ("bad_password", "nonexistent_2024", "luci_failure"):
+            assert text.endswith(entry["ip"]) or (" from %s:" % entry["ip"]) in text
+
+
+def test_rootfs_plan_has_the_requested_count_and_total():
+    layout = plan(500, 3 * 1024 * 1024, seed=1)
+    assert len(layout) == 500
+    assert sum(size for _, size in layout) == 3 * 1024 * 1024
+    sizes = sorted(size for _, size in layout)
+    assert sizes[len(sizes) // 2] < 16 * 1024      # mostly small files, like a real rootfs
+
+
+def test_change_files_changes_content_and_mtime(tmp_path):
+    for i in range(5):
+        (tmp_path / ("f%d" % i)).write_bytes(b"x" * 100)
+    changed = change_files(tmp_path, 2)
+    assert len(changed) == 2
+    for rel in changed:
+        assert (tmp_path / rel).read_bytes() != b"x" * 100
+        assert (tmp_path / rel).stat().st_size == 100
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+@pytest.mark.skipif(not bench_logins.fail2ban_available(), reason="fail2ban is not installed")
+def test_logins_routerwatch_and_fail2ban_agree_where_both_can_see(tmp_path):
+    res = bench_logins.run(quick=True, workdir=tmp_path, lines=4000, repeat=1)
+    assert_well_formed(res, "logins")
+    rows = res["agreement"]["by_category"]
+    # what the stock filter is written for: both find every line, each with the true address
+    for category in ("bad_password", "nonexistent_2024", "hostile_user"):
+        row = rows[category]
+        assert row["expected"] > 0, category
+        assert row["fail2ban"] == row["routerwatch"] == row["expected"], (category, row)
+        assert row["fail2ban_true_address"] == row["routerwatch_true_address"] == row["expected"]
+    # what it cannot see (no address on the line, or not a dropbear line): routerwatch does
+    for category in ("nonexistent_2022", "luci_failure"):
+        row = rows[category]
+        assert row["fail2ban"] == 0, (category, row)
+        assert row["routerwatch"] == row["routerwatch_true_address"] == row["expected"]
+    assert {d["category"] for d in res["agreement"]["disagreements"]} <= set(FAILURE_CATEGORIES)
+    assert not res["agreement"]["unexplained"]
+
+
+def test_integrity(tmp_path):
+    res = bench_integrity.run(quick=True, workdir=tmp_path, files=60, megabytes=0.5, repeat=1,
+                              drop_cache=False)
+    assert_well_formed(res, "integrity")
+    rescan = [r for r in res["rows"] if r["case"].startswith("integrity: re-scan")][0]
+    assert rescan["files_rehashed"]["median"] == 10    # only the changed files are read again
+
+
+def test_conntrack(tmp_path):
+    res = bench_conntrack.run(quick=True, workdir=tmp_path, sizes=[200, 800], repeat=2)
+    assert_well_formed(res, "conntrack")
+    for row in res["rows"]:
+        assert row["snapshot"]["entries"] == row["amount"]
+        assert row["snapshot"]["unparsed"] == 0
+        assert "conn.scan" in row["detectors"]
+
+
+def test_delivery(tmp_path):
+    mosquitto_or_skip()
+    res = bench_delivery.run(quick=True, workdir=tmp_path, anomalies=200, devices=200, repeat=1)
+    assert_well_formed(res, "delivery")
+    anomalies, fleet = res["rows"]
+    assert anomalies["routerwatch_info"]["stored"] == 200
+    assert anomalies["reference_delivered"]["delivered"] == 200
+    assert fleet["routerwatch_info"]["recorded"] == 200
+
+
+def test_latency(tmp_path):
+    mosquitto_or_skip()
+    res = bench_latency.run(quick=True, workdir=tmp_path, events=20, rate=50.0)
+    assert_well_formed(res, "latency")
+    row = res["rows"][0]
+    assert row["routerwatch"]["received"] == 20
+    assert row["reference"]["received"] == 20
+    assert row["routerwatch"]["p50"] <= row["routerwatch"]["p95"] <= row["routerwatch"]["p99"]
+
+
+def test_footprint(tmp_path):
+    mosquitto_or_skip()
+    res = bench_footprint.run(quick=True, workdir=tmp_path, flood_seconds=3, flood_rate=2000,
+                              repeat=1, settle=1.0, sample_every=1.0)
+    assert_well_formed(res, "footprint")
+    cases = {row["case"]: row for row in res["rows"]}
+    assert cases["floor: bare python3"]["RssAnon"] > 0
+    assert cases["agent idle (all watchers, MQTT sink)"]["RssAnon"] > 0
+    flood = [row for row in res["rows"] if row["case"].startswith("agent under a flood")][0]
+    assert flood["samples"] >= 3
+    assert flood["agent_heartbeat"]["counters"]["log_lines"] == flood["lines_written"]
+
+
+def test_run_all_writes_the_results_file(tmp_path, monkeypatch):
+    def tiny(quick=False, workdir=None):
+        return harness.result("conntrack", quick, [{"case": "x", "value": 1}])
+    monkeypatch.setattr(bench_conntrack, "run", tiny)
+    out = tmp_path / "results.json"
+    assert run_all.main(["--quick", "--only", "conntrack", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["results"][0]["benchmark"] == "conntrack"
+    assert data["results"][0]["wall_seconds"] >= 0
