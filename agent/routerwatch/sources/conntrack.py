@@ -87,6 +87,11 @@ class ConntrackSource:
                 if src not in spellings and dst not in spellings and reply_src not in spellings:
                     forwarded += 1
                     continue
+                if len(flows) >= max_flows:
+                    # a table full of the router's own entries (a flood): stop parsing, count
+                    # (the odd port forward among these lines is counted here too)
+                    self._flows_dropped += 1
+                    continue
                 entry = parse_line(line) if len(line) <= MAX_LINE_CHARS else None
                 if entry is None:
                     unparsed += 1
@@ -96,9 +101,6 @@ class ConntrackSource:
                     forwarded += 1
                     continue
                 if origin is None:
-                    continue
-                if len(flows) >= max_flows:
-                    self._flows_dropped += 1
                     continue
                 flows.append(Flow(proto=entry.proto, state=entry.state, src=entry.src,
                                   dst=entry.dst, sport=entry.sport, dport=entry.dport,
