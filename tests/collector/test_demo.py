@@ -1,0 +1,49 @@
+"""`make demo` in CI: the demo runs by itself for a while and shows the anomalies as they arrive."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broker import find_mosquitto
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
+def test_the_demo_prints_the_attack_and_the_killed_agent_then_stops_by_itself():
+    result = subprocess.run([sys.executable, str(REPO / "demo" / "run_demo.py"), "--duration",
+                             "18"], capture_output=True, text=True, timeout=120)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "routerwatch demo" in out and "demo: stopped" in out
+    for kind in ("login.bruteforce", "login.spray", "login.success_after_failures",
+                 "agent.silent"):
+        assert kind in out, out
+    assert "from 203.0.113.7" in out
+    assert "Traceback" not in out + result.stderr
+
+
+@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
+def test_the_demo_stops_cleanly_on_ctrl_c():
+    import signal
+    import time
+    process = subprocess.Popen([sys.executable, str(REPO / "demo" / "run_demo.py")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        lines = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "the attack starts" in line or not line:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert any("the attack starts" in line for line in lines), "".join(lines) + err
+    assert process.returncode == 0
+    assert "demo: stopped" in out and "Traceback" not in out + err

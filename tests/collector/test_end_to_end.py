@@ -1,0 +1,221 @@
+"""Agent -> real mosquitto -> collector -> SQLite, with real processes.
+
+Given a log file that an attack replay writes into, when routerwatch-agent follows it and
+publishes to the broker, then the collector stores each anomaly once, field by field as the
+agent made it; and when the broker (or the collector) dies and comes back while the agent keeps
+detecting, every anomaly still lands exactly once.
+"""
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from broker import MosquittoBroker, find_mosquitto
+from routerwatch import jsonio
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "demo"))
+import attack_replay  # noqa: E402
+
+DEVICE = "rw-e2e-router"
+
+pytestmark = pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
+
+
+def wait_until(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+def rows(db, sql, args=()):
+    if not Path(db).exists():
+        return []
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    except sqlite3.OperationalError:     # the collector has not created its tables yet
+        return []
+    finally:
+        con.close()
+
+
+def start_collector(port, db, workdir):
+    log = open(workdir / "collector.log", "ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "routerwatch_collector.cli", "run", "--port", str(port),
+             "--db", str(db), "--print"],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
+    finally:
+        log.close()
+
+
+def start_agent(port, log_file, workdir):
+    state = workdir / "agent-state"
+    state.mkdir(exist_ok=True)
+    err = open(workdir / "agent.log", "ab")
+    try:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "routerwatch-agent"), "--log-file", str(log_file),
+             "--set", "mqtt.host=127.0.0.1", "--set", "mqtt.port=%d" % port,
+             "--set", "device_id=" + DEVICE, "--set", "state_dir=%s" % state,
+             "--set", "run_dir=%s" % state, "--set", "intervals.heartbeat=5",
+             "--set", "watchers.connections=false", "--set", "watchers.processes=false",
+             "--set", "watchers.integrity=false"],
+            stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+    finally:
+        err.close()
+
+
+def stop(process, sig=signal.SIGTERM):
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+        raise AssertionError("%s did not stop on %s" % (process.args[:3], sig))
+    return process.returncode
+
+
+def device_online(db):
+    return rows(db, "SELECT 1 FROM devices WHERE device = ? AND status = 'online'", (DEVICE,))
+
+
+def agent_anomalies(db):
+    return rows(db, "SELECT * FROM anomalies WHERE device = ? AND origin = 'agent' ORDER BY seq",
+                (DEVICE,))
+
+
+def test_a_replayed_attack_arrives_in_the_store_field_by_field(mosquitto_broker, tmp_path):
+    db = tmp_path / "collector.sqlite"
+    log_file = tmp_path / "messages"
+    log_file.touch()
+    collector = start_collector(mosquitto_broker.port, db, tmp_path)
+    agent = start_agent(mosquitto_broker.port, log_file, tmp_path)
+    try:
+        wait_until(lambda: device_online(db), what="the agent's online status in the store")
+        attack_replay.replay(str(log_file), duration=0)
+        stored = wait_until(lambda: len(agent_anomalies(db)) >= len(attack_replay.EXPECTED)
+                            and agent_anomalies(db), what="the replay's anomalies")
+    finally:
+        agent_code = stop(agent)
+    time.sleep(0.5)   # the agent's clean "offline" on its way
+    collector_code = stop(collector)
+    printed = collector.stdout.read()
+
+    assert agent_code == 0 and collector_code == 0
+    by_kind = {row["kind"]: row for row in stored}
+    assert sorted(by_kind) == sorted(attack_replay.EXPECTED)
+    assert len(stored) == len(attack_replay.EXPECTED)
+    runs = {row["run"] for row in stored}
+    assert len(runs) == 1 and len(runs.pop()) == 16
+    assert [row["seq"] for row in stored] == list(range(1, len(stored) + 1))
+
+    brute = by_kind["login.bruteforce"]
+    evidence = jsonio.loads(brute["evidence"])
+    assert (brute["device"], brute["severity"], brute["count"], brute["v"]) == (
+        DEVICE, "medium", 1, 1)
+    assert evidence["source_ip"] == attack_replay.BRUTE_SOURCE
+    assert evidence["users"] == ["root"] and evidence["failures"] == 10
+    assert attack_replay.BRUTE_SOURCE in brute["summary"]
+
+    success = by_kind["login.success_after_failures"]
+    assert success["severity"] == "high"
+    assert jsonio.loads(success["evidence"])["source_ip"] == attack_replay.WINNER_SOURCE
+    assert jsonio.loads(by_kind["login.spray"]["evidence"])["distinct_sources"] >= 10
+
+    for row in stored:   # --print wrote one line per stored anomaly
+        assert any(row["kind"] in line and "seq=%d" % row["seq"] in line
+                   for line in printed.splitlines())
+
+    (device,) = rows(db, "SELECT * FROM devices")
+    assert device["status"] == "stopped"          # a clean stop is not a silence
+    assert device["anomalies"] == len(stored) and device["silent_since"] is None
+    assert rows(db, "SELECT * FROM anomalies WHERE kind = 'agent.silent'") == []
+    assert rows(db, "SELECT * FROM rejected") == []
+
+
+def brute_force(log_file, source, failures=12):
+    """`failures` bad root passwords from one address: exactly one login.bruteforce."""
+    replay = attack_replay.Replay()
+    for _ in range(failures):
+        replay.bad_password("root", source)
+    with open(log_file, "a") as handle:
+        for where, message in replay.steps:
+            handle.write(attack_replay.logread_line(time.time(), where, message))
+
+
+def counted_by_agent(db):
+    """The agent's own count of anomalies made, from its latest heartbeat."""
+    found = rows(db, "SELECT last_heartbeat FROM devices WHERE device = ?", (DEVICE,))
+    if not found or not found[0]["last_heartbeat"]:
+        return None
+    return jsonio.loads(found[0]["last_heartbeat"])["counters"].get("anomalies")
+
+
+@pytest.mark.slow
+def test_every_anomaly_lands_exactly_once_through_broker_and_collector_crashes(tmp_path):
+    # the broker keeps sessions on disk (saved every second), so a restarted broker still
+    # queues for the collector what an agent that reconnects first publishes
+    broker = MosquittoBroker(tmp_path / "broker", persistent=True, extra="autosave_interval 1")
+    db = tmp_path / "collector.sqlite"
+    log_file = tmp_path / "messages"
+    log_file.touch()
+    sources = iter("203.0.113.%d" % n for n in range(20, 40))
+    produced = 0
+    with broker:
+        collector = start_collector(broker.port, db, tmp_path)
+        agent = start_agent(broker.port, log_file, tmp_path)
+        try:
+            wait_until(lambda: device_online(db), what="the agent online")
+            time.sleep(1.5)   # the broker's autosave has the collector's session on disk
+            for cycle in range(4):
+                brute_force(log_file, next(sources))          # detected while all is up
+                produced += 1
+                broker.stop()                                 # SIGKILL: a broker crash
+                brute_force(log_file, next(sources))          # detected during the outage
+                produced += 1
+                time.sleep(1.0)
+                broker.start()
+                if cycle == 1:                                # and once the collector crashes
+                    wait_until(lambda: len(agent_anomalies(db)) == produced,
+                               what="catching up before the collector crash")
+                    collector.kill()
+                    collector.wait(10)
+                    brute_force(log_file, next(sources))
+                    produced += 1
+                    time.sleep(1.0)
+                    collector = start_collector(broker.port, db, tmp_path)
+                wait_until(lambda: len(agent_anomalies(db)) >= produced, timeout=60,
+                           what="%d anomalies after cycle %d" % (produced, cycle))
+            # the agent's own count, from its latest heartbeat, agrees
+            wait_until(lambda: counted_by_agent(db) == produced, timeout=30,
+                       what="a heartbeat counting %d anomalies" % produced)
+        finally:
+            stop(agent)
+            stop(collector)
+
+    stored = agent_anomalies(db)
+    seqs = [row["seq"] for row in stored]
+    assert len(stored) == produced == 9
+    assert sorted(set(seqs)) == seqs == list(range(1, produced + 1))
+    assert {row["kind"] for row in stored} == {"login.bruteforce"}
+    assert sorted(jsonio.loads(row["evidence"])["source_ip"] for row in stored) == sorted(
+        "203.0.113.%d" % n for n in range(20, 20 + produced))
+    duplicates = rows(db, "SELECT device, run, seq, COUNT(*) AS n FROM anomalies "
+                          "GROUP BY device, run, seq HAVING n > 1")
+    assert duplicates == []
+    assert rows(db, "SELECT * FROM gaps WHERE type = 'anomaly' AND "
+                    "last_seq - first_seq + 1 - filled > 0") == []
