@@ -2,7 +2,9 @@
 
 /rom is as trusted as the flash chip; code there that is shadowed by a different file in
 /overlay/upper runs instead of what the firmware shipped. Replaced programs and libraries are
-judged from the first scan (no history needed). The files every configured router edits
+judged from the first scan (no history needed). A package the owner upgraded also shadows
+/rom files; when the database names a newer version than /rom's it is low (info when the file
+passes the package checksum). The files every configured router edits
 (/etc/config/*, /etc/shadow, host keys, /etc/board.json, rc.d links ...) are `info`, and deleting
 the /etc/uci-defaults scripts is what first boot does, so that is not reported at all.
 """
@@ -46,6 +48,13 @@ class IntegrityRomShadowed(Detector):
             what = {"executable": "program", "library": "library",
                     "script": "script"}.get(cls, "file")
             summary = "/rom %s %s is shadowed in the overlay by different content" % (what, path)
+            if detail.get("package_upgraded") and severity != "info":
+                # a newer version of the package than /rom's: the owner upgraded it; with
+                # apk the new file also passes its checksum
+                severity = "info" if detail.get("package_verified") else "low"
+                summary = "/rom %s %s is shadowed by package %s upgraded to %s" % (
+                    what, path, clip(detail.get("package", ""), 64),
+                    clip(detail.get("package_version", ""), 64))
         elif event.finding == "whiteout":
             if not self.config.report_whiteouts or event.path.startswith("/etc/uci-defaults/"):
                 return []
@@ -61,7 +70,8 @@ class IntegrityRomShadowed(Detector):
         evidence = {"path": path, "change": event.finding, "class": cls,
                     "sensitive": bool(detail.get("sensitive")), "first_scan": event.first_scan}
         for key in ("sha256", "rom_sha256", "size", "rom_size", "mode", "rom_mode", "link",
-                    "rom_link", "legacy"):
+                    "rom_link", "legacy", "package", "package_version", "rom_package_version",
+                    "package_upgraded", "package_verified"):
             if detail.get(key) is not None:
                 value = detail[key]
                 evidence[key] = clip(value, 1024) if isinstance(value, str) else value

@@ -154,7 +154,8 @@ class _Packages:
 
     def __init__(self):
         self.manager = "none"
-        self.owned = set()            # every path a package lists
+        self.owned = {}               # every path a package lists -> (package, version)
+        self.rom_versions = {}        # package -> version in /rom's database (what shipped)
         self.checksums = {}           # path -> (algorithm, digest bytes, package, version)
         self.conffiles = {}           # path -> (algorithm, hex, package, version)   (opkg)
         self.truncated = False
@@ -515,6 +516,17 @@ class IntegritySource:
                               rom_mode="%o" % rom_st.st_mode)
                 if stat.S_ISLNK(st.st_mode):
                     detail.update(link=_readlink(abs_path), rom_link=_readlink(rom_path))
+                owner = packages.owned.get(path)
+                if owner is not None:
+                    # an owner's package upgrade also shadows /rom files: the database then
+                    # names a newer version than /rom's, and (apk) the new file passes its
+                    # checksum. The same version with other content is not an upgrade.
+                    shipped = packages.rom_versions.get(owner[0])
+                    detail.update(package=owner[0], package_version=owner[1],
+                                  rom_package_version=shipped,
+                                  package_upgraded=shipped is not None and shipped != owner[1],
+                                  package_verified=self._verified(
+                                      path, baseline_store.Entry(digest or "", 0, 0), packages))
                 self._emit("shadowed", path, detail, digest or "unhashed")
         elif is_executable(head, st.st_mode) and path not in packages.owned:
             detail = self._detail(path, head, st.st_mode)
@@ -620,10 +632,11 @@ class IntegritySource:
             packages.truncated = database.truncated
             for package in database.packages:
                 for item in package.files:
-                    packages.owned.add(item.path)
+                    packages.owned[item.path] = (package.name, package.version)
                     if item.digest is not None and item.algorithm != "sha512":
                         packages.checksums[item.path] = (item.algorithm, item.digest,
                                                          package.name, package.version)
+            packages.rom_versions = self._rom_versions("lib/apk/db/installed", parse_installed)
             return packages
         status = self.read_small("usr/lib/opkg/status", MAX_DB_BYTES)
         if status is None:
@@ -640,8 +653,20 @@ class IntegritySource:
             listing = self.read_small("usr/lib/opkg/info/%s.list" % package.name,
                                       MAX_DB_BYTES)
             if listing is not None:
-                packages.owned.update(parse_list(listing))
+                packages.owned.update((path, (package.name, package.version))
+                                      for path in parse_list(listing))
+        packages.rom_versions = self._rom_versions("usr/lib/opkg/status", parse_status)
         return packages
+
+    def _rom_versions(self, rel, parse):
+        if not self.has_overlay:
+            return {}
+        try:
+            with open_regular(os.path.join(self.rom, rel)) as handle:
+                database = parse(handle.read(MAX_DB_BYTES))
+        except OSError:
+            return {}
+        return {package.name: package.version for package in database.packages}
 
     # ------------------------------------------------------------------ baseline
     def _compare_baseline(self, manifest, packages):

@@ -53,3 +53,19 @@ def test_opaque_directories():
 
 def test_other_findings_are_not_this_detectors():
     assert run(file_finding("package_mismatch", "/usr/sbin/dropbear", "executable")) == []
+
+
+def test_an_owner_package_upgrade_is_info_when_verified_low_when_not():
+    upgraded = dict(package="dropbear", package_version="2025.88-r2",
+                    rom_package_version="2025.88-r1", package_upgraded=True)
+    (verified,) = run(file_finding("shadowed", "/usr/sbin/dropbear", "executable",
+                                   package_verified=True, **upgraded))
+    assert verified.severity == "info" and "upgraded to 2025.88-r2" in verified.summary
+    assert verified.evidence["rom_package_version"] == "2025.88-r1"
+    (unverified,) = run(file_finding("shadowed", "/usr/sbin/dropbear", "executable",
+                                     package_verified=False, **upgraded))
+    assert unverified.severity == "low"
+    (same_version,) = run(file_finding("shadowed", "/usr/sbin/dropbear", "executable",
+                                       package="dropbear", package_upgraded=False,
+                                       package_verified=True))
+    assert same_version.severity == "high"

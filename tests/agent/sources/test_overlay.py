@@ -305,3 +305,34 @@ def test_open_regular_refuses_symlinks_unless_asked(tmp_path):
         assert handle.read() == b"data"
     with pytest.raises(OSError):
         overlay.open_regular("/dev/zero", follow=True)
+
+
+def _upgrade_dropbear(tree, version, content):
+    """What `apk upgrade dropbear` leaves: the new program and database in the overlay."""
+    from fixtures import make_router_trees as trees
+    contents = {rel: data for rel, (data, _mode) in trees.ROM_FILES.items()}
+    contents.update({rel: target.encode() for rel, target in trees.ROM_SYMLINKS.items()})
+    contents.update({rel: data for rel, (data, _mode) in trees.UPPER_FILES.items()})
+    contents["usr/sbin/dropbear"] = content
+    packages = [(name, version if name == "dropbear" else v, files)
+                for name, v, files in trees.PACKAGES + trees.OWNER_PACKAGES]
+    (tree / "overlay/upper/lib/apk/db/installed").write_bytes(
+        trees.apk_database(packages, contents))
+    (tree / "overlay/upper/usr/sbin/dropbear").write_bytes(content)
+
+
+def test_an_owner_package_upgrade_is_told_apart_from_a_replaced_program(clean, tmp_path):
+    _upgrade_dropbear(clean, "2025.88-r2", ELF + b"newer dropbear")
+    got = findings(full_scan(make_source(clean, tmp_path / "upgrade")))
+    detail = got[("shadowed", "/usr/sbin/dropbear")].detail
+    assert (detail["package"], detail["package_version"], detail["rom_package_version"]) == (
+        "dropbear", "2025.88-r2", "2025.88-r1")
+    assert detail["package_upgraded"] is True and detail["package_verified"] is True
+    assert ("package_mismatch", "/usr/sbin/dropbear") not in got
+
+
+def test_a_database_edited_to_match_a_replaced_program_is_not_an_upgrade(clean, tmp_path):
+    _upgrade_dropbear(clean, "2025.88-r1", ELF + b"trojan")     # same version as /rom
+    got = findings(full_scan(make_source(clean, tmp_path / "edited")))
+    detail = got[("shadowed", "/usr/sbin/dropbear")].detail
+    assert detail["package_upgraded"] is False and detail["package_verified"] is True
