@@ -162,3 +162,23 @@ def test_every_depend_is_needed():
             continue
         assert package in imported or package in DEPENDS_WITHOUT_IMPORT, (
             "%s is in DEPENDS but nothing in the agent needs it" % package)
+
+
+def test_feed_ci_test_script_checks_the_version():
+    """openwrt/test.sh: what the packages feed's CI runs on the target after installing."""
+    import subprocess
+    from routerdouble import SHIM, busybox
+
+    env = {"PATH": "%s:/usr/bin:/bin" % (SHIM / "bin"), "SHIM_PYTHON": sys.executable,
+           "PYTHONPATH": str(REPO / "agent")}
+    script = str(REPO / "openwrt/test.sh")
+    release = makefile_metadata()["release"]
+    ok = subprocess.run([busybox(), "ash", script, "routerwatch", "%s-%s" % (
+        agent_version(), release)], env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    wrong = subprocess.run([busybox(), "ash", script, "routerwatch", "0.0.0-1"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1 and "does not print 0.0.0" in wrong.stdout
+    other = subprocess.run([busybox(), "ash", script, "python3-psutil", "7.2.2-1"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0
