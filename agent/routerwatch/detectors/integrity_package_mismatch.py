@@ -6,8 +6,9 @@ Two findings, both judged from the first scan:
 - an executable in the overlay that is neither in /rom nor listed by any installed package: a
   program nobody installed. Packages the owner installed are listed in the database, so their
   files are not anomalies just by existing.
-Configuration files are meant to be edited, so a conffile or /etc file that fails its checksum
-is `info`; programs and libraries failing theirs are `high`.
+Configuration files are meant to be edited: the routine ones (/etc/config/*, /etc/shadow ...)
+are not reported, other /etc files and conffiles failing their checksum are `info`; programs and
+libraries failing theirs are `high`.
 """
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ class Config(DetectorConfig):
         "medium", why="an executable script no package owns in init.d, rc.d, hotplug.d, "
         "uci-defaults, crontabs or cgi-bin: it runs without anyone starting it",
         choices=SEVERITIES)
+    report_routine: bool = option(
+        False, why="also report (as info) package config files every router edits failing "
+        "their shipped checksum (/etc/config/*, /etc/shadow ...); baseline_drift covers their "
+        "later changes")
     unowned_binary_severity: str = option(
         "high", why="a compiled (ELF) program in the overlay that no package owns",
         choices=SEVERITIES)
@@ -49,6 +54,8 @@ class IntegrityPackageMismatch(Detector):
         evidence = {"path": path, "class": cls, "sensitive": bool(detail.get("sensitive")),
                     "first_scan": event.first_scan}
         if event.finding == "package_mismatch":
+            if cls == "routine" and not self.config.report_routine:
+                return []
             severity = _MISMATCH_SEVERITY.get(cls, "low")
             if detail.get("conffile"):
                 severity = "info" if cls in ("routine", "config") else severity

@@ -55,7 +55,10 @@ def test_clean_router_first_scan_sees_only_routine_changes(clean, tmp_path):
     got = findings(events)
     assert set(got) == {("shadowed", "/etc/config/dhcp"), ("shadowed", "/etc/shadow"),
                         ("shadowed", "/lib/apk/db/installed"),
-                        ("whiteout", "/etc/uci-defaults/10_migrate-shadow")}
+                        ("whiteout", "/etc/uci-defaults/10_migrate-shadow"),
+                        # edited config files differ from what their packages shipped
+                        ("package_mismatch", "/etc/config/dhcp"),
+                        ("package_mismatch", "/etc/shadow")}
     assert all(e.first_scan for e in got.values())
     assert got[("shadowed", "/etc/shadow")].detail["class"] == "routine"
     assert got[("shadowed", "/etc/shadow")].detail["sensitive"] is True
