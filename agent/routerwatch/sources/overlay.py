@@ -86,6 +86,10 @@ SCRIPT_PATTERNS = (
     "/www/cgi-bin/*", "/www/*", "/usr/share/udhcpc/*", "*.sh", "*.lua", "*.uc",
 )
 
+# The package managers' own bookkeeping: maintainer scripts (opkg info/<pkg>.postinst, apk's
+# /lib/apk/packages/<pkg>.*) are executable but listed by no package; they are the database.
+PACKAGE_METADATA_DIRS = ("/usr/lib/opkg/", "/lib/apk/")
+
 EXECUTABLE_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/libexec/")
 LIBRARY_DIRS = ("/lib/", "/usr/lib/")
 
@@ -528,7 +532,8 @@ class IntegritySource:
                                   package_verified=self._verified(
                                       path, baseline_store.Entry(digest or "", 0, 0), packages))
                 self._emit("shadowed", path, detail, digest or "unhashed")
-        elif is_executable(head, st.st_mode) and path not in packages.owned:
+        elif is_executable(head, st.st_mode) and path not in packages.owned \
+                and not path.startswith(PACKAGE_METADATA_DIRS):
             detail = self._detail(path, head, st.st_mode)
             detail.update(sha256=digest, size=st.st_size, mode="%o" % st.st_mode,
                           elf=head.startswith(b"\x7fELF"))

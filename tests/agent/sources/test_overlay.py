@@ -263,6 +263,8 @@ def test_opkg_router_owned_files_and_conffile_checksums(tmp_path):
         (rom / "usr/lib/opkg/status").read_text() +
         "Package: tcpdump\nVersion: 4.99.4-1\nStatus: install user installed\n\n")
     (upper / "usr/lib/opkg/info/tcpdump.list").write_text("/usr/sbin/tcpdump\n")
+    (upper / "usr/lib/opkg/info/tcpdump.postinst").write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(upper / "usr/lib/opkg/info/tcpdump.postinst", 0o755)   # the database's own script
     (upper / "usr/sbin/tcpdump").write_bytes(ELF)
     (upper / "usr/sbin/xlogin").write_bytes(ELF + b"x")
     (upper / "etc/config/dropbear").write_text("config dropbear\n\toption Port '2222'\n")
@@ -270,6 +272,7 @@ def test_opkg_router_owned_files_and_conffile_checksums(tmp_path):
     got = findings(events)
     assert ("new_executable", "/usr/sbin/xlogin") in got
     assert ("new_executable", "/usr/sbin/tcpdump") not in got
+    assert ("new_executable", "/usr/lib/opkg/info/tcpdump.postinst") not in got
     conffile = got[("package_mismatch", "/etc/config/dropbear")].detail
     assert conffile["conffile"] is True and conffile["expected"] == shipped
     assert identity(events).package_manager == "opkg"
