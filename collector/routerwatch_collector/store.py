@@ -208,7 +208,10 @@ class SqliteStore(Store):
 
     def __init__(self, path, busy_timeout=10.0):
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        # one thread at a time, but not necessarily the one that opened it (the collector may
+        # be built in one thread and run in another)
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._depth = 0
         if self.path != ":memory:":

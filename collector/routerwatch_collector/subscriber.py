@@ -62,6 +62,7 @@ class Subscriber:
         self.refused = None         # text of a fatal refusal
         self._acks = []             # (mid, qos) received since the last commit, in order
         self._first_pending = None
+        self._store_failing = False
         self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
         if username:
             self.client.username_pw_set(username, password or None)
@@ -197,9 +198,14 @@ class Subscriber:
         try:
             stored = self.ingest.tick(now) if tick else self.ingest.flush(now)
         except Exception as exc:  # the store failed (disk full, locked): keep the batch, retry
-            log.error("cannot write to the store: %s; keeping %d messages for the next try",
-                      exc, self.ingest.pending())
+            if not self._store_failing:
+                log.error("cannot write to the store: %s; keeping %d messages and retrying",
+                          exc, self.ingest.pending())
+            self._store_failing = True
             return
+        if self._store_failing:
+            log.info("writing to the store again")
+            self._store_failing = False
         self._first_pending = None
         if self._acks and self.connected:
             for mid, qos in self._acks:

@@ -1,0 +1,107 @@
+"""The collector's MQTT side against a real mosquitto: shared subscriptions split the load without
+storing anything twice, and a stop writes the batch it holds."""
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from collector_messages import anomaly, heartbeat, wire
+from routerwatch.sinks.mqtt import new_client
+from routerwatch_collector.ingest import Ingest
+from routerwatch_collector.store import SqliteStore
+from routerwatch_collector.subscriber import Subscriber
+
+
+class Running:
+    """A Subscriber in a thread of its own, with its own store connection, like a process."""
+
+    def __init__(self, broker, db, client_id, share_group=None, flush_interval=0.25):
+        self.store = SqliteStore(db)
+        self.ingest = Ingest(self.store)
+        self.stored = []
+        self.subscriber = Subscriber(self.ingest, broker.host, broker.port,
+                                     share_group=share_group, client_id=client_id,
+                                     flush_interval=flush_interval, on_stored=self.stored.append)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.subscriber.run, args=(self.stop,), daemon=True)
+
+    def start(self):
+        self.thread.start()
+        wait_until(lambda: self.subscriber.connected)
+        time.sleep(0.3)    # SUBACK
+        return self
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.store.close()
+
+
+def wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def publish(broker, messages):
+    client = new_client("test-publisher")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for message in messages:
+            client.publish(*wire(message), qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_two_collectors_in_one_share_group_split_the_messages_and_store_each_once(
+        mosquitto_broker, tmp_path):
+    db = tmp_path / "collector.sqlite"
+    first = Running(mosquitto_broker, db, "collector-a", share_group="collectors").start()
+    second = Running(mosquitto_broker, db, "collector-b", share_group="collectors").start()
+    try:
+        publish(mosquitto_broker, [anomaly(seq) for seq in range(1, 201)])
+        wait_until(lambda: len(first.stored) + len(second.stored) >= 200)
+    finally:
+        first.close()
+        second.close()
+    assert first.subscriber.topics()[0] == "$share/collectors/routerwatch/+/anomaly"
+    assert first.stored and second.stored                      # both did part of the work
+    seqs = sorted(a.seq for a in first.stored + second.stored)
+    assert seqs == list(range(1, 201))                         # each exactly once
+    store = SqliteStore(db)
+    try:
+        assert store.anomaly_count() == 200
+        assert [g for g in store.gaps() if g["missing"]] == []  # split delivery is no loss
+    finally:
+        store.close()
+
+
+def test_a_stop_writes_the_batch_it_holds(mosquitto_broker, tmp_path):
+    db = tmp_path / "collector.sqlite"
+    running = Running(mosquitto_broker, db, "collector", flush_interval=60.0).start()
+    publish(mosquitto_broker, [anomaly(1), heartbeat(1)])
+    wait_until(lambda: running.ingest.counters["accepted"] == 2)
+    running.close()
+    store = SqliteStore(db)
+    try:
+        assert store.anomaly_count() == 1 and store.devices()[0].heartbeats == 1
+    finally:
+        store.close()
+
+
+def test_messages_sent_while_the_collector_is_away_wait_in_its_session(mosquitto_broker,
+                                                                        tmp_path):
+    db = tmp_path / "collector.sqlite"
+    Running(mosquitto_broker, db, "collector").start().close()   # the session exists
+    publish(mosquitto_broker, [anomaly(seq) for seq in range(1, 21)])
+    running = Running(mosquitto_broker, db, "collector").start()
+    try:
+        wait_until(lambda: len(running.stored) == 20)
+    finally:
+        running.close()
+    assert sorted(a.seq for a in running.stored) == list(range(1, 21))
