@@ -26,6 +26,10 @@ class Config(DetectorConfig):
     config_severity: str = option("info", why="severity of an edited /rom config file that is not "
                                   "one of the routine ones (e.g. /etc/sysctl.conf); owners edit "
                                   "these", choices=SEVERITIES)
+    owner_scripts: str = option(
+        "/etc/rc.local,/etc/profile,/etc/shinit",
+        why="comma-separated /rom scripts that OpenWrt documents for owners to edit; shadowed "
+            "they are low, not medium (baseline_drift reports their later changes as high)")
     report_whiteouts: bool = option(True, why="report /rom programs and scripts deleted in the "
                                     "overlay (uci-defaults scripts are never reported)")
     report_opaque: bool = option(True, why="report /rom directories hidden by an opaque overlay "
@@ -37,6 +41,11 @@ class IntegrityRomShadowed(Detector):
     Config = Config
     consumes = (FileFinding,)
 
+    def __init__(self, config):
+        super().__init__(config)
+        self._owner_scripts = frozenset(
+            p.strip() for p in config.owner_scripts.split(",") if p.strip())
+
     def observe(self, event):
         detail = event.detail
         cls = detail.get("class", "data")
@@ -45,6 +54,8 @@ class IntegrityRomShadowed(Detector):
             severity = _SEVERITY_BY_CLASS.get(cls, "info")
             if cls == "config":
                 severity = self.config.config_severity
+            elif event.path in self._owner_scripts and severity == "medium":
+                severity = "low"
             what = {"executable": "program", "library": "library",
                     "script": "script"}.get(cls, "file")
             summary = "/rom %s %s is shadowed in the overlay by different content" % (what, path)

@@ -22,6 +22,12 @@ def test_libraries_high_scripts_medium():
     assert run(file_finding("shadowed", "/etc/init.d/firewall", "script"))[0].severity == "medium"
 
 
+def test_the_scripts_owners_are_told_to_edit_are_low():
+    assert run(file_finding("shadowed", "/etc/rc.local", "script"))[0].severity == "low"
+    assert run(file_finding("shadowed", "/etc/rc.local", "script"),
+               owner_scripts="")[0].severity == "medium"
+
+
 def test_what_every_configured_router_edits_is_info():
     for path in ("/etc/config/network", "/etc/shadow", "/etc/board.json",
                  "/etc/dropbear/dropbear_ed25519_host_key", "/lib/apk/db/installed"):
