@@ -20,6 +20,11 @@ from routerwatch import jsonio
 # status column values: what the agent said last, with the Last Will told apart from a clean stop
 STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
 
+# The heartbeat interval a router announces sets its silence deadline, within these bounds: an
+# interval of 0 would make every tick a silence, a huge one would switch the alarm off. The agent
+# itself allows 5-3600 s (intervals.heartbeat).
+HEARTBEAT_INTERVAL_MIN, HEARTBEAT_INTERVAL_MAX = 5.0, 86400.0
+
 
 @dataclass(frozen=True)
 class StoredAnomaly:
@@ -279,7 +284,7 @@ class SqliteStore(Store):
 
     def record_heartbeat(self, heartbeat, received_at):
         h = heartbeat
-        health = {"uptime": h.uptime, "rss_kb": h.rss_kb, "cpu_percent": h.cpu_percent,
+        health = {"interval": h.interval, "uptime": h.uptime, "rss_kb": h.rss_kb, "cpu_percent": h.cpu_percent,
                   "spool_depth": h.spool_depth, "counters": h.counters, "drops": h.drops,
                   "seq": h.seq, "time": h.time}
         # speaking again ends a silence: a new agent.silent may be raised for the next one
@@ -288,7 +293,9 @@ class SqliteStore(Store):
                 "END, 0), ?), last_heartbeat = ?, heartbeats = heartbeats + 1, "
                 "silent_since = NULL, status = CASE WHEN status IS NULL OR status != ? "
                 "THEN ? ELSE status END WHERE device = ?",
-                (received_at, h.interval, h.run, h.run, h.seq, jsonio.dumps(health),
+                (received_at, min(max(h.interval, HEARTBEAT_INTERVAL_MIN),
+                                  HEARTBEAT_INTERVAL_MAX),
+                 h.run, h.run, h.seq, jsonio.dumps(health),
                  STATUS_ONLINE, STATUS_ONLINE, h.device))
 
     def record_status(self, status, received_at, retained=False):

@@ -207,3 +207,9 @@ def test_two_collectors_on_one_store_raise_one_alarm(store):
 def test_a_device_never_heard_with_a_heartbeat_is_not_declared_silent(ingest):
     feed(ingest, [anomaly(1)], now=T0)
     assert silent(ingest.tick(T0 + 100000)) == []
+
+
+def test_an_announced_interval_of_zero_does_not_turn_every_tick_into_a_silence(ingest):
+    feed(ingest, [heartbeat(1, interval=0.0)], now=T0)
+    assert silent(ingest.tick(T0 + 1)) == []
+    assert len(silent(ingest.tick(T0 + 16))) == 1        # 3 x the 5 s floor
