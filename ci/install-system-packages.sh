@@ -4,6 +4,7 @@ set -euo pipefail
 PACKAGES=(
   python3-venv
   mosquitto mosquitto-clients            # the real broker for integration tests and the demo
+  openssl                                # throw-away CA and certificates for the TLS broker tests
   busybox-static                         # ash + applets to run the OpenWrt init script under test doubles
 )
 missing=()

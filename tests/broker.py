@@ -182,14 +182,18 @@ class Recorder:
     """
 
     def __init__(self, broker, topics=("#",), client_id=None, clean=True, username=None,
-                 password=None):
+                 password=None, tls=None, protocol="3.1.1"):
         from routerwatch.sinks.mqtt import new_client
 
         self.broker = broker
         self.topics = list(topics)
-        self.client = new_client(client_id or "recorder-%d" % id(self), "3.1.1", clean=clean)
+        self.client = new_client(client_id or "recorder-%d" % id(self), protocol, clean=clean)
         if username:
             self.client.username_pw_set(username, password)
+        if tls:   # keyword arguments of paho's tls_set: ca_certs, certfile, keyfile
+            import ssl
+            self.client.tls_set(tls_version=ssl.PROTOCOL_TLS_CLIENT, **tls)
+        self.granted = []
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -201,7 +205,9 @@ class Recorder:
     def _on_connect(self, client, userdata, flags, rc, *rest):
         client.subscribe([(t, 1) for t in self.topics])
 
-    def _on_subscribe(self, client, userdata, mid, *rest):
+    def _on_subscribe(self, client, userdata, mid, granted, *rest):
+        # paho 2: reason codes (objects with .value); paho 1.6: granted QoS ints (v3.1.1)
+        self.granted = [int(getattr(g, "value", g)) for g in granted]
         self._subscribed.set()
 
     def _on_message(self, client, userdata, message):
@@ -240,3 +246,62 @@ class Recorder:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def render_config(path, workdir, port, replace=None):
+    """A production config from ci/mosquitto/ made runnable on loopback: the listener moves to
+    127.0.0.1:<port>, persistence and logging into workdir, and each option named in `replace`
+    gets the given value (e.g. {"cafile": "/tmp/x/ca.crt"}). Returns a MosquittoBroker template
+    (a file without format fields)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    replace = dict(replace or {})
+    replace.update({"listener": "%d %s" % (port, HOST), "persistence_location": "%s/" % workdir})
+    lines = []
+    for line in Path(path).read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key in ("log_dest", "log_type"):
+            continue
+        if key in replace:
+            line = "%s %s" % (key, replace[key])
+        lines.append(line.replace("{", "{{").replace("}", "}}"))
+    lines += ["log_dest file {log_file}", "log_type all", "user {user}", "{extra}"]
+    template = workdir / ("rendered-" + Path(path).name)
+    template.write_text("\n".join(lines) + "\n")
+    return template
+
+
+def make_certificates(directory, clients=(), server_names=("IP:127.0.0.1",)):
+    """A throw-away CA, a broker certificate for `server_names` (subjectAltName entries) and one
+    client certificate per name in `clients` (CN = the name). Needs the openssl command.
+    Returns {"ca": path, "server": (cert, key), <client>: (cert, key)}."""
+    tool = shutil.which("openssl")
+    if not tool:
+        raise BrokerError("openssl is not installed")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run(*args):
+        subprocess.run([tool] + list(args), check=True, capture_output=True, cwd=directory)
+
+    key_options = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *key_options, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=routerwatch test CA")
+    out = {"ca": str(directory / "ca.crt")}
+
+    def issue(name, cn, extensions):
+        run("req", *key_options, "-keyout", name + ".key", "-out", name + ".csr", "-subj",
+            "/CN=" + cn)
+        (directory / (name + ".ext")).write_text(extensions)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext")
+        return str(directory / (name + ".crt")), str(directory / (name + ".key"))
+
+    out["server"] = issue("server", "routerwatch test broker",
+                          "subjectAltName=%s\nextendedKeyUsage=serverAuth\n"
+                          % ",".join(server_names))
+    for client in clients:
+        out[client] = issue("client-" + client, client, "extendedKeyUsage=clientAuth\n")
+    for key in directory.glob("*.key"):
+        key.chmod(0o644)   # mosquitto may read them after dropping to another user
+    return out

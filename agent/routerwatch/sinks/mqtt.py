@@ -18,6 +18,9 @@ restart): each delay is uniform in [d/2, d] with d doubling from RECONNECT_MIN t
 
 paho-mqtt 1.6 (older OpenWrt feeds) and 2.x (CallbackAPIVersion) both work: the only difference
 is how the client is made and the callbacks' signatures, absorbed by new_client() and *rest.
+Two 1.6 gaps: its network thread dies on an ssl.SSLError after the handshake (a TLS 1.3 broker
+rejecting the client certificate, a corrupted record), so a watchdog starts a new one; and its
+on_publish carries no MQTT 5 reason code, so an anomaly the broker refused counts as sent.
 paho imports ssl at its own import (and breaks without it), so ssl is loaded even without TLS.
 """
 import logging
@@ -37,6 +40,7 @@ RECONNECT_MIN = 1.0        # seconds before the first reconnect attempt
 RECONNECT_MAX = 120.0      # longest wait between attempts
 MAX_WINDOW = 20000         # paho's message ids are 16 bit: keep far fewer than 65535 in flight
 CLOSE_TIMEOUT = 3.0        # seconds close() waits for the last messages to be acknowledged
+WATCHDOG_SECONDS = 5.0     # how often the publisher checks that paho's network thread still runs
 PAHO_V2 = hasattr(paho, "CallbackAPIVersion")
 
 
@@ -74,6 +78,8 @@ class MqttSink:
         self.window = min(self.mqtt.queue_messages, MAX_WINDOW)
         self.reconnect_min = RECONNECT_MIN
         self.reconnect_max = RECONNECT_MAX
+        self.watchdog_seconds = WATCHDOG_SECONDS
+        self._revive_at = 0.0
         self._random = random.Random()
         self._client = None
         self._thread = None
@@ -94,6 +100,7 @@ class MqttSink:
         self.connects = 0
         self.disconnects = 0
         self.connect_failures = 0
+        self.network_restarts = 0
         self.heartbeats_missed = 0
         self.invalid = 0                  # anomalies the contract refused (a bug, not expected)
         self.rejected = 0                 # anomalies the broker refused (MQTT 5 reason >= 0x80)
@@ -188,7 +195,8 @@ class MqttSink:
     def counters(self):
         counters = {"sent": self.sent, "mqtt.heartbeats": self.heartbeats_sent,
                     "mqtt.connects": self.connects, "mqtt.disconnects": self.disconnects,
-                    "mqtt.connect_failures": self.connect_failures}
+                    "mqtt.connect_failures": self.connect_failures,
+                    "mqtt.network_restarts": self.network_restarts}
         counters.update(self.spool.counters())
         return counters
 
@@ -203,7 +211,7 @@ class MqttSink:
 
     # ------------------------------------------------------------------ paho's thread
     def _on_connect(self, client, userdata, flags, reason, *rest):
-        if reason_value(reason) != 0:
+        if reason_value(reason) != 0:   # counted in _on_disconnect, which follows
             log.warning("broker %s:%d refused the connection: %s", self.mqtt.host,
                         self.mqtt.port, reason)
             return
@@ -220,6 +228,8 @@ class MqttSink:
             if not self._stopping:
                 log.warning("lost the broker %s:%d; anomalies wait in the spool",
                             self.mqtt.host, self.mqtt.port)
+        else:   # refused CONNACK, or closed before it (TLS 1.3 rejects a client cert late)
+            self.connect_failures += 1
         self._connected = False
         client.reconnect_delay_set(*self._next_delay())
 
@@ -242,15 +252,43 @@ class MqttSink:
     # ------------------------------------------------------------------ the publisher thread
     def _publisher(self):
         while not self._stopping:
-            self._wake.wait(self.spool.flush_due_in())
+            due = self.spool.flush_due_in()
+            self._wake.wait(self.watchdog_seconds if due is None
+                            else min(due, self.watchdog_seconds))
             self._wake.clear()
             if self._stopping:
                 break
             try:
+                self._revive_network_thread()
                 self._publish_round()
             except Exception:  # keep publishing whatever one round tripped over
                 log.exception("mqtt publisher")
             self.spool.maybe_flush()
+
+    def _revive_network_thread(self):
+        """paho 1.6 lets an ssl.SSLError escape its network thread, which then is gone for good
+        (paho keeps no public handle on it, hence _thread): start a new one that connects
+        afresh, with the same back-off as any failed connection. What it had in flight is
+        still in its queue and goes out after the connect."""
+        client = self._client
+        thread = getattr(client, "_thread", None)
+        if thread is None or thread.is_alive() or self._stopping:
+            return
+        now = time.monotonic()
+        if now < self._revive_at:
+            return
+        if self._connected:
+            self.disconnects += 1
+        else:
+            self.connect_failures += 1
+        self._connected = False
+        self._revive_at = now + self._next_delay()[0]
+        self.network_restarts += 1
+        log.warning("the MQTT network thread stopped; connecting to %s:%d again",
+                    self.mqtt.host, self.mqtt.port)
+        client.loop_stop()
+        client.connect_async(self.mqtt.host, self.mqtt.port, self.mqtt.keepalive)
+        client.loop_start()
 
     def _publish_round(self):
         self._process_acks()
