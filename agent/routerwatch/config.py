@@ -12,6 +12,11 @@ Layout of the JSON file (every key optional; the defaults are below, beside each
       "integrity": {...}, "mqtt": {...}, "spool": {...},
       "detectors": {"login.bruteforce": {"threshold": 5, ...}, ...}
     }
+
+A value may also be a JSON string, as UCI stores it ("port": "8883", "tls": "1"): it is converted
+by the option's declared type and checked against its range exactly like a --set value. The
+OpenWrt init script relies on this and writes every UCI value as a string, so the types live here
+alone.
 """
 import os
 from dataclasses import dataclass, field, fields, is_dataclass, replace
