@@ -319,6 +319,10 @@ def build_rootfs(work, kernel, release, order):
     (root / "var").symlink_to("tmp")
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "root", 0o700)
+    # OpenWrt's dropbear reads root's keys from /etc/dropbear/authorized_keys; Debian's reads
+    # ~/.ssh/authorized_keys, so the ROM points one at the other
+    (root / "root/.ssh").mkdir(mode=0o700)
+    (root / "root/.ssh/authorized_keys").symlink_to("/etc/dropbear/authorized_keys")
     os.chmod(root / "etc/shadow", 0o600)
     os.chmod(root / "etc/init.d/rcS", 0o755)
     install_busybox(root)
@@ -503,8 +507,8 @@ def build_agent_layer(base, force=False):
             (root / "etc/routerwatch-e2e-packaging").write_text("wheel %s\n" % wheel.name)
         (root / "usr/lib/opkg").mkdir(parents=True, exist_ok=True)
         (root / "usr/lib/opkg/status").write_text(status + "\n" + entry)
-        if (root / "usr/lib").exists():
-            compile_python(root / "usr/lib")
+        if ipk is None:
+            compile_python(root / SITE)   # an .ipk is installed as opkg would: no byte code added
         make_cpio(root, work / "layer.cpio")
         os.replace(work / "layer.cpio", final)
     finally:

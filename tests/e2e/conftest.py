@@ -1,0 +1,58 @@
+"""End-to-end scenarios against the emulated router (ci/qemu): one booted router, broker and
+collector for the whole session; the scenario files run in name order, normal life first and the
+agent being killed last, so one scenario's traffic does not land in another's window.
+
+Skipped, with the reason, without qemu-system-x86_64, root, network namespaces or the tools the
+attacks use (ci/install-system-packages.sh installs them all).
+"""
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from router_harness import Bench, netns  # noqa: E402
+from broker import find_mosquitto  # noqa: E402
+
+TOOLS = ("qemu-system-x86_64", "hydra", "dbclient", "dropbearkey", "mksquashfs", "cpio",
+         "busybox", "apt-get", "dpkg-deb", "curl")
+
+
+def _missing():
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if not find_mosquitto():
+        missing.append("mosquitto")
+    return missing
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent == here:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def bench():
+    missing = _missing()
+    if missing:
+        pytest.skip("end-to-end tests need %s (ci/install-system-packages.sh installs them)"
+                    % ", ".join(missing))
+    reason = netns.netns_available()
+    if reason:
+        pytest.skip("end-to-end tests: %s" % reason)
+    workdir = Path(tempfile.mkdtemp(prefix="routerwatch-e2e-"))
+    bench = Bench(workdir)
+    t0 = time.monotonic()
+    try:
+        bench.start()
+        print("\n[e2e] router up (%s: %s), agent online after %.1f s; work dir %s"
+              % (bench.vm.accel, bench.vm.accel_reason, time.monotonic() - t0, workdir))
+        yield bench
+    finally:
+        bench.metrics["session_seconds"] = round(time.monotonic() - t0, 1)
+        bench.close()
