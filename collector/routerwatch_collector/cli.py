@@ -226,12 +226,17 @@ def run(parser, args):
     ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
                     dedupe_window=args.dedupe_window)
     on_stored = _print_anomaly if args.print_anomalies else None
-    subscriber = Subscriber(
-        ingest, args.host, port, prefix=args.prefix, share_group=args.share_group,
-        client_id=client_id, protocol=args.protocol, username=args.user, password=password,
-        tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
-        tls_insecure=args.tls_insecure, flush_interval=args.flush_interval,
-        batch_size=args.batch_size, on_stored=on_stored)
+    try:
+        subscriber = Subscriber(
+            ingest, args.host, port, prefix=args.prefix, share_group=args.share_group,
+            client_id=client_id, protocol=args.protocol, username=args.user, password=password,
+            tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
+            key_file=args.key_file, tls_insecure=args.tls_insecure,
+            flush_interval=args.flush_interval, batch_size=args.batch_size, on_stored=on_stored)
+    except (OSError, ValueError) as exc:   # unreadable TLS files (ssl.SSLError is an OSError)
+        store.close()
+        print("routerwatch-collector: cannot set up the MQTT client: %s" % exc, file=sys.stderr)
+        return EXIT_RUNTIME
 
     stop = threading.Event()
 

@@ -152,3 +152,9 @@ def test_run_against_a_broker_that_refuses_the_credentials_exits_3(tmp_path, cap
                                str(tmp_path / "c.sqlite"), "--user", "collector",
                                "--password", "wrong")
     assert code == 3 and "refused the connection" in err
+
+
+def test_an_unreadable_tls_file_is_exit_3_with_a_message(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", "--tls", "--ca-file", str(tmp_path / "missing.pem"),
+                           "--db", str(tmp_path / "c.sqlite"))
+    assert code == 3 and "cannot set up the MQTT client" in err and "Traceback" not in err

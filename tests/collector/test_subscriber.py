@@ -3,7 +3,6 @@ storing anything twice, and a stop writes the batch it holds."""
 import threading
 import time
 
-import paho.mqtt.client as mqtt
 
 from collector_messages import anomaly, heartbeat, wire
 from routerwatch.sinks.mqtt import new_client
@@ -105,3 +104,42 @@ def test_messages_sent_while_the_collector_is_away_wait_in_its_session(mosquitto
     finally:
         running.close()
     assert sorted(a.seq for a in running.stored) == list(range(1, 21))
+
+
+def test_the_collector_receives_over_mutual_tls(tmp_path):
+    import shutil
+
+    import pytest
+
+    from broker import MosquittoBroker, find_mosquitto, make_certificates
+    if not (find_mosquitto() and shutil.which("openssl")):
+        pytest.skip("needs mosquitto and openssl")
+    pki = make_certificates(tmp_path / "pki", clients=("collector", "rw-0a1b2c3d4e5f"))
+    extra = "certfile %s\nkeyfile %s\ncafile %s\nrequire_certificate true\n" % (
+        pki["server"] + (pki["ca"],))
+    with MosquittoBroker(tmp_path / "broker", extra=extra) as broker:
+        store = SqliteStore(tmp_path / "collector.sqlite")
+        stored = []
+        subscriber = Subscriber(Ingest(store), broker.host, broker.port, tls=True,
+                                ca_file=pki["ca"], cert_file=pki["collector"][0],
+                                key_file=pki["collector"][1], on_stored=stored.append)
+        stop = threading.Event()
+        thread = threading.Thread(target=subscriber.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: subscriber.connected)
+            time.sleep(0.3)
+            client = new_client("rw-0a1b2c3d4e5f")
+            client.tls_set(ca_certs=pki["ca"], certfile=pki["rw-0a1b2c3d4e5f"][0],
+                           keyfile=pki["rw-0a1b2c3d4e5f"][1])
+            client.connect(broker.host, broker.port)
+            client.loop_start()
+            client.publish(*wire(anomaly(1)), qos=1).wait_for_publish(10)
+            wait_until(lambda: len(stored) == 1)
+            client.disconnect()
+            client.loop_stop()
+        finally:
+            stop.set()
+            thread.join(10)
+            store.close()
+    assert stored[0].seq == 1 and stored[0].evidence["source_ip"] == "203.0.113.7"
