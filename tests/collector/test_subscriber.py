@@ -1,9 +1,13 @@
 """The collector's MQTT side against a real mosquitto: shared subscriptions split the load without
-storing anything twice, and a stop writes the batch it holds."""
+storing anything twice, a stop writes the batch it holds, the session keeps what arrives while
+the collector is away, and mutual TLS works."""
+import shutil
 import threading
 import time
 
+import pytest
 
+from broker import MosquittoBroker, find_mosquitto, make_certificates
 from collector_messages import anomaly, heartbeat, wire
 from routerwatch.sinks.mqtt import new_client
 from routerwatch_collector.ingest import Ingest
@@ -107,11 +111,6 @@ def test_messages_sent_while_the_collector_is_away_wait_in_its_session(mosquitto
 
 
 def test_the_collector_receives_over_mutual_tls(tmp_path):
-    import shutil
-
-    import pytest
-
-    from broker import MosquittoBroker, find_mosquitto, make_certificates
     if not (find_mosquitto() and shutil.which("openssl")):
         pytest.skip("needs mosquitto and openssl")
     pki = make_certificates(tmp_path / "pki", clients=("collector", "rw-0a1b2c3d4e5f"))
