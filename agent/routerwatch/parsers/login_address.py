@@ -9,6 +9,7 @@ dropbear's address string is "host:port" with a numeric host (getnameinfo NI_NUM
 LuCI prints REMOTE_ADDR alone: "192.168.1.2", "2001:db8::5", or "?".
 """
 import ipaddress
+import re
 from functools import lru_cache
 
 from ..contract import clip
@@ -17,11 +18,35 @@ MAX_ADDRESS_CHARS = 64      # longest IPv6 with a scope id is well below this
 MAX_USER_CHARS = 64
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_RE = re.compile(r"%s(?:\.%s){3}\Z" % (_OCTET, _OCTET))   # canonical dotted quad only
+
+
+def _ipv4_value(text):
+    """The 32-bit value of a canonical dotted quad ("192.0.2.1"), or None; no leading zeros,
+    like ipaddress. A flood brings a new address per line: this skips building objects."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    value = 0
+    for part in parts:
+        if not (0 < len(part) <= 3 and part.isdigit() and part.isascii()) \
+                or (part[0] == "0" and len(part) > 1):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    return value
+
+
 @lru_cache(maxsize=2048)
 def normalise_ip(text):
     """Canonical text of an IP address (IPv4-mapped IPv6 becomes IPv4), or None if it is none."""
     if not text or len(text) > MAX_ADDRESS_CHARS:
         return None
+    if ":" not in text:
+        return text if _IPV4_RE.match(text) else None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -82,12 +107,25 @@ def clean_user(text):
     return clip(text, MAX_USER_CHARS)
 
 
-@lru_cache(maxsize=2048)
 def source_group(ip, ipv4_prefix=32, ipv6_prefix=64):
     """The network a source is judged by: "198.51.100.0/24" or "2001:db8:1:2::/64", or the address
-    itself at full length. One host's IPv6 privacy addresses change daily within its /64."""
+    itself at full length. One host's IPv6 privacy addresses change daily within its /64.
+    `ip` is normalise_ip's output."""
     if ip is None:
         return None
+    if ":" not in ip:
+        if ipv4_prefix >= 32:
+            return ip
+        value = _ipv4_value(ip)
+        if value is not None:
+            value &= (0xFFFFFFFF << (32 - ipv4_prefix)) & 0xFFFFFFFF
+            return "%d.%d.%d.%d/%d" % (value >> 24, value >> 16 & 255, value >> 8 & 255,
+                                       value & 255, ipv4_prefix)
+    return _source_group(ip, ipv4_prefix, ipv6_prefix)
+
+
+@lru_cache(maxsize=2048)
+def _source_group(ip, ipv4_prefix, ipv6_prefix):
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -31,14 +31,15 @@ _REST = (r"(?:(?P<fac>[a-z0-9]{1,16}|<unknown>)\.(?P<prio>[a-z]{1,8}|<unknown>) 
          r"(?:(?P<tag>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?: )?"
          r"(?P<msg>.*)\Z")
 
+_CLOCK = r"(?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d)"
 LOGREAD_RE = re.compile(
-    r"\A[A-Z][a-z]{2} (?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d)"
-    r" (?P<year>\d{4}) (?:\[(?P<epoch>\d{1,12})\.(?P<ms>\d{3})\] )?" + _REST, re.S)
+    r"\A[A-Z][a-z]{2} (?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) " + _CLOCK
+    + r" (?P<year>\d{4}) (?:\[(?P<epoch>\d{1,12})\.(?P<ms>\d{3})\] )?" + _REST, re.S)
 YEARLESS_RE = re.compile(
-    r"\A(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d) " + _HOST + _REST,
-    re.S)
+    r"\A(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) " + _CLOCK + " " + _HOST + _REST, re.S)
 RFC3339_RE = re.compile(
-    r"\A(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) " + _HOST + _REST, re.S)
+    r"\A(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) "
+    + _HOST + _REST, re.S)
 
 
 class SyslogLine(NamedTuple):

@@ -32,7 +32,8 @@ CASES = [
      (FAILURE, "password", "root", "192.0.2.1", 2, None)),
     ("2022.83 captured", "Password auth succeeded for 'tuser' from 127.0.0.1:33098",
      (SUCCESS, "password", "tuser", "127.0.0.1", 33098, None)),
-    ("2024.84+ (-t 2FA)", "Password auth succeeded for 'root' from 192.0.2.1:3, extra auth required",
+    ("2024.84+ (-t 2FA)",
+     "Password auth succeeded for 'root' from 192.0.2.1:3, extra auth required",
      (SUCCESS, "password_partial", "root", "192.0.2.1", 3, None)),
     ("2022.83 captured", "Pubkey auth succeeded for 'tuser' with ssh-ed25519 key %s from "
                          "127.0.0.1:53166" % KEY,

@@ -74,7 +74,8 @@ def test_a_10_kB_user_name_does_not_grow_memory():
 # ------------------------------------------------------------------ properties
 
 HEADER = "Tue Nov 25 04:11:31 2025 authpriv.warn dropbear[7]: "
-PREFIXES = ["Bad password attempt for '", "Password auth succeeded for '", "Exit before auth from <",
+PREFIXES = ["Bad password attempt for '", "Password auth succeeded for '",
+            "Exit before auth from <",
             "Child connection from ", "Login attempt for nonexistent user from ",
             "Exit before auth (user '", "[info] luci: failed login on / for ",
             "luci: accepted login on /", "Pubkey auth succeeded for '"]
@@ -98,7 +99,8 @@ def _allowed_addresses(message):
             allowed.add(parsed[0])
         if normalise_ip(candidate):
             allowed.add(normalise_ip(candidate))
-    for head in ("Exit before auth from <", "exit before auth from <", "Exit (", "Early exit from <"):
+    for head in ("Exit before auth from <", "exit before auth from <", "Exit (",
+                 "Early exit from <"):
         if message.startswith(head):
             start = message.find("<")
             end = message.find(">", start)

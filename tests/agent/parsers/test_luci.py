@@ -8,7 +8,8 @@ from routerwatch.parsers.luci import parse_message
 @pytest.mark.parametrize("versions, message, expected", [
     ("ucode 22.03+", "[info] luci: failed login on / for root from 192.168.9.204",
      ("failure", "root", "192.168.9.204", "")),
-    ("ucode 22.03+", "[info] luci: accepted login on /admin/status/overview for root from 192.0.2.1",
+    ("ucode 22.03+",
+     "[info] luci: accepted login on /admin/status/overview for root from 192.0.2.1",
      ("success", "root", "192.0.2.1", "admin/status/overview")),
     ("Lua <= 21.02", "luci: failed login on / for admin from 192.0.2.2",
      ("failure", "admin", "192.0.2.2", "")),

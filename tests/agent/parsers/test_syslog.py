@@ -28,7 +28,8 @@ def local(year, month, day, hh, mm, ss):
     ("Nov 25 04:11:31 vm authpriv.warn dropbear[11628]: Bad password attempt",
      ("authpriv", "warn", "dropbear", 11628, "Bad password attempt")),
     # busybox syslogd -S: no host, no fac.prio
-    ("Nov 25 04:11:31 dropbear[1252]: login attempt", (None, None, "dropbear", 1252, "login attempt")),
+    ("Nov 25 04:11:31 dropbear[1252]: login attempt",
+     (None, None, "dropbear", 1252, "login attempt")),
     # rsyslog traditional
     ("Nov 25 04:11:31 gw dropbear[123]: Child connection", (None, None, "dropbear", 123,
                                                            "Child connection")),

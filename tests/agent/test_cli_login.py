@@ -1,0 +1,76 @@
+"""The login watcher from the command line: `routerwatch-agent check-log FILE` prints one JSON
+line per recognised login event and a summary; `--once --log-file ATTACK_LOG` prints the
+anomalies the attack makes (and exits 1 because one is high)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOGS = REPO / "tests" / "fixtures" / "logs"
+
+
+def agent(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "agent"))
+    return subprocess.run([sys.executable, "-m", "routerwatch.cli"] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120,
+                          cwd=cwd)
+
+
+@pytest.mark.parametrize("name, recognised, failures, sources", [
+    ("dropbear-2022.83-busybox-syslogd.log", 11, 9, 2),
+    ("dropbear-old-formats.log", 7, 6, 3),
+    ("openwrt-23.05-dropbear-2022.82-attack.log", 28, 26, 14),
+    ("openwrt-24.10-dropbear-2024.86-ipv6.log", 13, 12, 7),
+    ("openwrt-dropbear-2026.94-ipv6-bracketed.log", 11, 11, 1),
+    ("openwrt-luci-attack.log", 15, 13, 3),
+])
+def test_check_log_prints_each_event_and_a_summary(name, recognised, failures, sources):
+    proc = agent("check-log", str(LOGS / name))
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    events, summary = lines[:-1], lines[-1]["summary"]
+    assert len(events) == recognised == summary["recognised"]
+    assert summary["outcomes"].get("failure", 0) == failures
+    assert summary["distinct_sources"] == sources
+    assert all(e["service"] in ("ssh", "luci") and e["outcome"] in ("failure", "success")
+               for e in events)
+
+
+def test_check_log_of_a_file_without_logins_exits_1(tmp_path):
+    quiet = tmp_path / "quiet.log"
+    quiet.write_text("Tue Nov 25 04:11:31 2025 daemon.info procd: - init complete -\n")
+    proc = agent("check-log", str(quiet))
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout.decode().splitlines()[-1])["summary"]["recognised"] == 0
+
+
+def test_once_on_an_attack_log_prints_the_login_anomalies(tmp_path):
+    proc = agent("--once", "--log-file", str(LOGS / "openwrt-23.05-dropbear-2022.82-attack.log"),
+                 "--set", "watchers.connections=false", "--set", "watchers.processes=false",
+                 "--set", "watchers.integrity=false", "--set", "state_dir=%s" % tmp_path)
+    anomalies = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    kinds = {a["kind"]: a for a in anomalies}
+    assert proc.returncode == 1, proc.stderr       # success_after_failures is high
+    brute = kinds["login.bruteforce"]
+    assert (brute["severity"], brute["evidence"]["source_ip"]) == ("medium", "203.0.113.7")
+    assert brute["evidence"]["users"] == ["root"]
+    assert kinds["login.success_after_failures"]["severity"] == "high"
+    assert kinds["login.spray"]["evidence"]["distinct_sources"] >= 10
+    assert [a["severity"] for a in anomalies if a["kind"] == "login.new_source"] == [
+        "info", "medium"]
+    assert (tmp_path / "login_new_source.json").is_file()
+
+
+def test_once_on_the_luci_attack_log(tmp_path):
+    proc = agent("--once", "--log-file", str(LOGS / "openwrt-luci-attack.log"),
+                 "--set", "watchers.connections=false", "--set", "watchers.processes=false",
+                 "--set", "watchers.integrity=false", "--set", "state_dir=%s" % tmp_path)
+    anomalies = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    brute = [a for a in anomalies if a["kind"] == "login.bruteforce"]
+    assert [(a["evidence"]["source_ip"], a["evidence"]["service"]) for a in brute] == [
+        ("203.0.113.50", "luci")]
+    assert "login.success_after_failures" in {a["kind"] for a in anomalies}
