@@ -67,7 +67,8 @@ class ConnNewListener(Detector):
         self.temp_dirs = tuple(parse_words(config.temp_dirs))
         self._scanned = False
         self._baseline_until = None
-        self._baseline = BoundedDict(config.max_baseline)   # (proto, port) -> owner's name
+        # (proto, port) -> names of the programs seen holding it
+        self._baseline = BoundedDict(config.max_baseline)
 
     def observe(self, snapshot):
         first_scan = not self._scanned
@@ -85,9 +86,8 @@ class ConnNewListener(Detector):
             finding = self._judge(key, sockets, first_scan, settling, snapshot.time)
             if finding is not None:
                 findings.append(finding)
-            owner = _owner(sockets)
-            if key not in self._baseline or owner is not None:
-                self._baseline.set(key, owner or self._baseline.get(key))
+            owners = frozenset(s.process for s in sockets if s.process)
+            self._baseline.set(key, self._baseline.get(key, frozenset()) | owners)
         self._scanned = True
         return findings
 
@@ -114,9 +114,8 @@ class ConnNewListener(Detector):
                 raise_to("medium", "telnet port, owner unknown")
             elif process not in self.telnet_daemons:
                 raise_to("high", "telnet port held by %s" % process)
-        if not first_scan:
-            known = key in self._baseline
-            if not known and not settling:
+        if not first_scan and key not in self._baseline:
+            if not settling:
                 loopback_only = all(_is_loopback(s.address) for s in sockets)
                 if loopback_only:
                     raise_to("low", "new port, loopback only")
@@ -124,10 +123,12 @@ class ConnNewListener(Detector):
                     raise_to("medium", "new port")
                 elif not self.config.ephemeral_low <= port <= self.config.ephemeral_high:
                     raise_to("low", "new port")
-            else:
-                before = self._baseline.get(key)
-                if before is not None and process is not None and process != before:
-                    raise_to("high", "owner changed from %s to %s" % (before, process))
+        elif not first_scan:
+            before = self._baseline.get(key)
+            owners = sorted({s.process for s in sockets if s.process} - before)
+            if before and owners:
+                raise_to("high", "owner changed from %s to %s" % (
+                    ", ".join(sorted(before)), ", ".join(owners)))
         if severity is None:
             return None
         addresses = sorted({s.address for s in sockets})[:MAX_ADDRESSES_IN_EVIDENCE]
@@ -146,10 +147,6 @@ class ConnNewListener(Detector):
 
     def drops(self):
         return {"conn.new_listener.baseline": self._baseline.evicted}
-
-
-def _owner(sockets):
-    return next((s.process for s in sockets if s.process), None)
 
 
 def _is_loopback(address):

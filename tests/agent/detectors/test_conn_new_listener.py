@@ -116,3 +116,12 @@ def test_services_still_starting_after_the_first_scan_join_the_baseline():
     assert finding.evidence["port"] == 7777
     (late,) = watch.observe(listeners(401.0, *HEALTHY, listening(4444)))
     assert late.evidence["reasons"] == ["new port"]
+
+
+def test_two_programs_sharing_a_port_do_not_flap_as_owner_changes():
+    watch = detector()
+    shared = (listening(53, "udp", "192.168.1.1", process="dnsmasq"),
+              listening(53, "udp", "127.0.0.2", process="unbound"))
+    watch.observe(listeners(1.0, *shared))
+    assert watch.observe(listeners(401.0, *reversed(shared))) == []
+    assert watch.observe(listeners(411.0, shared[1])) == []
