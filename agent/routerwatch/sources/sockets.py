@@ -5,6 +5,8 @@ Owners are found the way the kernel leaves them: /proc/<pid>/fd/* are symlinks t
 inode and the walk runs only when a listening inode without a known owner shows up (and stops as
 soon as all of them are found). Without permission (not root) owners stay unknown; the sockets
 are still reported. Everything is read under the root prefix, so a fixture tree works the same.
+ListeningSocket.exe is the /proc/<pid>/exe link as the kernel gives it, so a program deleted
+from disk keeps its " (deleted)" suffix there.
 """
 import os
 import sys
