@@ -10,7 +10,8 @@ appear here. Left out so a healthy router stays quiet:
   - LAN peers (private addresses, or inside the /64 of the router address they connected to), so
     a proxy the owner runs for the LAN is not reported;
   - DNS/NTP outbound, and LAN/multicast destinations.
-Several inbound connections and several outbound ones are needed: one coincidence is not a relay.
+Several inbound connections and several distinct outbound destinations are needed: the owner's
+remote LuCI session on a custom port running opkg (many connections to one mirror) is not a relay.
 """
 from collections import Counter
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ class Config(DetectorConfig):
                          "the same period")
     min_inbound: int = option(3, 1, 100000, "inbound connections to one port from outside peers "
                               "(one SSH session is not a proxy's workload)")
-    min_outbound: int = option(3, 1, 100000, "outbound connections of the router itself in the "
-                               "same period")
+    min_outbound: int = option(3, 1, 100000, "distinct destinations (address and port) the "
+                               "router itself connected to in the same period: opkg fetching a "
+                               "few files from one mirror is one")
     ignore_ports: str = option("22,53,80,443", why="the router's own services (dropbear, "
                                "dnsmasq, uhttpd) as inbound ports")
     ignore_services: str = option("udp/53,tcp/53,tcp/853,udp/123,udp/67,udp/547",
@@ -79,12 +81,12 @@ class ConnRelay(Detector):
                 self.outbound.set(key, (now, flow))
         outbound = _recent(self.outbound, now - self.config.window)
         inbound = _recent(self.inbound, now - self.config.window)
-        if len(outbound) < self.config.min_outbound or not inbound:
+        destinations = Counter(endpoint(f.dst, f.dport) for f in outbound)
+        if len(destinations) < self.config.min_outbound or not inbound:
             return []
         by_port = {}
         for flow in inbound:
             by_port.setdefault((flow.proto, flow.dport), []).append(flow)
-        destinations = Counter(endpoint(f.dst, f.dport) for f in outbound)
         findings = []
         for (proto, port), flows in sorted(by_port.items()):
             if len(flows) < self.config.min_inbound:

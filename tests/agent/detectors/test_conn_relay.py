@@ -70,3 +70,9 @@ def test_inbound_and_outbound_pair_across_polls_within_the_window():
     short.observe(snapshot(0.0, [inbound("198.51.100.%d" % i, 1080, sport=40000 + i)
                                  for i in range(3)]))
     assert short.observe(snapshot(60.0, outbound(3))) == []
+
+
+def test_remote_luci_on_a_custom_port_running_opkg_against_one_mirror_is_not_a_relay():
+    browser = [inbound("198.51.100.5", 8443, sport=40000 + i) for i in range(6)]
+    opkg = [out("198.51.100.200", 443, sport=50000 + i) for i in range(8)]
+    assert ConnRelay(Config()).observe(snapshot(1.0, browser + opkg)) == []
