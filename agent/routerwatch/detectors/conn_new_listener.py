@@ -8,10 +8,13 @@ wrong:
     alogin on 63256)                                                     high
   - a telnet port held by something that is not telnetd (Mirai's killer takes 23 over)  high
   - a listener owned by a process running from /tmp or deleted from disk          critical
-After the baseline: a new TCP listening port (medium), a new UDP port outside the ephemeral range
-(low; dnsmasq and DHCP clients bind random UDP ports for queries all the time), a new port bound
-to loopback only (low), and a baseline port whose owning program changed (high: dropbear or
-uhttpd gone and another program holding 22/80).
+After the baseline: a new TCP listening port (medium), a new port bound to loopback only (low),
+a baseline port held by a program never seen on it (high: dropbear or uhttpd gone and another
+program holding 22/80), and a new UDP port (low) only when a program that was not listening
+before holds it outside the ephemeral range. An unconnected UDP socket is also what a client
+looks like: dnsmasq binds a random port (1024-65535) for each upstream query and the musl
+resolver of any program an ephemeral one, so UDP ports of already-listening programs, of
+unknown owners and in the ephemeral range are not new services.
 
 Listeners are keyed by protocol and port, not address: a new IPv6 prefix from the ISP makes
 dnsmasq bind port 53 on a new address, which is not a new service.
@@ -44,7 +47,7 @@ class Config(DetectorConfig):
         "RAM directories is not part of the firmware or a package (OpenWrt's /var is /tmp)")
     ephemeral_low: int = option(
         32768, 1, 65535, "new UDP ports from here to ephemeral_high are client sockets "
-        "(dnsmasq's random upstream query ports), not services: not reported")
+        "(the resolver of any program asking DNS), not services: not reported")
     ephemeral_high: int = option(60999, 1, 65535, "upper end of the ephemeral range "
                                  "(the kernel's ip_local_port_range)")
     baseline_seconds: int = option(
@@ -67,6 +70,7 @@ class ConnNewListener(Detector):
         self.temp_dirs = tuple(parse_words(config.temp_dirs))
         self._scanned = False
         self._baseline_until = None
+        self._programs = BoundedDict(config.max_baseline)   # names of programs seen listening
         # (proto, port) -> names of the programs seen holding it
         self._baseline = BoundedDict(config.max_baseline)
 
@@ -88,6 +92,8 @@ class ConnNewListener(Detector):
                 findings.append(finding)
             owners = frozenset(s.process for s in sockets if s.process)
             self._baseline.set(key, self._baseline.get(key, frozenset()) | owners)
+            for name in owners:
+                self._programs.set(name, True)
         self._scanned = True
         return findings
 
@@ -121,7 +127,8 @@ class ConnNewListener(Detector):
                     raise_to("low", "new port, loopback only")
                 elif proto == "tcp":
                     raise_to("medium", "new port")
-                elif not self.config.ephemeral_low <= port <= self.config.ephemeral_high:
+                elif (process is not None and process not in self._programs and not
+                      self.config.ephemeral_low <= port <= self.config.ephemeral_high):
                     raise_to("low", "new port")
         elif not first_scan:
             before = self._baseline.get(key)

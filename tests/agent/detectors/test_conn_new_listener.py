@@ -125,3 +125,13 @@ def test_two_programs_sharing_a_port_do_not_flap_as_owner_changes():
     watch.observe(listeners(1.0, *shared))
     assert watch.observe(listeners(401.0, *reversed(shared))) == []
     assert watch.observe(listeners(411.0, shared[1])) == []
+
+
+def test_dnsmasq_random_query_ports_and_unknown_udp_owners_are_not_new_services():
+    watch = detector()
+    watch.observe(listeners(1.0, *HEALTHY))
+    query_port = listening(5123, "udp", process="dnsmasq")     # --min-port defaults to 1024
+    assert watch.observe(listeners(401.0, *HEALTHY, query_port)) == []
+    assert watch.observe(listeners(411.0, *HEALTHY, listening(6000, "udp"))) == []
+    (finding,) = watch.observe(listeners(421.0, *HEALTHY, listening(6001, "udp", process="evil")))
+    assert finding.severity == "low" and finding.evidence["process"] == "evil"
