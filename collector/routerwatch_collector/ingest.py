@@ -65,7 +65,8 @@ class Ingest:
         self._pending = []            # (payload, received_at, retained) in arrival order
         self._pending_rejects = {}    # reason -> [count, last_at, device, detail]
         self.counters = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0,
-                         "stored": 0, "gaps": 0, "late": 0, "silent": 0, "dropped": 0}
+                         "stored": 0, "gaps": 0, "late": 0, "stale": 0, "silent": 0,
+                         "dropped": 0}
         self.rejects = {}             # reason -> count since this process started
 
     # ------------------------------------------------------------------ one message
@@ -147,6 +148,11 @@ class Ingest:
         highest = {}
         anomalies = []
         for message, received_at, retained in batch:
+            if message.type == "status":
+                # before any upsert: whether it is stale depends on the run the device had
+                if not store.record_status(message, received_at, retained=retained):
+                    self.counters["stale"] += 1
+                continue
             store.upsert_device(message.device, message.run, received_at, live=not retained)
             if message.type == "anomaly":
                 key = (message.device, message.run, "anomaly")
@@ -159,8 +165,6 @@ class Ingest:
                     highest[key] = store.highest_seq(*key)
                 self._track(highest, key, message.seq, received_at, from_start=False)
                 store.record_heartbeat(message, received_at)
-            elif message.type == "status":
-                store.record_status(message, received_at, retained=retained)
             else:
                 store.record_inventory(message, received_at)
         stored = []

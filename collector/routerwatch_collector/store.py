@@ -302,12 +302,16 @@ class SqliteStore(Store):
         """online / offline. The Last Will (seq 0) is 'offline'; an offline the agent sent itself
         on a clean stop (seq > 0) is 'stopped', which silence detection leaves alone.
 
-        A retained status replayed on (re)subscribe is history: one of another run than the
-        device's latest is ignored, and a replayed 'online' neither ends a silence nor counts
-        as the agent being alive now. Returns whether the status was applied."""
+        A status of another run than the device's latest is history when it was retained
+        (replayed on (re)subscribe) or says offline (the Last Will of a run the router has
+        already replaced): it is ignored. A replayed 'online' neither ends a silence nor counts
+        as the agent being alive now. Creates the device row like upsert_device().
+        Returns whether the status was applied."""
         row = self._x("SELECT run FROM devices WHERE device = ?", (status.device,)).fetchone()
-        if row is None or (retained and row["run"] != status.run):
+        if row is not None and row["run"] != status.run and (
+                retained or status.state != STATUS_ONLINE):
             return False
+        self.upsert_device(status.device, status.run, received_at, live=not retained)
         if status.state == STATUS_ONLINE:
             if retained:
                 self._x("UPDATE devices SET status = ?, status_at = COALESCE(status_at, ?), "

@@ -213,3 +213,13 @@ def test_an_announced_interval_of_zero_does_not_turn_every_tick_into_a_silence(i
     feed(ingest, [heartbeat(1, interval=0.0)], now=T0)
     assert silent(ingest.tick(T0 + 1)) == []
     assert len(silent(ingest.tick(T0 + 16))) == 1        # 3 x the 5 s floor
+
+
+def test_the_last_will_of_a_run_the_router_already_replaced_is_not_a_silence(ingest, store):
+    new_run = "fedcba9876543210"
+    feed(ingest, [status("online", 1), heartbeat(1)], now=T0)
+    feed(ingest, [status("online", 1, run=new_run), heartbeat(1, run=new_run)], now=T0 + 60)
+    feed(ingest, [status("offline", 0)], now=T0 + 61)        # the old run's will, late
+    assert silent(ingest.tick(T0 + 61)) == []
+    (row,) = store.devices()
+    assert (row.run, row.status) == (new_run, "online") and ingest.counters["stale"] == 1
