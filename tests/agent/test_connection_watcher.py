@@ -5,6 +5,7 @@ import random
 
 from connfixtures import PROC_FIXTURES, agent_config, copy_tree, gen
 
+from routerwatch import contract
 from routerwatch.detectors import detector_classes
 from routerwatch.runtime import Agent
 from routerwatch.sinks.stdout import StdoutSink
@@ -70,6 +71,8 @@ def test_quad7_router_raises_listener_and_relay_anomalies_on_the_first_scan():
     kinds = sorted((a.kind, a.severity) for a in produced if a.kind.startswith("conn."))
     assert kinds == [("conn.new_listener", "critical"), ("conn.new_listener", "critical"),
                      ("conn.relay", "critical")]
+    for anomaly in produced:     # what reaches the collector passes its strict decoder
+        assert contract.decode(contract.encode(anomaly), "anomaly") == anomaly
 
 
 def test_mirai_router_raises_scan_and_listener_anomalies():
@@ -77,3 +80,12 @@ def test_mirai_router_raises_scan_and_listener_anomalies():
     produced = agent.step(100.0, force_poll=True)
     kinds = sorted(a.kind for a in produced if a.kind.startswith("conn."))
     assert kinds == ["conn.new_listener", "conn.scan"]
+    for anomaly in produced:
+        assert contract.decode(contract.encode(anomaly), "anomaly") == anomaly
+
+
+def test_fanout_router_raises_fanout_and_every_anomaly_passes_the_contract():
+    agent = watcher(PROC_FIXTURES / "fanout")
+    produced = agent.step(100.0, force_poll=True)
+    assert [a.kind for a in produced] == ["conn.fanout"]
+    assert contract.decode(contract.encode(produced[0]), "anomaly") == produced[0]
