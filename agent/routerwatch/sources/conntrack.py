@@ -52,7 +52,6 @@ class ConntrackSource:
         self.count_path = os.path.join(netfilter, "nf_conntrack_count")
         self.max_path = os.path.join(netfilter, "nf_conntrack_max")
         self.addresses = RouterAddressReader(config.root, config.router_addresses)
-        self.own = None
         self._polls = 0
         self._unparsed = 0
         self._unreadable = 0
@@ -61,7 +60,7 @@ class ConntrackSource:
 
     def poll(self, now):
         self._polls += 1
-        own = self.own = self.addresses.read()
+        own = self.addresses.read()
         max_entries = read_int(self.max_path)
         flows = []
         entries = forwarded = unparsed = 0
