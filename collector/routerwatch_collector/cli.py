@@ -167,6 +167,15 @@ def setup_logging(verbose):
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `routerwatch-collector anomalies | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

@@ -63,6 +63,7 @@ class Subscriber:
         self._acks = []             # (mid, qos) received since the last commit, in order
         self._first_pending = None
         self._store_failing = False
+        self.internal_errors = 0
         self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
         if username:
             self.client.username_pw_set(username, password or None)
@@ -108,7 +109,14 @@ class Subscriber:
         except UnicodeDecodeError:    # paho 2.x decodes lazily; the broker should never allow it
             topic = b"\xff"
         now = self.clock()
-        outcome = self.ingest.handle(topic, message.payload, now, retained=bool(message.retain))
+        try:
+            outcome = self.ingest.handle(topic, message.payload, now,
+                                         retained=bool(message.retain))
+        except Exception:   # never expected (fuzzed), but one message must not stop the rest
+            self.internal_errors += 1
+            if self.internal_errors == 1:
+                log.exception("could not handle a message on %r", topic)
+            outcome = "rejected:internal"
         if outcome.startswith("rejected"):
             log.debug("rejected a message on %r: %s", topic, outcome)
         if self.manual_ack and message.qos > 0:
