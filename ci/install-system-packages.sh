@@ -6,6 +6,11 @@ PACKAGES=(
   mosquitto mosquitto-clients            # the real broker for integration tests and the demo
   openssl                                # throw-away CA and certificates for the TLS broker tests
   busybox-static                         # ash + applets to run the OpenWrt init script under test doubles
+  # the emulated router (ci/qemu, tests/e2e): QEMU, the host binaries copied into its image, the
+  # tools that build the image (the Debian kernel is fetched with apt-get download, not installed)
+  qemu-system-x86 squashfs-tools cpio iproute2
+  dropbear-bin microsocks nftables conntrack python3-minimal libpython3.11-stdlib
+  hydra curl                             # the attackers and the LAN client on the host side
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -81,6 +81,10 @@ def kernel_package():
     """The exact linux-image-<abi>-cloud-amd64 the meta package points at, and its version."""
     text = output(["apt-cache", "depends", KERNEL_META_PACKAGE])
     match = re.search(r"Depends: (linux-image-[0-9][^\s]*-cloud-amd64)\s", text)
+    if not match and os.geteuid() == 0:    # a fresh machine whose package lists are empty
+        run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL)
+        text = output(["apt-cache", "depends", KERNEL_META_PACKAGE])
+        match = re.search(r"Depends: (linux-image-[0-9][^\s]*-cloud-amd64)\s", text)
     if not match:
         raise SystemExit("build_image: cannot resolve %s (run apt-get update?)"
                          % KERNEL_META_PACKAGE)

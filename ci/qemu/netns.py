@@ -3,8 +3,8 @@ only, nothing routed out of the machine.
 
     WAN namespace  rw<id>w   tap "wan0" = the router's eth1 segment, 198.51.100.0/25 and
                              2001:db8:1::/64; attacker addresses 198.51.100.10-.49;
-                             "internet" test hosts 203.0.113.10-.19 on its loopback, the rest of
-                             203.0.113.0/24 is a black hole (unanswered SYNs stay UNREPLIED)
+                             "internet" test hosts 203.0.113.10-.89 on its loopback, and
+                             203.0.113.128/25 a black hole (unanswered SYNs stay UNREPLIED)
     LAN namespace  rw<id>l   tap "lan0" = the router's br-lan segment, a client at 192.0.2.100
     host link      veth pair root ns <-> WAN namespace, a /30 out of 198.51.100.128/25 chosen
                    from the run id: the broker listens on the root side, so the collector and
@@ -37,7 +37,7 @@ WAN_GATEWAY = "198.51.100.1"
 ROUTER_WAN6 = "2001:db8:1::2"
 WAN_GATEWAY6 = "2001:db8:1::1"
 WAN_ATTACKERS = tuple("198.51.100.%d" % i for i in range(10, 50))
-INTERNET_HOSTS = tuple("203.0.113.%d" % i for i in range(10, 20))
+INTERNET_HOSTS = tuple("203.0.113.%d" % i for i in range(10, 90))
 SCAN_NETWORK = "203.0.113.128/25"        # nobody answers there
 
 _libc = ctypes.CDLL(None, use_errno=True)

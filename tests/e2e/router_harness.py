@@ -148,15 +148,13 @@ class Bench:
         return self
 
     def start_wan_services(self):
-        """'Internet' web servers on the WAN test hosts, for the LAN client and the proxy."""
-        self.web = []
-        for host in netns.INTERNET_HOSTS[:4]:
-            self.web.append(self.net.popen("wan", [
-                sys.executable, "-m", "http.server", "--bind", host, "80",
-                "--directory", str(self.workdir)],
-                stdout=open(self.workdir / ("web-%s.log" % host), "ab"),
-                stderr=open(self.workdir / ("web-%s.log" % host), "ab")))
+        """One web server answering on every "internet" test host (and the WAN side)."""
         (self.workdir / "index.html").write_text("<html>hello from the internet</html>\n")
+        log = open(self.workdir / "web.log", "ab")
+        self.web = [self.net.popen("wan", [
+            sys.executable, "-m", "http.server", "--bind", "0.0.0.0", "80",
+            "--directory", str(self.workdir)], stdout=log, stderr=log)]
+        log.close()
 
     def prepare_owner_config(self):
         """What the owner does on a new router before the agent runs: an admin key."""
