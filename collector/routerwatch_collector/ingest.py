@@ -198,13 +198,15 @@ class Ingest:
         self.store.record_gap(device, run, message_type, first, last, now)
 
     # ------------------------------------------------------------------ silence
-    def tick(self, now):
+    def tick(self, now, listening_since=None):
         """Flush, then raise agent.silent for devices that stopped talking. Returns every newly
-        stored anomaly (the batch's and the collector's own)."""
+        stored anomaly (the batch's and the collector's own). `listening_since`: when the
+        collector last (re)connected to the broker; heartbeats due before it were not missed
+        by the router but by us."""
         stored = self.flush(now)
         with self.store.transaction():
             for device, reason, alive_at, interval, run in self.store.silence_candidates(
-                    now, self.missed_heartbeats):
+                    now, self.missed_heartbeats, listening_since):
                 if not self.store.claim_silence(device, now):
                     continue
                 anomaly = self._silent_anomaly(device, reason, alive_at, interval, run, now)

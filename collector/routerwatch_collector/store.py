@@ -114,7 +114,7 @@ class Store:
     def fill_gap(self, device, run, message_type, seq):
         raise NotImplementedError
 
-    def silence_candidates(self, now, missed_heartbeats):
+    def silence_candidates(self, now, missed_heartbeats, listening_since=None):
         raise NotImplementedError
 
     def claim_silence(self, device, now):
@@ -376,15 +376,19 @@ class SqliteStore(Store):
         return [dict(r) for r in self._x(sql + " ORDER BY id", args)]
 
     # ------------------------------------------------------------------ silence
-    def silence_candidates(self, now, missed_heartbeats):
+    def silence_candidates(self, now, missed_heartbeats, listening_since=None):
         """Devices that said goodbye by Last Will, or whose heartbeats stopped, and for which
-        no agent.silent has been raised yet: [(device, reason, alive_at, interval, run)]."""
+        no agent.silent has been raised yet: [(device, reason, alive_at, interval, run)].
+        Heartbeats count as missed only while the collector was listening (since
+        `listening_since`): after a broker outage nobody is silent for having been unheard."""
         rows = self._x(
             "SELECT device, status, alive_at, heartbeat_interval, run FROM devices "
             "WHERE silent_since IS NULL AND (status IS NULL OR status != ?) AND "
             "(status = ? OR (heartbeat_interval IS NOT NULL AND alive_at IS NOT NULL AND "
-            "alive_at + ? * heartbeat_interval < ?))",
-            (STATUS_STOPPED, STATUS_OFFLINE, missed_heartbeats, now)).fetchall()
+            "alive_at + ? * heartbeat_interval < ? AND ? + ? * heartbeat_interval < ?))",
+            (STATUS_STOPPED, STATUS_OFFLINE, missed_heartbeats, now,
+             listening_since if listening_since is not None else float("-inf"),
+             missed_heartbeats, now)).fetchall()
         return [(r["device"], "last_will" if r["status"] == STATUS_OFFLINE else "heartbeats",
                  r["alive_at"], r["heartbeat_interval"], r["run"]) for r in rows]
 

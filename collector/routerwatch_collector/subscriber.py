@@ -26,6 +26,7 @@ log = logging.getLogger("routerwatch_collector")
 # MQTT 5: 134 bad user name or password, 135 not authorised, 138 banned)
 FATAL_CONNACK = {4, 5, 134, 135, 138}
 SESSION_EXPIRY = 3600   # MQTT 5: seconds the broker keeps the session of a stopped collector
+STORE_RETRY = 1.0       # seconds between attempts while the store keeps failing
 
 
 class BrokerRefused(RuntimeError):
@@ -63,6 +64,8 @@ class Subscriber:
         self._acks = []             # (mid, qos) received since the last commit, in order
         self._first_pending = None
         self._store_failing = False
+        self._retry_at = 0.0
+        self.listening_since = None  # when the current connection was accepted
         self.internal_errors = 0
         self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
         if username:
@@ -91,6 +94,7 @@ class Subscriber:
                 log.warning("broker %s:%d refused the connection: %s", self.host, self.port, text)
             return
         self.connected = True
+        self.listening_since = self.clock()
         self.connections += 1
         self._acks = []   # message ids of an earlier connection mean nothing on this one
         client.subscribe([(topic, 1) for topic in self.topics()])
@@ -128,16 +132,12 @@ class Subscriber:
     def run(self, stop):
         """Until stop.is_set(): receive, flush, tick. Raises BrokerRefused on a fatal refusal."""
         client = self.client
-        properties = None
-        clean_start = True
         if self.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = SESSION_EXPIRY
-            clean_start = False
-        if self.protocol == "5":
-            client.connect_async(self.host, self.port, self.keepalive, clean_start=clean_start,
+            client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
                                  properties=properties)
         else:
             client.connect_async(self.host, self.port, self.keepalive)
@@ -163,10 +163,8 @@ class Subscriber:
                             next_attempt = now + backoff
                             backoff = min(backoff * 2, self.reconnect_max)
                     if not socket_open:
-                        self._housekeeping(now, force=False)
-                        if now >= next_tick:
-                            next_tick = now + self.tick_interval
-                            self._flush(now, tick=True)
+                        # deaf: write what we hold, but judge no silence while we hear nothing
+                        self._housekeeping(now, force=True)
                         stop.wait(max(0.0, min(0.1, next_attempt - now)))
                         continue
                 received = self.ingest.counters["received"]
@@ -185,6 +183,7 @@ class Subscriber:
                     next_tick = now + self.tick_interval
                     self._flush(now, tick=True)
         finally:
+            self._retry_at = 0.0     # the last chance to write the batch: try even if failing
             self._flush(self.clock())
             if socket_open:
                 self.connected = False   # a disconnect of our own is not worth a warning
@@ -203,13 +202,19 @@ class Subscriber:
             self._flush(now)
 
     def _flush(self, now, tick=False):
+        if self._store_failing and now < self._retry_at and not tick:
+            return
         try:
-            stored = self.ingest.tick(now) if tick else self.ingest.flush(now)
+            if tick and self.connected:
+                stored = self.ingest.tick(now, listening_since=self.listening_since)
+            else:
+                stored = self.ingest.flush(now)
         except Exception as exc:  # the store failed (disk full, locked): keep the batch, retry
             if not self._store_failing:
                 log.error("cannot write to the store: %s; keeping %d messages and retrying",
                           exc, self.ingest.pending())
             self._store_failing = True
+            self._retry_at = now + STORE_RETRY
             return
         if self._store_failing:
             log.info("writing to the store again")

@@ -223,3 +223,13 @@ def test_the_last_will_of_a_run_the_router_already_replaced_is_not_a_silence(ing
     assert silent(ingest.tick(T0 + 61)) == []
     (row,) = store.devices()
     assert (row.run, row.status) == (new_run, "online") and ingest.counters["stale"] == 1
+
+
+def test_heartbeats_due_while_the_collector_was_not_listening_were_not_missed_by_the_router(
+        ingest):
+    feed(ingest, [heartbeat(1, interval=60.0)], now=T0)
+    ingest.flush(T0)
+    # the broker was down from T0 + 10 to T0 + 1000; the collector is back since T0 + 1000
+    assert silent(ingest.tick(T0 + 1001, listening_since=T0 + 1000)) == []
+    assert silent(ingest.tick(T0 + 1179, listening_since=T0 + 1000)) == []
+    assert len(silent(ingest.tick(T0 + 1181, listening_since=T0 + 1000))) == 1
