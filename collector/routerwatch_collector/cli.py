@@ -296,7 +296,7 @@ def _iso(seconds):
 
 def format_anomaly(row):
     source = row.evidence.get("source_ip") if isinstance(row.evidence, dict) else None
-    return "%s %-8s %-24s %s seq=%d%s  %s" % (
+    return "%s %-8s %-28s %s seq=%d%s  %s" % (
         _iso(row.received_at), row.severity, printable(row.kind), printable(row.device), row.seq,
         " from %s" % printable(source) if isinstance(source, str) else "",
         printable(row.summary))
