@@ -50,6 +50,55 @@ def sink_run(collector, count, broker):
                      "sink_counters": sink.counters()}
 
 
+def sink_alone_run(broker, count, work):
+    """The publisher alone: MqttSink -> broker -> mosquitto_sub -C N (no collector)."""
+    import subprocess
+    from routerwatch.config import load
+    from routerwatch.sinks.mqtt import MqttSink
+    prefix = "benchsplit%s" % secrets.token_hex(2)     # not the collector's prefix
+    config = load(overrides=["mqtt.host=%s" % broker.host, "mqtt.port=%d" % broker.port,
+                             "spool.max_items=%d" % max(count + 100, 10),
+                             "spool.max_bytes=%d" % (256 * 1024 * 1024),
+                             "device_id=bench-router-1", "prefix=%s" % prefix])
+    run_id = secrets.token_hex(8)
+    anomalies = services.anomaly_objects(count, device="bench-router-1", run=run_id)
+    topic = "%s/bench-router-1/anomaly" % prefix
+    sub = subprocess.Popen(["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-t",
+                            topic, "-q", "1", "-C", str(count + 1)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+    sink = MqttSink(config, "bench-router-1", run_id)
+    try:
+        services._await_subscriber(broker, topic, sub)
+        sink.start(None)
+        _wait(lambda: sink.connected(), 10.0, "the sink did not connect to the broker")
+        start = time.perf_counter()
+        for anomaly in anomalies:
+            sink.send_anomaly(anomaly)
+        delivered = sum(1 for line in sub.stdout if line.strip() != b"probe")
+        sub.wait(timeout=300)
+        seconds = time.perf_counter() - start
+    finally:
+        sink.close()
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+    return seconds, {"delivered": delivered}
+
+
+def collector_alone_run(collector, broker, count):
+    """The collector alone: mosquitto_pub -l -> broker -> collector -> N rows."""
+    import subprocess
+    device = "bench-ref-%s" % secrets.token_hex(3)
+    payloads = services.anomaly_payloads(count, device=device)
+    before = collector.anomalies()
+    start = time.perf_counter()
+    subprocess.run(["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-t",
+                    "routerwatch/%s/anomaly" % device, "-q", "1", "-l"],
+                   input=b"\n".join(payloads) + b"\n", check=True, stdout=subprocess.DEVNULL)
+    waited, stored = collector.wait_for(collector.anomalies, before + count, timeout=300)
+    return time.perf_counter() - start, {"stored": stored - before}
+
+
 def fleet_run(collector, broker, devices):
     """N devices x 1 heartbeat through one paho connection; (seconds, info)."""
     import paho.mqtt.client as paho
@@ -128,6 +177,22 @@ def run(quick=False, workdir=None, anomalies=None, devices=None, repeat=None):
                 amount=anomalies, amount_unit="msg/s",
                 reference_delivered=extras.get("mosquitto"), routerwatch_info=extras.get(
                     "routerwatch")))
+
+            # where the time goes: each half of the pipeline alone against the same reference
+            times, extras = harness.interleaved({
+                "mosquitto": reference,
+                "sink": lambda: sink_alone_run(broker, anomalies, work),
+                "collector": lambda: collector_alone_run(collector, broker, anomalies),
+            }, repeat)
+            rows.append(harness.comparison(
+                "anomalies: sink alone (-> mosquitto_sub)", "mosquitto_pub/sub",
+                times["mosquitto"], times["sink"], harness.ratios(times, "sink", "mosquitto"),
+                amount=anomalies, amount_unit="msg/s", routerwatch_info=extras.get("sink")))
+            rows.append(harness.comparison(
+                "anomalies: collector alone (mosquitto_pub ->)", "mosquitto_pub/sub",
+                times["mosquitto"], times["collector"],
+                harness.ratios(times, "collector", "mosquitto"),
+                amount=anomalies, amount_unit="msg/s", routerwatch_info=extras.get("collector")))
 
             heartbeat_payloads = [services.heartbeat_payload("ref-%06d" % i, "0" * 16)
                                   for i in range(devices)]

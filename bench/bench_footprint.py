@@ -148,6 +148,10 @@ def flood(agent, log, source_lines, seconds, rate, sample_every):
                       "peak": max(v for _, v in series),
                       "growth_after_warmup": warm_series[-1][1] - warm_series[0][1],
                       "slope_kb_per_min": round(slope_kb_per_min(warm_series) or 0.0, 1),
+                      # a level that is still settling makes the whole-run slope look worse
+                      # than the end of the run: the second half says where it is heading
+                      "slope_last_half_kb_per_min": round(slope_kb_per_min(
+                          [s for s in series if s[0] >= seconds / 2]) or 0.0, 1),
                       "unit": "kB"}
     out["series_RssAnon"] = [(t, m.get("RssAnon")) for t, m in samples]
     return out

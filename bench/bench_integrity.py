@@ -8,14 +8,15 @@ source walks on a router: the overlay's upper layer (<root>/overlay/upper, with 
 router's upper layer holds a few dozen files.
 
 Cases
-  cold        fresh source (empty hash cache) vs `find upper -type f -print0 | xargs -0 sha256sum`,
+  cold        fresh source (empty hash cache) vs `find upper -type f -print0 | xargs -0 sha256sum`
+              (and `... | xargs -0 openssl dgst -sha256`: the same OpenSSL hash code as hashlib),
               the page cache dropped before each run when we may (root), else said to be warm
   warm        the same with the files in the page cache (what hashing itself costs)
   re-scan     the same source object scans again after 10 files changed (new content, same
               size, new mtime): only they are read again; compared with its own cold scan and
               with sha256sum of everything (what a tool without a cache has to do)
 """
-import subprocess
+import shutil
 import time
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def sha256sum_all(upper):
     def once():
         seconds, _ = harness.run_timed(["sh", "-c", "find . -type f -print0 | xargs -0 sha256sum"],
                                        cwd=str(upper))
+        return seconds
+    return once
+
+
+def openssl_all(upper):
+    """Same files through OpenSSL's SHA-256 (what Python's hashlib uses): the same hash code as
+    routerwatch, so the difference is the walking and the bookkeeping."""
+    def once():
+        seconds, _ = harness.run_timed(
+            ["sh", "-c", "find . -type f -print0 | xargs -0 openssl dgst -sha256"],
+            cwd=str(upper))
         return seconds
     return once
 
@@ -95,22 +107,30 @@ def run(quick=False, workdir=None, files=None, megabytes=None, repeat=None, drop
             return seconds
 
         before = harness.drop_page_cache if cold_dropped else None
-        times, _ = harness.interleaved({"sha256sum": reference, "routerwatch": routerwatch_cold},
-                                       repeat, before_each=before)
+        contenders = {"sha256sum": reference, "routerwatch": routerwatch_cold}
+        if shutil.which("openssl"):
+            contenders["openssl"] = openssl_all(upper)
+        times, _ = harness.interleaved(contenders, repeat, before_each=before)
+        cold_name = "integrity: cold scan" + ("" if cold_dropped else " (warm cache)")
         rows.append(harness.comparison(
-            "integrity: cold scan" + ("" if cold_dropped else " (warm cache)"), "sha256sum",
-            times["sha256sum"], times["routerwatch"], harness.ratios(times, "routerwatch",
-                                                                     "sha256sum"),
+            cold_name, "sha256sum", times["sha256sum"], times["routerwatch"],
+            harness.ratios(times, "routerwatch", "sha256sum"),
             amount=round(amount_mb, 2), amount_unit="MB/s", routerwatch_hashed=dict(hashed)))
+        if "openssl" in times:
+            rows.append(harness.comparison(
+                cold_name, "openssl dgst -sha256", times["openssl"], times["routerwatch"],
+                harness.ratios(times, "routerwatch", "openssl"),
+                amount=round(amount_mb, 2), amount_unit="MB/s"))
         cold_rw = harness.summarize(times["routerwatch"])
 
         if cold_dropped:
-            times, _ = harness.interleaved({"sha256sum": reference,
-                                            "routerwatch": routerwatch_cold}, repeat)
-            rows.append(harness.comparison(
-                "integrity: warm scan (page cache)", "sha256sum", times["sha256sum"],
-                times["routerwatch"], harness.ratios(times, "routerwatch", "sha256sum"),
-                amount=round(amount_mb, 2), amount_unit="MB/s"))
+            times, _ = harness.interleaved(contenders, repeat)
+            for name, tool in (("sha256sum", "sha256sum"), ("openssl", "openssl dgst -sha256")):
+                if name in times:
+                    rows.append(harness.comparison(
+                        "integrity: warm scan (page cache)", tool, times[name],
+                        times["routerwatch"], harness.ratios(times, "routerwatch", name),
+                        amount=round(amount_mb, 2), amount_unit="MB/s"))
 
         # re-scan: one source, a full scan first, then `changed` files change before each re-scan
         source = new_source(root, state)

@@ -288,8 +288,20 @@ def table_lines(res):
                 if key in row:
                     lines.append("      %-26s %s" % (key.replace("_", " ") + " (rw/ref)",
                                                      _fmt(row[key])))
+        elif isinstance(row.get("RssAnon"), dict):      # a memory series (footprint flood)
+            lines.append("  %s" % row["case"])
+            for field in ("RssAnon", "RssFile"):
+                m = row[field]
+                lines.append("      %-8s %s -> %s kB (peak %s), after warm-up %+d kB, slope %s "
+                             "kB/min (second half %s)" % (
+                                 field, m["start"], m["end"], m["peak"],
+                                 m["growth_after_warmup"], m["slope_kb_per_min"],
+                                 m.get("slope_last_half_kb_per_min")))
+            lines.append("      %d lines in %s s (%s lines/s), agent CPU %s%%" % (
+                row["lines_written"], row["seconds"], row["rate_achieved"],
+                row.get("agent_cpu_percent")))
         else:
-            shown = {k: v for k, v in row.items() if k != "case"}
+            shown = {k: v for k, v in row.items() if k not in ("case", "series_RssAnon")}
             lines.append("  %-44s %s" % (row["case"], json.dumps(shown, default=str)[:200]))
     for note in res.get("notes", ()):
         lines.append("  note: %s" % note)

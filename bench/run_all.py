@@ -2,7 +2,7 @@
 
     python bench/run_all.py            full sizes (about 30-40 minutes, 10 of them the flood)
     python bench/run_all.py --quick    small sizes (a few minutes)
-    python bench/run_all.py --only logins,conntrack
+    python bench/run_all.py --only logins,conntrack     (replaces just those in the results file)
 
 Each benchmark is also runnable alone: python bench/bench_<name>.py [--quick]. A benchmark that
 fails is reported with its error and the others still run; the exit code is 1 then.
@@ -32,6 +32,14 @@ def main(argv=None):
     if unknown:
         parser.error("unknown benchmark %s; known: %s" % (", ".join(unknown), ", ".join(BENCHMARKS)))
     results, failed = [], []
+    kept = []
+    if args.only and Path(args.json).exists():
+        # a subset run replaces only its own benchmarks in an existing results file
+        try:
+            kept = [r for r in json.loads(Path(args.json).read_text()).get("results", [])
+                    if r.get("benchmark") not in names]
+        except (OSError, ValueError):
+            kept = []
     for name in names:
         module = importlib.import_module("bench_" + name)
         kwargs = {}
@@ -51,7 +59,7 @@ def main(argv=None):
         print("\n".join(harness.table_lines(res)), flush=True)
         if res.get("error"):
             print("  ERROR: %s" % res["error"], flush=True)
-        harness.write_results(results, Path(args.json))
+        harness.write_results(kept + results, Path(args.json))
     print("results: %s" % args.json)
     return 1 if failed else 0
 

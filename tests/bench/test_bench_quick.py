@@ -126,10 +126,13 @@ def test_delivery(tmp_path):
     mosquitto_or_skip()
     res = bench_delivery.run(quick=True, workdir=tmp_path, anomalies=200, devices=200, repeat=1)
     assert_well_formed(res, "delivery")
-    anomalies, fleet = res["rows"]
+    rows = {row["case"].split(" (")[0]: row for row in res["rows"]}
+    anomalies = rows["anomalies: sink -> broker -> collector"]
     assert anomalies["routerwatch_info"]["stored"] == 200
     assert anomalies["reference_delivered"]["delivered"] == 200
-    assert fleet["routerwatch_info"]["recorded"] == 200
+    assert rows["anomalies: sink alone"]["routerwatch_info"]["delivered"] == 200
+    assert rows["anomalies: collector alone"]["routerwatch_info"]["stored"] == 200
+    assert rows["fleet: 200 devices x 1 heartbeat"]["routerwatch_info"]["recorded"] == 200
 
 
 def test_latency(tmp_path):
