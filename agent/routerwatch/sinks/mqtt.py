@@ -43,6 +43,10 @@ CLOSE_TIMEOUT = 3.0        # seconds close() waits for the last messages to be a
 WATCHDOG_SECONDS = 5.0     # how often the publisher checks that paho's network thread still runs
 PAHO_V2 = hasattr(paho, "CallbackAPIVersion")
 
+# A config reload (SIGHUP) replaces the sink. What a RAM spool still holds is handed to the next
+# sink of the same device in this process instead of being lost (file spools reload the file).
+_handover = {}
+
 
 def new_client(client_id, protocol="3.1.1", clean=True):
     """A paho Client for 1.6 or 2.x with the 2.x callback signatures where available.
@@ -75,6 +79,8 @@ class MqttSink:
         self.topics = {kind: topic(config.prefix, device_id, kind)
                        for kind in ("anomaly", "heartbeat", "status", "inventory")}
         self.spool = Spool(config.spool, None if config.spool.mode == "ram" else spool_path(config))
+        for severity, payload in _handover.pop(device_id, ()):
+            self.spool.put(severity, payload)
         self.window = min(self.mqtt.queue_messages, MAX_WINDOW)
         self.reconnect_min = RECONNECT_MIN
         self.reconnect_max = RECONNECT_MAX
@@ -162,6 +168,8 @@ class MqttSink:
             self._client = None
         self._process_acks()
         self.spool.close()
+        if self.spool.mode == "ram" and self.spool.depth():
+            _handover[self.device_id] = self.spool.export()
 
     # ------------------------------------------------------------------ the sink interface
     def send_anomaly(self, anomaly):
@@ -322,7 +330,13 @@ class MqttSink:
         room = self.window - self.spool.inflight()
         if room > 0:
             for sid, payload in self.spool.take(room):
-                info = client.publish(self.topics["anomaly"], payload, qos=1)
+                try:
+                    info = client.publish(self.topics["anomaly"], payload, qos=1)
+                except ValueError as exc:   # paho refuses it (size): resending cannot help
+                    self.invalid += 1
+                    self.spool.ack(sid)
+                    log.error("anomaly not sent: %s", exc)
+                    continue
                 # NO_CONN: paho keeps a QoS 1 message and sends it after the reconnect
                 self._mids[info.mid] = sid
         self._process_acks()

@@ -163,6 +163,11 @@ class Spool:
             self._write_done(item)
             return True
 
+    def export(self):
+        """Every live (severity, payload) in order, for a successor spool in this process."""
+        with self._lock:
+            return [(SEVERITIES[it.severity], it.payload) for it in self._live_items()]
+
     def depth(self):
         with self._lock:
             return len(self._queue) + len(self._inflight)

@@ -267,3 +267,36 @@ def test_an_agent_killed_while_the_broker_is_down_delivers_after_its_restart(
         second.wait(timeout=10)
     assert set(anomaly_seqs(messages)) == {(first_run, s) for s in range(1, 101)}
     assert (tmp_path / "run" / "spool").stat().st_size == 0, "all acknowledged"
+
+
+# ---------------------------------------------------------------- no broker needed
+
+def test_reconnect_delays_double_with_jitter_up_to_the_cap_and_restart_after_a_connect(tmp_path):
+    config = load(defaults={"device_id": DEVICE, "mqtt": {"host": "127.0.0.1"}})
+    sink = MqttSink(config, DEVICE, RUN)
+    sink.reconnect_min, sink.reconnect_max = 1.0, 60.0
+    delays = [sink._next_delay()[0] for _ in range(10)]
+    ceilings = [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings)), delays
+    assert len({round(d, 6) for d in delays[6:]}) > 1, "jittered, not one fixed value"
+    sink._attempt = 0                      # what a successful connect does
+    assert 0.5 <= sink._next_delay()[0] <= 1.0
+
+
+def test_a_config_reload_hands_what_the_ram_spool_holds_to_the_next_sink(tmp_path):
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
+    config, _ = make_config(tmp_path, broker)
+    old = make_sink(config)
+    for seq in range(1, 4):
+        old.send_anomaly(anomaly(seq))
+    old.close()
+    new = make_sink(config, run="fedcba9876543210", start=False)
+    assert new.spool_depth() == 3
+    taken = new.spool.take(10)
+    assert [decode(p).seq for _, p in taken] == [1, 2, 3]
+    for sid, _ in taken:                   # delivered, so nothing is handed on again
+        new.spool.ack(sid)
+    new.close()
+    assert new.spool_depth() == 0
