@@ -269,9 +269,9 @@ class MqttSink:
             try:
                 self._revive_network_thread()
                 self._publish_round()
+                self.spool.maybe_flush()
             except Exception:  # keep publishing whatever one round tripped over
                 log.exception("mqtt publisher")
-            self.spool.maybe_flush()
 
     def _revive_network_thread(self):
         """paho 1.6 lets an ssl.SSLError escape its network thread, which then is gone for good

@@ -94,6 +94,7 @@ class Spool:
         self.restored = 0                           # live records found at load
         self.file_writes = 0                        # write calls that reached the file
         self.compactions = 0
+        self.file_errors = 0                        # writes that failed (full /tmp, flash error)
         self._file = None
         if self.mode != "ram":
             if not path:
@@ -117,11 +118,14 @@ class Spool:
             self._queue[sid] = item
             self._by_severity[sev][sid] = item
             self._live_bytes += len(item.line)
-            # flip the victims before the append: an append may rewrite the file (new offsets)
-            for victim in self._evict():
-                self._write_done(victim)
-            if item.sid in self._queue or item.sid in self._inflight:
-                self._write_new(item)
+            try:
+                # flip the victims before the append: an append may rewrite the file
+                for victim in self._evict():
+                    self._write_done(victim)
+                if item.sid in self._queue or item.sid in self._inflight:
+                    self._write_new(item)
+            except OSError as exc:
+                self._file_failed(exc)
             return sid
 
     def _evict(self):
@@ -160,7 +164,10 @@ class Spool:
             if item is None:
                 return False
             self._forget(item)
-            self._write_done(item)
+            try:
+                self._write_done(item)
+            except OSError as exc:
+                self._file_failed(exc)
             return True
 
     def export(self):
@@ -188,7 +195,16 @@ class Spool:
         return {"spool": self.dropped, "spool.damaged": self.damaged}
 
     def counters(self):
-        return {"spool.restored": self.restored, "spool.file_writes": self.file_writes}
+        return {"spool.restored": self.restored, "spool.file_writes": self.file_writes,
+                "spool.file_errors": self.file_errors}
+
+    def _file_failed(self, exc):
+        """A failed write leaves the anomaly in memory: it is still sent, only not kept across
+        a restart. Logged the first time and then every thousandth."""
+        self.file_errors += 1
+        if self.file_errors % 1000 == 1:
+            log.error("spool file %s: %s; anomalies are kept in memory only (%d errors)",
+                      self._file.path, exc.strerror or exc, self.file_errors)
 
     # ------------------------------------------------------------------ the file
     def _write_new(self, item):
@@ -253,52 +269,73 @@ class Spool:
         """Flash mode: write what changed now (also called at close)."""
         with self._lock:
             self._last_flush = self.clock() if now is None else now
-            if self.mode != "flash" or not (self._unwritten or self._unwritten_done):
+            if self.mode != "flash" or self._file is None \
+                    or not (self._unwritten or self._unwritten_done):
                 return
-            new = [it for it in self._unwritten if it.sid in self._queue or it.sid in self._inflight]
-            removed, self._unwritten_done = self._unwritten_done, 0
-            self._unwritten = []
-            if self.depth() == 0:
-                self._truncate()
-            elif removed or self._file.size + sum(len(it.line) for it in new) > self.max_bytes:
-                self._compact()       # one sequential write of the live set
-            elif new:
-                offset = self._file.append(b"".join(it.line for it in new))
-                for it in new:
-                    it.offset = offset
-                    offset += len(it.line)
-                self.file_writes += 1
-            self._file.sync()
+            try:
+                self._flush_changes()
+            except OSError as exc:
+                self._file_failed(exc)
+
+    def _flush_changes(self):
+        """Write the batch; on an error it stays pending and the next flush tries again."""
+        new = [it for it in self._unwritten if it.sid in self._queue or it.sid in self._inflight]
+        if self.depth() == 0:
+            self._truncate()
+        elif self._unwritten_done or \
+                self._file.size + sum(len(it.line) for it in new) > self.max_bytes:
+            self._compact()       # one sequential write of the live set
+        elif new:
+            offset = self._file.append(b"".join(it.line for it in new))
+            for it in new:
+                it.offset = offset
+                offset += len(it.line)
+            self.file_writes += 1
+        self._file.sync()
+        self._unwritten = []
+        self._unwritten_done = 0
 
     def close(self):
         with self._lock:
             if self._file is not None:
                 self.flush()
                 self._file.close()
+                self._file = None
 
     # ------------------------------------------------------------------ loading
     def _load(self):
-        records, dead, damaged = self._file.read_records()
-        self.damaged += damaged
-        for sid, sev, line in records:
-            item = SpoolItem(sid, sev, line)
+        """Live records from the file, the cap applied while reading (memory stays bounded)."""
+        counts = {"dead": 0, "damaged": 0, "evicted": 0}
+        in_order = True
+        for sid, sev, line, offset in self._file.records(counts):
+            if sid in self._queue or sid in self._inflight:
+                counts["damaged"] += 1
+                continue
+            in_order = in_order and sid >= self._next_sid
+            item = SpoolItem(sid, sev, line, offset)
             self._queue[sid] = item
             self._by_severity[sev][sid] = item
             self._live_bytes += len(line)
             self._next_sid = max(self._next_sid, sid + 1)
-        self.restored = len(records)
-        evicted = self._evict()
-        if evicted or dead or damaged or self._file.offsets_unknown:
+            self.restored += 1
+            counts["evicted"] += len(self._evict())
+        self.restored -= counts["evicted"]
+        self.damaged += counts["damaged"]
+        if not in_order:   # hand out in sid order, whatever order the lines were in
+            items = sorted(self._queue.values(), key=lambda it: it.sid)
+            self._queue = OrderedDict((it.sid, it) for it in items)
+            for bucket in self._by_severity:
+                bucket.clear()
+            for it in items:
+                self._by_severity[it.severity][it.sid] = it
+        if any(counts.values()) or not in_order:
             if self.depth():
                 self._compact()
             else:
                 self._truncate()
-        else:
-            for item, offset in zip(self._live_items(), self._file.offsets):
-                item.offset = offset
         if self.restored:
             log.info("spool: %d anomalies restored from %s (%d damaged records skipped)",
-                     self.restored, self._file.path, damaged)
+                     self.restored, self._file.path, counts["damaged"])
 
 
 class _SpoolFile:
@@ -309,16 +346,13 @@ class _SpoolFile:
         self.durable = durable
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # not through a symlink someone planted in /tmp
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         self.size = os.fstat(self.fd).st_size
-        self.offsets = []
-        self.offsets_unknown = False
 
-    def read_records(self):
-        """Live records [(sid, severity, line)], count of '-' records, count of damaged lines."""
-        records, dead, damaged = [], 0, 0
-        seen = set()
-        self.offsets = []
+    def records(self, counts):
+        """Yield (sid, severity, line, offset) of each live record; counts["dead"] and
+        counts["damaged"] are incremented for the others."""
         offset = 0
         with open(self.path, "rb") as handle:
             while True:
@@ -328,29 +362,18 @@ class _SpoolFile:
                 start = offset
                 offset += len(line)
                 if not line.endswith(b"\n"):
-                    damaged += 1       # torn last line, or an over-long one: skip to its end
+                    counts["damaged"] += 1   # torn last line, or an over-long one: skip it
                     while line and not line.endswith(b"\n"):
                         line = handle.readline(MAX_LINE_BYTES)
                         offset += len(line)
                     continue
                 parsed = _parse_line(line)
                 if parsed is None:
-                    damaged += 1
-                    continue
-                state, sid, sev = parsed
-                if state == DONE:
-                    dead += 1
-                    continue
-                if sid in seen:
-                    damaged += 1
-                    continue
-                seen.add(sid)
-                records.append((sid, sev, line))
-                self.offsets.append(start)
-        if [r[0] for r in records] != sorted(r[0] for r in records):
-            self.offsets_unknown = True   # out of order: rewrite in sid order
-            records.sort(key=lambda r: r[0])
-        return records, dead, damaged
+                    counts["damaged"] += 1
+                elif parsed[0] == DONE:
+                    counts["dead"] += 1
+                else:
+                    yield parsed[1], parsed[2], line, start
 
     def append(self, data):
         offset = self.size
@@ -364,18 +387,18 @@ class _SpoolFile:
     def rewrite(self, items):
         temporary = self.path + ".new"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        data = b"".join(it.line for it in items)
         try:
-            offset = 0
-            data = b"".join(it.line for it in items)
             _write_all(fd, data, 0)
-            for it in items:
-                it.offset = offset
-                offset += len(it.line)
             if self.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, self.path)
+        offset = 0
+        for it in items:        # only now: until the rename the old offsets are the true ones
+            it.offset = offset
+            offset += len(it.line)
         os.close(self.fd)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         self.size = len(data)
