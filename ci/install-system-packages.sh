@@ -11,6 +11,7 @@ PACKAGES=(
   qemu-system-x86 squashfs-tools cpio iproute2
   dropbear-bin microsocks nftables conntrack python3-minimal libpython3.11-stdlib
   hydra curl                             # the attackers and the LAN client on the host side
+  fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
