@@ -108,6 +108,54 @@ def test_a_router_cannot_publish_into_another_routers_topics(tmp_path, pki, pass
         late.stop()
 
 
+WILL_CLIENT = """
+import sys
+import time
+from routerwatch.sinks.mqtt import new_client
+client = new_client(sys.argv[1])
+client.username_pw_set(sys.argv[1], sys.argv[2])
+client.tls_set(ca_certs=sys.argv[5])
+client.will_set(sys.argv[3], b"will of " + sys.argv[1].encode(), qos=1, retain=True)
+client.connect("127.0.0.1", int(sys.argv[4]))
+client.loop_start()
+while not client.is_connected():
+    time.sleep(0.01)
+print("connected", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_last_will_on_another_routers_topic_is_not_published(tmp_path, pki, password_broker):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    collector = Recorder(password_broker, ["routerwatch/#"], username="collector",
+                         password="collector-secret", tls={"ca_certs": pki["ca"]}).start()
+    try:
+        # first rw-a dies with a will for rw-b, then rw-a dies with a will for itself: the broker
+        # handles the first death before the second client even exists, so once the second
+        # will is in, the first would be too had the broker let it through
+        for user, secret, topic in (("rw-a", "secret-a", "routerwatch/rw-b/status"),
+                                    ("rw-a", "secret-a", "routerwatch/rw-a/status")):
+            process = subprocess.Popen(
+                [sys.executable, "-c", WILL_CLIENT, user, secret, topic,
+                 str(password_broker.port), pki["ca"]],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+            try:
+                assert process.stdout.readline() == b"connected\n"
+            finally:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        messages = collector.wait_for(lambda m: any(x.topic.startswith("routerwatch/rw-a/")
+                                                    for x in m))
+        assert [(x.topic, x.payload) for x in messages] == [
+            ("routerwatch/rw-a/status", b"will of rw-a")]
+    finally:
+        collector.stop()
+
+
 def test_a_wrong_password_is_refused(tmp_path, pki, password_broker):
     sink = sink_for(tmp_path, password_broker, "rw-b", username="rw-b", password="guess",
                     ca_file=pki["ca"])

@@ -300,3 +300,20 @@ def test_a_config_reload_hands_what_the_ram_spool_holds_to_the_next_sink(tmp_pat
         new.spool.ack(sid)
     new.close()
     assert new.spool_depth() == 0
+
+
+def test_a_flash_spool_is_written_at_close_and_read_by_the_next_start(tmp_path):
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
+    config, _ = make_config(tmp_path, broker, spool={"mode": "flash"})
+    old = make_sink(config)
+    for seq in range(1, 6):
+        old.send_anomaly(anomaly(seq, "critical"))
+    assert not (tmp_path / "state" / "spool").exists() or \
+        (tmp_path / "state" / "spool").stat().st_size == 0, "not before the batch is due"
+    old.close()
+    assert old.counters()["spool.file_writes"] == 1
+    new = make_sink(config, run="fedcba9876543210", start=False)
+    assert [(a.run, a.seq) for a in (decode(p) for _, p in new.spool.take(10))] == \
+        [(RUN, s) for s in range(1, 6)]
