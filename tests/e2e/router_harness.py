@@ -178,11 +178,60 @@ class Bench:
         }
 
     def start_agent(self, timeout=120):
-        self.vm.write_file(AGENT_CONFIG, json.dumps(self.agent_config(), indent=1))
+        """Start the agent as the package would: /etc/config/routerwatch (the .ipk's conffile)
+        edited with uci, then `/etc/init.d/routerwatch start`, run in the router with the procd
+        and uci test doubles of tests/openwrt/shim; the command line the init script hands to
+        procd is then started the way procd would. Without the init script or the doubles, the
+        agent is started with a JSON config written here."""
+        command = self.start_command_from_init_script()
+        if command is None:
+            self.vm.write_file(AGENT_CONFIG, json.dumps(self.agent_config(), indent=1))
+            command = "exec routerwatch-agent --config %s" % AGENT_CONFIG
+            self.metrics["agent_started_by"] = "JSON config written by the test"
+        else:
+            self.metrics["agent_started_by"] = "/etc/init.d/routerwatch start (procd double)"
+        self.agent_command = command
         self.agent_started_at = time.time()
-        self.agent_pid = self.vm.spawn(
-            "exec routerwatch-agent --config %s" % AGENT_CONFIG, log=AGENT_LOG)
+        self.agent_pid = self.vm.spawn(command, log=AGENT_LOG)
         self.wait_online(timeout)
+
+    def start_command_from_init_script(self):
+        shim = REPO / "tests" / "openwrt" / "shim"
+        rc, _, _ = self.vm.sh("test -x /etc/init.d/routerwatch && test -f /etc/config/routerwatch")
+        if rc != 0 or not (shim / "etc" / "rc.common").exists():
+            return None
+        guest_shim = "/tmp/e2e-shim"      # RAM, like everything else the test brings along
+        for path in sorted(shim.rglob("*")):
+            if path.is_file():
+                self.vm.write_file("%s/%s" % (guest_shim, path.relative_to(shim)),
+                                   path.read_text(), 0o755 if os.access(path, os.X_OK) else 0o644)
+        env = ("SHIM_DIR={d} SHIM_ROOT=/ SHIM_PROCD_LOG=/tmp/e2e-procd.log SHIM_PROCD_RUNNING=0 "
+               "SHIM_SYSLOG=/tmp/e2e-shim-syslog UCI_CONFIG_DIR=/etc/config "
+               "PATH={d}/bin:/usr/sbin:/usr/bin:/sbin:/bin").format(d=guest_shim)
+        sets = []
+        for key, value in self.agent_config().items():
+            if isinstance(value, dict):
+                sets.append("%s=%s" % (key, key))
+                sets.extend("%s.%s=%s" % (key, opt, val) for opt, val in value.items())
+            else:
+                sets.append("agent.%s=%s" % (key, value))
+        script = " && ".join("uci set 'routerwatch.%s'" % item for item in sets)
+        self.vm.out("%s sh -c \"%s && uci commit routerwatch\"" % (env, script))
+        rc, out, err = self.vm.sh("rm -f /tmp/e2e-procd.log; %s busybox ash %s/etc/rc.common "
+                                  "/etc/init.d/routerwatch start" % (env, guest_shim))
+        if rc != 0:
+            raise AssertionError("/etc/init.d/routerwatch start failed (%s): %s%s\n%s" % (
+                rc, out, err, self.vm.sh("cat /tmp/e2e-shim-syslog")[1]))
+        calls = [line.split("\x1f") for line in
+                 self.vm.out("cat /tmp/e2e-procd.log").splitlines()]
+        command = next((c[2:] for c in calls if c[:2] == ["procd_set_param", "command"]), None)
+        if not command:
+            raise AssertionError("the init script asked procd for no command: %r" % (calls,))
+        env_params = [c[2:] for c in calls if c[:2] == ["procd_set_param", "env"]]
+        extra = ["/tmp/e2e-shim-syslog"]
+        self.vm.sh("rm -rf %s %s" % (guest_shim, " ".join(extra)))
+        words = [w for params in env_params for w in params] + command
+        return "exec env " + " ".join("'%s'" % w.replace("'", "'\\''") for w in words)
 
     def wait_online(self, timeout=120, run_changed_from=None):
         deadline = time.monotonic() + timeout
