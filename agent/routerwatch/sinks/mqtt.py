@@ -124,7 +124,6 @@ class MqttSink:
         if self.mqtt.tls:
             self._configure_tls(client)
         client.max_inflight_messages_set(self.window)
-        client.reconnect_delay_set(*self._next_delay())
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -243,6 +242,9 @@ class MqttSink:
 
     def _on_connect_fail(self, client, userdata, *rest):
         self.connect_failures += 1
+        if self._attempt == 0:   # once per outage, not once per attempt
+            log.warning("cannot reach the broker %s:%d; trying again with back-off",
+                        self.mqtt.host, self.mqtt.port)
         client.reconnect_delay_set(*self._next_delay())
 
     def _on_publish(self, client, userdata, mid, *rest):

@@ -212,6 +212,9 @@ class Spool:
             return
         if self.mode == "flash":
             self._unwritten.append(item)
+            if len(self._unwritten) > 2 * self.max_items:   # a flood evicting as it comes
+                self._unwritten = [it for it in self._unwritten
+                                   if it.sid in self._queue or it.sid in self._inflight]
             return
         if self._file.size + len(item.line) > self.max_bytes:
             self._compact()          # rewrites every live item, this one included
