@@ -17,7 +17,6 @@ cost is not what is measured; the collector's per-message cost is), until the co
 recorded N heartbeats. Reference: the same N payloads through mosquitto_pub -l/mosquitto_sub.
 """
 import secrets
-import threading
 import time
 
 import harness
@@ -101,7 +100,6 @@ def collector_alone_run(collector, broker, count):
 
 def fleet_run(collector, broker, devices):
     """N devices x 1 heartbeat through one paho connection; (seconds, info)."""
-    import paho.mqtt.client as paho
     from routerwatch.sinks.mqtt import new_client
     run_id = secrets.token_hex(8)
     prefix = "fleet%s" % secrets.token_hex(2)
@@ -122,7 +120,6 @@ def fleet_run(collector, broker, devices):
     finally:
         client.loop_stop()
         client.disconnect()
-    del paho
     return seconds, {"recorded": seen - before}
 
 

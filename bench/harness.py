@@ -110,36 +110,6 @@ def ratios(times, numerator, denominator):
     return [a / b if b else None for a, b in zip(times[numerator], times[denominator])]
 
 
-def paired(reference, routerwatch, repeat, before_each=None):
-    """Run reference() and routerwatch() alternately `repeat` times; each returns seconds taken
-    (or a (seconds, extra) tuple). Returns (ref_times, rw_times, ratios, last_extras) where a
-    ratio is routerwatch time / reference time of the same round (>1: routerwatch slower)."""
-    ref_times, rw_times, ratios = [], [], []
-    extras = {}
-    for round_no in range(repeat):
-        order = (("reference", reference), ("routerwatch", routerwatch))
-        if round_no % 2:
-            order = order[::-1]   # alternate who goes first: caches and turbo favour neither
-        taken = {}
-        for name, fn in order:
-            if before_each is not None:
-                before_each()
-            value = fn()
-            if isinstance(value, tuple):
-                value, extras[name] = value
-            taken[name] = value
-        ref_times.append(taken["reference"])
-        rw_times.append(taken["routerwatch"])
-        ratios.append(taken["routerwatch"] / taken["reference"] if taken["reference"] else None)
-    return ref_times, rw_times, ratios, extras
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    value = fn(*args, **kwargs)
-    return time.perf_counter() - start, value
-
-
 def run_timed(argv, stdout=subprocess.DEVNULL, check=True, **kwargs):
     """Run a command; (seconds, CompletedProcess). stdout is discarded unless asked for."""
     start = time.perf_counter()
