@@ -178,7 +178,8 @@ def test_launcher_runs_the_packaged_agent(ipk, tmp_path):
     script = tmp_path / "routerwatch-agent"
     script.write_text(launcher.replace('"/usr/lib/routerwatch"',
                                        repr(str(root / "usr/lib/routerwatch"))))
-    result = subprocess.run([sys.executable, str(script), "--version"], capture_output=True,
+    # -S: no site-packages, so the agent can only come from the unpacked package
+    result = subprocess.run([sys.executable, "-S", str(script), "--version"], capture_output=True,
                             text=True, timeout=60, cwd=str(tmp_path),
                             env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
