@@ -175,6 +175,10 @@ def test_bad_value_is_one_clear_log_line_and_no_instance(router):
     (MINIMAL + "\nconfig detector 'login_nonsense'\n\toption enabled '1'\n",
      "unknown detector login.nonsense"),
     (MINIMAL + "\nconfig mqtt 'second'\n\toption port '1'\n", "more than one 'mqtt' section"),
+    (MINIMAL + "\nconfig detector 'login_bruteforce'\n\toption enabled '1'\n"
+     "\nconfig detector 'x'\n\toption kind 'login.bruteforce'\n",
+     "more than one 'detector login.bruteforce' section"),
+    (MINIMAL + "\nconfig agent\n\toption prefix 'x'\n", "more than one 'agent' section"),
     (MINIMAL + "\nconfig spoool 'spoool'\n\toption mode 'ram'\n", "unknown option spoool"),
 ])
 def test_typos_are_named(router, uci, message):
