@@ -132,15 +132,8 @@ def save(path, entries):
 
 
 def state_path(config, name):
-    """A file in the state dir. The default state dir (/etc/routerwatch) belongs to the router
-    being watched, so with a root prefix (--root, a fixture tree) it is taken under that root and
-    a scan of a copied tree never writes into this machine's own /etc; a state dir set
-    explicitly is used as given."""
-    from .config import AgentConfig
-    state_dir = config.state_dir
-    if state_dir == AgentConfig.state_dir and config.root not in ("", "/"):
-        state_dir = os.path.join(config.root, state_dir.lstrip("/"))
-    return os.path.join(state_dir, name)
+    """A file in the state dir (see AgentConfig.state_file)."""
+    return config.state_file(name)
 
 
 def describe(entries):

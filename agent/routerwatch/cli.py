@@ -146,10 +146,7 @@ def run_once(config):
         print("routerwatch: cannot start: %s" % exc, file=sys.stderr)
         return EXIT_START
     now = time.time()
-    produced = agent.step(now, force_poll=True)
-    # a log read once can hold more lines than one pass drains; the rest are read here
-    while any(getattr(source, "exhausted", True) is False for source in agent.sources):
-        produced.extend(agent.step(now))
+    produced = agent.complete_pass(now)
     for source in agent.sources:
         source.close()
     serious = [a for a in produced if a.severity in ("high", "critical")]

@@ -128,6 +128,16 @@ class AgentConfig:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     detectors: dict = field(default_factory=dict)   # kind -> that detector's Config instance
 
+    def state_file(self, name):
+        """Where a file of the state dir lives on this machine. The default state dir belongs
+        to the router being watched, so with a root prefix (--root, a fixture tree) it is taken
+        under that root and a scan of a copied tree never writes into this machine's own /etc;
+        a state dir set explicitly is used as given."""
+        state_dir = self.state_dir
+        if state_dir == AgentConfig.state_dir and self.root not in ("", "/"):
+            state_dir = os.path.join(self.root, state_dir.lstrip("/"))
+        return os.path.join(state_dir, name)
+
 
 # --------------------------------------------------------------------------- building
 

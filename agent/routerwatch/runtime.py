@@ -44,7 +44,7 @@ class Agent:
         self._cooldowns = {d.kind: d.config.cooldown for d in self.detectors}
         for detector in self.detectors:
             if hasattr(detector, "use_state_dir"):   # detectors that remember across restarts
-                detector.use_state_dir(config.state_dir)
+                detector.use_state_dir(os.path.dirname(config.state_file("-")))
         self.anomalies_made = 0
         self.events_seen = 0
         self._cpu_mark = (time.time(), _cpu_seconds())
@@ -81,6 +81,19 @@ class Agent:
             self._next_heartbeat = now + self.config.intervals.heartbeat
             self.sink.send_heartbeat(self.heartbeat(now))
         return produced
+
+    def complete_pass(self, now):
+        """One whole pass over every source, for --once: poll everything, then keep going while
+        a source says its read is unfinished (a log read to its end, a scan cut by its CPU
+        budget). Returns all the Anomalies produced."""
+        produced = self.step(now, force_poll=True)
+        while True:
+            pending = [s for s in self.sources if getattr(s, "unfinished", False)]
+            if not pending:
+                return produced
+            for source in pending:
+                self._next_poll[id(source)] = 0.0
+            produced.extend(self.step(now))
 
     def _feed(self, event):
         self.events_seen += 1

@@ -96,3 +96,21 @@ def test_gate_is_bounded():
     for i in range(50):
         gate.admit(Finding("k.x", "low", "s", {}, str(i), 0.0), 60)
     assert gate.evicted == 40
+
+
+class SlowScan(ListSource):
+    """A polled source whose read is spread over several polls, like a CPU-capped scan."""
+
+    @property
+    def unfinished(self):
+        return bool(self.batches)
+
+
+def test_complete_pass_keeps_polling_an_unfinished_read(tmp_path):
+    agent, _, out = make_agent(tmp_path, [])
+    scan = SlowScan([[attempt(1000)], [attempt(1001, ip="198.51.100.1")],
+                     [attempt(1002, ip="198.51.100.2")]])
+    agent.sources = [scan]
+    produced = agent.complete_pass(1000)
+    assert scan.polls == 3
+    assert [a.evidence["ip"] for a in produced] == ["203.0.113.9", "198.51.100.1", "198.51.100.2"]

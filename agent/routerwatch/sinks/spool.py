@@ -70,8 +70,9 @@ def spool_path(config):
     """The spool file for an AgentConfig: spool.path, else run_dir/spool (tmp) or state_dir/spool."""
     if config.spool.path:
         return config.spool.path
-    base = config.state_dir if config.spool.mode == "flash" else config.run_dir
-    return os.path.join(base, "spool")
+    if config.spool.mode == "flash":
+        return config.state_file("spool")
+    return os.path.join(config.run_dir, "spool")
 
 
 class Spool:

@@ -208,6 +208,11 @@ def iter_login_attempts(handle, max_line_bytes=2048):
 class LogSource:
     """A stream source (see runtime.py): drain(now, limit), counters(), drops(), close()."""
 
+    @property
+    def unfinished(self):
+        """True while a log read once (--once) still has lines to hand out."""
+        return self.once and not self.exhausted
+
     def __init__(self, config, once=False):
         self.config = config
         self.log_config = config.log

@@ -238,6 +238,8 @@ class IntegritySource:
         """True while a scan is spread over several polls."""
         return self._scan is not None
 
+    unfinished = scanning    # the runtime's name for "more of this read is still to come"
+
     def counters(self):
         return {"integrity_scans": self.scans, "integrity_files_hashed": self.hashes,
                 "integrity_bytes_hashed": self.bytes_hashed,
