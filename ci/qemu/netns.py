@@ -2,14 +2,15 @@
 only, nothing routed out of the machine.
 
     WAN namespace  rw<id>w   tap "wan0" = the router's eth1 segment, 198.51.100.0/25 and
-                             2001:db8:1::/64; attacker addresses 198.51.100.10-.49;
+                             2001:db8:1::/64; attacker addresses 198.51.100.10-.49 and
+                             2001:db8:1::66-67;
                              "internet" test hosts 203.0.113.10-.89 on its loopback, and
                              203.0.113.128/25 a black hole (unanswered SYNs stay UNREPLIED)
     LAN namespace  rw<id>l   tap "lan0" = the router's br-lan segment, a client at 192.0.2.100
-    host link      veth pair root ns <-> WAN namespace, a /30 out of 198.51.100.128/25 chosen
-                   from the run id: the broker listens on the root side, so the collector and
-                   the tests (in the root namespace) and the router (via the WAN namespace) all
-                   reach it
+    host link      veth pair root ns <-> WAN namespace, a free /30 out of 198.51.100.128/25:
+                   the broker listens on the root side, so the collector and the tests (in the
+                   root namespace) and the router (via the WAN namespace, masqueraded to the
+                   link's address) all reach it; the root namespace gets no other route
 
 Taps are created inside their namespace and opened there (setns + TUNSETIFF); QEMU gets the
 open file descriptors (-netdev tap,fd=N), so no device ever moves while in use.
@@ -37,6 +38,7 @@ WAN_GATEWAY = "198.51.100.1"
 ROUTER_WAN6 = "2001:db8:1::2"
 WAN_GATEWAY6 = "2001:db8:1::1"
 WAN_ATTACKERS = tuple("198.51.100.%d" % i for i in range(10, 50))
+WAN_ATTACKERS6 = ("2001:db8:1::66", "2001:db8:1::67")
 INTERNET_HOSTS = tuple("203.0.113.%d" % i for i in range(10, 90))
 SCAN_NETWORK = "203.0.113.128/25"        # nobody answers there
 
@@ -79,8 +81,7 @@ class RouterNetwork:
         self.lan = "rw%sl" % self.run_id
         self.host_if = "rw%sh" % self.run_id       # root-namespace end of the host link
         self.peer_if = "rw%sp" % self.run_id
-        slot = int(self.run_id, 16) % 32
-        link = ipaddress.ip_network("198.51.100.%d/30" % (128 + 4 * slot))
+        link = _free_host_link(int(self.run_id, 16))
         self.host_addr = str(link.network_address + 1)   # the broker's address
         self.peer_addr = str(link.network_address + 2)
         self.host_link = str(link)
@@ -110,6 +111,8 @@ class RouterNetwork:
         for addr in WAN_ATTACKERS:
             sh("ip", "addr", "add", addr + "/25", "dev", "wan0", ns=self.wan)
         sh("ip", "-6", "addr", "add", WAN_GATEWAY6 + "/64", "dev", "wan0", "nodad", ns=self.wan)
+        for addr in WAN_ATTACKERS6:
+            sh("ip", "-6", "addr", "add", addr + "/64", "dev", "wan0", "nodad", ns=self.wan)
         for addr in INTERNET_HOSTS:
             sh("ip", "addr", "add", addr + "/32", "dev", "lo", ns=self.wan)
         sh("ip", "route", "add", "blackhole", SCAN_NETWORK, ns=self.wan)
@@ -123,8 +126,13 @@ class RouterNetwork:
         sh("ip", "link", "set", self.host_if, "up")
         sh("ip", "addr", "add", self.peer_addr + "/30", "dev", self.peer_if, ns=self.wan)
         sh("ip", "link", "set", self.peer_if, "up", ns=self.wan)
-        # the root namespace reaches the router's WAN address through the WAN namespace
-        sh("ip", "route", "add", ROUTER_WAN + "/32", "via", self.peer_addr)
+        # what the WAN namespace sends to the host leaves from the link's own address, so the
+        # root namespace needs no route to the router (runs side by side would fight over it)
+        done = subprocess.run(["ip", "netns", "exec", self.wan, "nft", "-f", "-"], input=(
+            "table ip hostlink {\n chain post {\n  type nat hook postrouting priority srcnat;\n"
+            "  oifname \"%s\" masquerade\n }\n}\n" % self.peer_if), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError("nft in %s failed: %s" % (self.wan, done.stderr.strip()))
         # LAN: one client behind the router
         sh("ip", "tuntap", "add", "dev", "lan0", "mode", "tap", ns=self.lan)
         sh("ip", "link", "set", "lan0", "up", ns=self.lan)
@@ -156,7 +164,6 @@ class RouterNetwork:
             except OSError:
                 pass
         self.tap_fds = {}
-        subprocess.run(["ip", "route", "del", ROUTER_WAN + "/32"], capture_output=True)
         for ns in (self.wan, self.lan):
             if ns not in self._made:
                 continue
@@ -179,6 +186,17 @@ class RouterNetwork:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _free_host_link(seed):
+    """A /30 of 198.51.100.128/25 that no interface of the root namespace uses yet."""
+    used = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True,
+                          text=True).stdout
+    for i in range(32):
+        link = ipaddress.ip_network("198.51.100.%d/30" % (128 + 4 * ((seed + i) % 32)))
+        if " %s/" % (link.network_address + 1) not in used:
+            return link
+    raise RuntimeError("all 32 host links of 198.51.100.128/25 are in use")
 
 
 def netns_available():

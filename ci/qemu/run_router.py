@@ -24,7 +24,7 @@ CHECKS = (
     "cat /etc/openwrt_release",
     "grep -E ' (/|/rom|/overlay) ' /proc/mounts",
     "ip addr show eth1; ip route",
-    "ping -c1 -W2 198.51.100.1 && ping -c1 -W2 203.0.113.10",
+    "ping -c1 -W2 198.51.100.1 && ping -c1 -W2 203.0.113.10 && ping -6 -c1 -W2 2001:db8:1::1",
     "nft list ruleset | head -20",
     "python3 -c 'import paho.mqtt.client, psutil, ujson; print(\"python ok\", psutil.__version__)'",
     "routerwatch-agent --version",

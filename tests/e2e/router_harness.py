@@ -326,16 +326,19 @@ class Bench:
         work.mkdir()
         (work / "users").write_text("".join(u + "\n" for u in users))
         (work / "passwords").write_text("".join(p + "\n" for p in passwords))
+        six = source is not None and ":" in source
+        target = "[%s]" % netns.ROUTER_WAN6 if six else netns.ROUTER_WAN
+        route = (["ip", "-6", "route"] if six else ["ip", "route"])
+        host = (netns.ROUTER_WAN6 + "/128") if six else (netns.ROUTER_WAN + "/32")
         if source:
-            self.wan(["ip", "route", "replace", netns.ROUTER_WAN + "/32", "dev", "wan0",
-                      "src", source])
+            self.wan(route + ["replace", host, "dev", "wan0", "src", source])
         try:
             return self.net.run("wan", [
-                "sh", "-c", "cd %s && exec hydra -I -L users -P passwords -t %d %s ssh://%s"
-                % (work, tasks, " ".join(extra), netns.ROUTER_WAN)], timeout=timeout)
+                "sh", "-c", "cd %s && exec hydra -I %s -L users -P passwords -t %d %s ssh://%s"
+                % (work, "-6" if six else "", tasks, " ".join(extra), target)], timeout=timeout)
         finally:
             if source:
-                self.wan(["ip", "route", "del", netns.ROUTER_WAN + "/32"])
+                self.wan(route + ["del", host])
 
     def admin_ssh(self, command="uptime", side="lan", address=None):
         address = address or (netns.ROUTER_LAN if side == "lan" else netns.ROUTER_WAN)

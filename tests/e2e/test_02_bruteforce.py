@@ -1,7 +1,8 @@
 """Scenario 1: hydra brute-forces the router's dropbear from the WAN side.
 
 Given the router's SSH open on its WAN address, when hydra tries 40 passwords for root from one
-WAN address, then the collector stores login.bruteforce naming that address and user root.
+WAN address, then the collector stores login.bruteforce naming that address and user root; the
+same over IPv6 (dropbear writes "address:port", and IPv6 addresses are full of colons).
 The agent's memory and CPU are sampled while the attack runs.
 """
 import threading
@@ -33,3 +34,16 @@ def test_hydra_bruteforce_is_reported(bench):
     assert anomaly.severity in ("medium", "high")
     bench.record("bruteforce", "login.bruteforce", started, anomaly,
                  failures_in_first_report=anomaly.evidence["failures"])
+
+
+def test_hydra_bruteforce_over_ipv6_is_reported(bench):
+    attacker = netns.WAN_ATTACKERS6[0]
+    started = time.time()
+    done = bench.hydra(["root"], PASSWORDS[:20], source=attacker, tasks=4)
+    assert "0 valid password" in done.stdout, done.stdout + done.stderr
+    anomaly = bench.wait_anomaly("login.bruteforce", since=started,
+                                 match=lambda a: a.evidence.get("source_ip") == attacker,
+                                 timeout=180, what="from %s" % attacker)
+    assert anomaly.evidence["users"] == ["root"]
+    assert anomaly.evidence["source"].startswith("2001:db8:1:")     # grouped by /64
+    bench.record("bruteforce_ipv6", "login.bruteforce", started, anomaly)
