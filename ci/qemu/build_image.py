@@ -524,7 +524,32 @@ def build(force=False):
     """(base directory, agent layer path), building what is not cached."""
     base = build_base(force)
     layer = build_agent_layer(base, force)
+    prune_cache(keep=(base, layer))
     return base, layer
+
+
+def prune_cache(keep, bases=2, layers=6, stale_seconds=3600):
+    """Drop all but the newest few images and agent layers, and work directories that a killed
+    build left behind; the agent layer changes with every agent edit."""
+    import time
+    entries = {"base": [], "agent": []}
+    for path in CACHE.iterdir():
+        if re.match(r"\Abase-[0-9a-f]{16}\Z", path.name):
+            entries["base"].append(path)
+        elif re.match(r"\Aagent-[0-9a-f]{16}-[0-9a-f]{16}\.cpio\Z", path.name):
+            entries["agent"].append(path)
+        elif path.name.startswith(("base-", "agent-")) and path.is_dir() and \
+                time.time() - path.stat().st_mtime > stale_seconds:
+            shutil.rmtree(path, ignore_errors=True)
+    for kind, limit in (("base", bases), ("agent", layers)):
+        ordered = sorted(entries[kind], key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in ordered[limit:]:
+            if path in keep:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def main(argv=None):

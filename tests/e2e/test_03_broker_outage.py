@@ -3,7 +3,8 @@
 Given the agent connected to the broker, when the broker is killed, hydra attacks from another
 WAN address, and the broker is restarted only after the agent has had time to see the attack,
 then the collector gets that login.bruteforce anomaly once (the agent's spool held it), the
-agent reconnects on its own, and no anomaly sequence number went missing.
+agent reconnects on its own, no anomaly sequence number went missing, and the collector did not
+call the agent silent for heartbeats it could not have heard.
 """
 import time
 
@@ -36,6 +37,9 @@ def test_anomalies_survive_a_broker_outage_exactly_once(bench):
     copies = [a for a in bench.collector.anomalies(kind="login.bruteforce", since=started)
               if a.evidence.get("source_ip") == ATTACKER]
     assert len(copies) == 1, [(a.run, a.seq, a.evidence.get("failures")) for a in copies]
+    # the collector could not hear anybody while the broker was away: that is no silence
+    silent = bench.collector.anomalies(kind="agent.silent", since=started)
+    assert silent == [], [a.summary for a in silent]
     missing = [g for g in bench.collector.gaps() if g["type"] == "anomaly" and g["missing"] > 0]
     assert missing == [], "anomaly sequence numbers never arrived: %r" % (missing,)
     bench.metrics["scenarios"]["broker_outage"] = {
