@@ -9,6 +9,7 @@ Timing numbers (attack start -> anomaly stored) and the agent's resource use are
 import json
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "ci" / "qemu"))
 
 import netns  # noqa: E402
-from vm import ROOT_PASSWORD, RouterVM  # noqa: E402
+from vm import ROOT_PASSWORD, RouterVM  # noqa: E402,F401  (ROOT_PASSWORD: for the scenarios)
 
 from broker import MosquittoBroker  # noqa: E402  (tests/broker.py)
 
@@ -160,10 +161,8 @@ class Bench:
         """What the owner does on a new router before the agent runs: an admin key."""
         key = self.workdir / "admin_ed25519"
         if not key.exists():
-            import subprocess
             subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(key)], check=True,
                            capture_output=True)
-        import subprocess
         pub = subprocess.run(["dropbearkey", "-y", "-f", str(key)], check=True,
                              capture_output=True, text=True).stdout
         line = next(l for l in pub.splitlines() if l.startswith("ssh-ed25519 "))
@@ -228,8 +227,7 @@ class Bench:
         if not command:
             raise AssertionError("the init script asked procd for no command: %r" % (calls,))
         env_params = [c[2:] for c in calls if c[:2] == ["procd_set_param", "env"]]
-        extra = ["/tmp/e2e-shim-syslog"]
-        self.vm.sh("rm -rf %s %s" % (guest_shim, " ".join(extra)))
+        self.vm.sh("rm -rf %s /tmp/e2e-shim-syslog" % guest_shim)
         words = [w for params in env_params for w in params] + command
         return "exec env " + " ".join("'%s'" % w.replace("'", "'\\''") for w in words)
 
@@ -348,7 +346,7 @@ class Bench:
 
     # ------------------------------------------------------------------ teardown
     def close(self):
-        for step in (self._stop_agent, lambda: self.vm and self.vm.close(),
+        for step in (lambda: self.vm and self.vm.close(),
                      lambda: self.collector and self.collector.close(),
                      lambda: self.broker and self.broker.close(),
                      self._stop_web, lambda: self.net and self.net.close()):
@@ -357,9 +355,6 @@ class Bench:
             except Exception as exc:  # keep tearing down the rest
                 print("e2e teardown: %r" % (exc,), file=sys.stderr)
         self.write_metrics()
-
-    def _stop_agent(self):
-        pass   # the VM goes down with everything in it
 
     def _stop_web(self):
         for proc in getattr(self, "web", []):
@@ -384,5 +379,3 @@ class Bench:
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         METRICS_FILE.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
 
-
-ROOT_PASSWORD = ROOT_PASSWORD
