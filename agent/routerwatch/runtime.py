@@ -9,6 +9,7 @@ Both have .counters() and .drops() (name -> int) for the heartbeat, and .close()
 import logging
 import os
 import secrets
+import threading
 import time
 
 from . import __version__
@@ -42,11 +43,17 @@ class Agent:
             for event_type in detector.consumes:
                 self._routes.setdefault(event_type, []).append(detector)
         self._cooldowns = {d.kind: d.config.cooldown for d in self.detectors}
+        # stream sources set this when something arrives, so the loop need not sleep it out
+        self.wake = threading.Event()
+        for source in self.sources:
+            if hasattr(source, "waker"):
+                source.waker = self.wake
         for detector in self.detectors:
             if hasattr(detector, "use_state_dir"):   # detectors that remember across restarts
                 detector.use_state_dir(os.path.dirname(config.state_file("-")))
         self.anomalies_made = 0
         self.events_seen = 0
+        self.source_errors = 0
         self._cpu_mark = (time.time(), _cpu_seconds())
 
     # ------------------------------------------------------------------ one pass
@@ -64,7 +71,13 @@ class Agent:
                 try:
                     events = source.poll(now)
                 except OSError as exc:  # a /proc file vanished or is unreadable this time
+                    self.source_errors += 1
                     log.warning("source %s: %s", type(source).__name__, exc)
+                    continue
+                except Exception:  # noqa: BLE001 - one source's bug must not stop the watching
+                    self.source_errors += 1
+                    log.exception("source %s failed; it is tried again next interval",
+                                  type(source).__name__)
                     continue
             for event in events:
                 produced.extend(self._feed(event))
@@ -136,7 +149,7 @@ class Agent:
         return counters
 
     def drops(self):
-        drops = {"incidents": self.gate.evicted}
+        drops = {"incidents": self.gate.evicted, "source_errors": self.source_errors}
         for part in self.sources + self.detectors + [self.sink]:
             for name, value in part.drops().items():
                 drops[name] = drops.get(name, 0) + value
@@ -173,7 +186,8 @@ class Agent:
                 if reload_requested is not None and reload_requested.is_set():
                     return "reload"
                 self.step(clock())
-                stop.wait(LOOP_SLEEP)
+                self.wake.wait(LOOP_SLEEP)
+                self.wake.clear()
         finally:
             for source in self.sources:
                 source.close()

@@ -114,3 +114,20 @@ def test_complete_pass_keeps_polling_an_unfinished_read(tmp_path):
     produced = agent.complete_pass(1000)
     assert scan.polls == 3
     assert [a.evidence["ip"] for a in produced] == ["203.0.113.9", "198.51.100.1", "198.51.100.2"]
+
+
+class BrokenSource(ListSource):
+    def poll(self, now):
+        self.polls += 1
+        raise IndexError("psutil found no process directories")
+
+
+def test_a_failing_source_is_counted_and_the_loop_goes_on(tmp_path):
+    agent, source, _ = make_agent(tmp_path, [[attempt(1000)]])
+    broken = BrokenSource([])
+    agent.sources = [broken, source]
+    produced = agent.step(1000)
+    assert [a.evidence["ip"] for a in produced] == ["203.0.113.9"]
+    agent.step(1010)
+    assert broken.polls == 2
+    assert agent.drops()["source_errors"] == 2

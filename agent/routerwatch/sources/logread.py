@@ -228,6 +228,7 @@ class LogSource:
         self._handle = None
         self.lines_read = 0
         self.queue_dropped = 0
+        self.waker = None               # set by the runtime: a threading.Event that wakes its loop
         self.restarts = 0
         self.truncations = 0
         self.rotations = 0
@@ -327,6 +328,8 @@ class LogSource:
                 if len(queue) >= maxlen:
                     self.queue_dropped += 1
                 queue.append(raw)
+                if self.waker is not None:
+                    self.waker.set()    # a login line should not wait for the loop's next pass
 
     def _follow_command(self):
         argv = self._command()
