@@ -1,6 +1,5 @@
 """The device id: configured, else derived once from the board and remembered in the state dir,
 so the collector keeps seeing one device when the interfaces change later."""
-import os
 import re
 
 from routerwatch.config import load

@@ -1,7 +1,6 @@
 """The loop: events reach the detectors that consume them, repeats are gated, messages numbered."""
 import io
 import json
-from dataclasses import dataclass
 
 from routerwatch import config as cfg
 from routerwatch.detectors.base import Detector, DetectorConfig, Finding, IncidentGate

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from collector_messages import DEVICE, RUN, T0, anomaly, heartbeat, inventory, status
+from collector_messages import DEVICE, RUN, anomaly, heartbeat, inventory, status
 from routerwatch_collector.cli import main, parse_since, printable
 from routerwatch_collector.ingest import Ingest
 from routerwatch_collector.store import SqliteStore

@@ -11,7 +11,7 @@ A detector module defines one class with:
 
 Detectors never see the clock except through event.time / now, so tests need no sleeps.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from ..bounded import BoundedDict

@@ -6,6 +6,8 @@ import functools
 import ipaddress
 import logging
 
+from ..parsers.address_list import parse_address_list
+
 log = logging.getLogger("routerwatch")
 
 # Destinations that are the router's own neighbourhood, not "the internet". Documentation
@@ -67,19 +69,11 @@ def parse_services(text, option_name):
 
 
 def normalised_addresses(text, option_name):
-    """'198.51.100.7, 2001:DB8::1' -> ['198.51.100.7', '2001:db8::1']; bad items logged."""
-    found = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            if "%" in item:
-                raise ValueError(item)
-            found.append(str(ipaddress.ip_address(item)))
-        except ValueError:
-            log.warning("%s: ignoring %r (not an IP address)", option_name, item[:64])
-    return found
+    """'198.51.100.7, 2001:DB8::1' -> {'198.51.100.7', '2001:db8::1'}; bad items logged."""
+    good, bad = parse_address_list(text)
+    for item in bad:
+        log.warning("%s: ignoring %r (not an IP address)", option_name, item[:64])
+    return {str(address) for address in good}
 
 
 def parse_words(text):

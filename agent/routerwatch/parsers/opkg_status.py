@@ -7,7 +7,7 @@ info/<pkg>.list: one absolute path per line, no checksums.
 """
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024
 MAX_PACKAGES = 4096

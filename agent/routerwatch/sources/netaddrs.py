@@ -10,6 +10,8 @@ import logging
 import os
 import re
 
+from ..parsers.address_list import parse_address_list
+
 log = logging.getLogger("routerwatch")
 
 MAX_ADDRESSES = 4096          # a home router has a handful; a BGP box's fib_trie is not our case
@@ -89,22 +91,6 @@ def parse_if_inet6(lines):
         if match:
             found.add(ipaddress.IPv6Address(bytes.fromhex(match.group(1))))
     return found
-
-
-def parse_address_list(text):
-    """config.router_addresses 'a, b' -> (addresses, [items that are not addresses])."""
-    good, bad = set(), []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            if "%" in item:
-                raise ValueError(item)
-            good.add(ipaddress.ip_address(item))
-        except ValueError:
-            bad.append(item)
-    return good, bad
 
 
 def _read_lines(path, parse):

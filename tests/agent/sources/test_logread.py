@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from routerwatch.config import load
 from routerwatch.sources.logread import (LineSplitter, LogSource, iter_login_attempts,

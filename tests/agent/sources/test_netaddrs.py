@@ -1,7 +1,8 @@
 """The router's own address set from fib_trie, if_inet6, loopback and config.router_addresses."""
 from connfixtures import PROC_FIXTURES, copy_tree
 
-from routerwatch.sources.netaddrs import (RouterAddressReader, parse_address_list, parse_fib_trie,
+from routerwatch.parsers.address_list import parse_address_list
+from routerwatch.sources.netaddrs import (RouterAddressReader, parse_fib_trie,
                                           parse_if_inet6)
 
 # CAPTURED /proc/net/fib_trie (Debian, kernel 6.18), Main table
