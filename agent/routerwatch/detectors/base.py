@@ -70,7 +70,8 @@ class IncidentGate:
     with count = repeats, so the collector learns how long the incident went on.
     """
 
-    def __init__(self, cap=4096):
+    # each incident may hold its latest Finding (evidence up to a few kB): 1024 keeps it to a few MB
+    def __init__(self, cap=1024):
         self._incidents = BoundedDict(cap)
 
     @property
