@@ -77,6 +77,21 @@ def heartbeat_payload(device, run, seq=1, now=None):
 
 # --------------------------------------------------------------------------- collector
 
+def stop_process_group(process):
+    """SIGTERM the process group of a child started with start_new_session, SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+
 class Collector:
     """`routerwatch-collector run` as a subprocess, subscribed to the broker, writing SQLite."""
 
@@ -154,17 +169,7 @@ class Collector:
 
     def stop(self):
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
+        stop_process_group(process)
 
 
 # --------------------------------------------------------------------------- agent
@@ -230,17 +235,7 @@ class AgentProcess:
 
     def stop(self):
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=10)
+        stop_process_group(process)
 
 
 # --------------------------------------------------------------------------- reference
