@@ -210,6 +210,11 @@ class RouterVM:
                     continue
                 if reply.get("id") == request["id"]:
                     return reply
+                if reply.get("ready") and request["id"] > 1:
+                    # init respawned guestd: whatever it was running is lost, and waiting
+                    # for the answer would only end in a timeout
+                    raise GuestError("the router's command channel restarted while running %r:\n%s"
+                                     % (request.get("cmd"), self.diagnostics()))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise GuestError("no answer to %r within %.0f s" % (request.get("cmd"), timeout))
