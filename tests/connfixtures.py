@@ -6,7 +6,7 @@ from pathlib import Path
 
 from routerwatch.config import load
 from routerwatch.events import (ORIGIN_INBOUND, ORIGIN_ROUTER, ConntrackSnapshot, Flow,
-                                ListenerSnapshot, ListeningSocket)
+                                ListenerSnapshot, ListeningSocket, RawSocket)
 
 REPO = Path(__file__).resolve().parents[1]
 PROC_FIXTURES = REPO / "tests" / "fixtures" / "proc"
@@ -61,3 +61,12 @@ def listening(port, proto="tcp", address="0.0.0.0", process=None, exe=None, pid=
 
 def listeners(time, *sockets):
     return ListenerSnapshot(time=time, sockets=tuple(sockets))
+
+
+def raw_socket(protocol, proto="raw", process=None, exe=None, pid=None, inode=1):
+    return RawSocket(proto=proto, protocol=protocol, inode=inode, pid=pid, process=process,
+                     exe=exe)
+
+
+def raw_sockets(time, *sockets):
+    return ListenerSnapshot(time=time, sockets=(), raw_sockets=tuple(sockets))

@@ -74,9 +74,21 @@ class ListeningSocket:
 
 
 @dataclass(frozen=True, slots=True)
+class RawSocket:
+    """A SOCK_RAW socket (/proc/net/raw, raw6): its holder writes IP packets by hand."""
+    proto: str                   # raw | raw6
+    protocol: int                # the IP protocol it was opened for (6 TCP, 1 ICMP, 255 any)
+    inode: int
+    pid: Optional[int] = None
+    process: Optional[str] = None
+    exe: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
 class ListenerSnapshot:
     time: float
     sockets: Tuple[ListeningSocket, ...]
+    raw_sockets: Tuple[RawSocket, ...] = ()
 
 
 # --------------------------------------------------------------------------- processes

@@ -18,7 +18,7 @@ def watcher(root):
     classes = detector_classes()
     detectors = [classes[kind](cfg) for kind, cfg in config.detectors.items()
                  if kind.startswith("conn.")]
-    assert len(detectors) == 6
+    assert len(detectors) == 7
     sources = [ConntrackSource(config), ListenerSource(config, byteorder="little")]
     return Agent(config, "r1", sources, detectors, StdoutSink(io.StringIO()),
                  run_id="0123456789abcdef", started=0.0)
@@ -79,7 +79,7 @@ def test_mirai_router_raises_scan_and_listener_anomalies():
     agent = watcher(PROC_FIXTURES / "mirai")
     produced = agent.step(100.0, force_poll=True)
     kinds = sorted(a.kind for a in produced if a.kind.startswith("conn."))
-    assert kinds == ["conn.new_listener", "conn.scan"]
+    assert kinds == ["conn.new_listener", "conn.raw_socket", "conn.scan"]
     for anomaly in produced:
         assert contract.decode(contract.encode(anomaly), "anomaly") == anomaly
 

@@ -4,7 +4,8 @@ Given a router where a dropper copied a program to /tmp, started it and deleted 
 when that program SYN-scans TCP 23 (every tenth probe 2323) across a WAN network where nobody
 answers, with raw sockets and the destination address as the TCP sequence number as Mirai's
 scanner does, then the collector stores integrity.exec_from_tmp and integrity.deleted_exe for
-that process, and conn.scan for the router's unanswered SYNs.
+that process, conn.raw_socket for its raw TCP socket, and conn.scan for the router's unanswered
+SYNs.
 """
 import base64
 import time
@@ -62,6 +63,11 @@ def test_mirai_style_scanner_from_a_deleted_tmp_binary_is_reported(bench):
         assert scan.severity == "critical", scan.summary
         assert scan.evidence["login_port_addresses"] >= 5
         bench.record("mirai_scanner", "conn.scan", started, scan)
+        raw = bench.wait_anomaly("conn.raw_socket", since=started,
+                                 match=lambda a: pid in a.evidence.get("pids", ()), timeout=90)
+        assert raw.severity == "critical" and raw.evidence["protocol"] == 6
+        assert raw.evidence["exe"].startswith(BOT)
+        bench.record("mirai_scanner", "conn.raw_socket", started, raw)
         from_tmp = bench.wait_anomaly("integrity.exec_from_tmp", since=started,
                                       match=lambda a: a.evidence.get("pid") == pid, timeout=90)
         assert from_tmp.evidence["exe"].startswith(BOT)

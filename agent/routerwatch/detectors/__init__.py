@@ -9,6 +9,7 @@ DETECTOR_MODULES = (
     "login_new_source",
     # conn.*
     "conn_new_listener",
+    "conn_raw_socket",
     "conn_fanout",
     "conn_scan",
     "conn_relay",

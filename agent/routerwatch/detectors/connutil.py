@@ -39,17 +39,18 @@ def same_link(peer, local):
     return a.version == b.version == 6 and a.packed[:8] == b.packed[:8]
 
 
-def parse_ports(text, option_name):
-    """'23, 2323' -> frozenset({23, 2323}); bad items are logged and left out."""
+def parse_ports(text, option_name, highest=65535, what="a port number"):
+    """'23, 2323' -> frozenset({23, 2323}); bad items are logged and left out. With
+    highest=255 and what="an IP protocol number" it reads protocol lists the same way."""
     ports = set()
     for item in text.split(","):
         item = item.strip()
         if not item:
             continue
-        if item.isdigit() and 0 < int(item) <= 65535:
+        if item.isdigit() and 0 < int(item) <= highest:
             ports.add(int(item))
         else:
-            log.warning("%s: ignoring %r (not a port number)", option_name, item[:32])
+            log.warning("%s: ignoring %r (not %s)", option_name, item[:32], what)
     return frozenset(ports)
 
 

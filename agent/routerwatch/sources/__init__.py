@@ -2,7 +2,7 @@
 
     logread.py     LogSource          stream  LoginAttempt        (logread -f | a file | stdin)
     conntrack.py   ConntrackSource    polled  ConntrackSnapshot   (/proc/net/nf_conntrack)
-    sockets.py     ListenerSource     polled  ListenerSnapshot    (/proc/net/{tcp,tcp6,udp,udp6})
+    sockets.py     ListenerSource     polled  ListenerSnapshot    (/proc/net/{tcp,udp,raw}{,6})
     processes.py   ProcessSource      polled  ProcessSnapshot     (psutil)
     overlay.py     IntegritySource    polled  FileFinding, FirmwareIdentity (/rom vs /overlay/upper)
 

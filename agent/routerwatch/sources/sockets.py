@@ -1,4 +1,5 @@
-"""ListenerSource: listening sockets from <root>/proc/net/{tcp,tcp6,udp,udp6} -> ListenerSnapshot.
+"""ListenerSource: listening sockets from <root>/proc/net/{tcp,tcp6,udp,udp6} and raw sockets from
+<root>/proc/net/{raw,raw6} -> ListenerSnapshot.
 
 Owners are found the way the kernel leaves them: /proc/<pid>/fd/* are symlinks to
 "socket:[<inode>]". Walking every process's fds is the costly part, so owners are remembered per
@@ -13,8 +14,8 @@ import sys
 
 from ..bounded import BoundedDict
 from ..contract import clip
-from ..events import ListenerSnapshot, ListeningSocket
-from ..parsers.proc_net import PROTOCOLS, is_listening, parse_row
+from ..events import ListenerSnapshot, ListeningSocket, RawSocket
+from ..parsers.proc_net import PROTOCOLS, RAW_PROTOCOLS, is_listening, parse_row
 
 MAX_ROWS_PER_FILE = 65536     # a router has hundreds of sockets; bounds a runaway file
 OWNER_CACHE = 4096
@@ -39,7 +40,7 @@ class ListenerSource:
         rows = []
         readable = 0
         for proto in PROTOCOLS:
-            found = self._listening_rows(proto)
+            found = self._rows(proto, is_listening)
             if found is not None:
                 readable += 1
                 rows.extend(found)
@@ -51,7 +52,13 @@ class ListenerSource:
         if len(rows) > self.max_listeners:
             self._dropped += len(rows) - self.max_listeners
             rows = rows[: self.max_listeners]
-        current = {row.inode for row in rows}
+        raw_rows = []
+        for proto in RAW_PROTOCOLS:
+            raw_rows.extend(self._rows(proto, None) or ())
+        if len(raw_rows) > self.max_listeners:
+            self._dropped += len(raw_rows) - self.max_listeners
+            raw_rows = raw_rows[: self.max_listeners]
+        current = {row.inode for row in rows} | {row.inode for row in raw_rows}
         for inode in self._owners.keys():
             if inode not in current:
                 self._owners.pop(inode)    # closed: its inode may name another socket later
@@ -60,14 +67,25 @@ class ListenerSource:
             self._walk_owners(wanted)
         sockets = []
         for row in rows:
-            owner = self._owners.get(row.inode) if row.inode else None
-            pid, name, exe = owner if owner else (None, None, None)
+            pid, name, exe = self._owner(row.inode)
             sockets.append(ListeningSocket(proto=row.proto, address=row.local_address,
                                            port=row.local_port, inode=row.inode, pid=pid,
                                            process=name, exe=exe))
-        return [ListenerSnapshot(time=now, sockets=tuple(sockets))]
+        raw_sockets = []
+        for row in raw_rows:
+            pid, name, exe = self._owner(row.inode)
+            raw_sockets.append(RawSocket(proto=row.proto, protocol=row.local_port,
+                                         inode=row.inode, pid=pid, process=name, exe=exe))
+        return [ListenerSnapshot(time=now, sockets=tuple(sockets),
+                                 raw_sockets=tuple(raw_sockets))]
 
-    def _listening_rows(self, proto):
+    def _owner(self, inode):
+        owner = self._owners.get(inode) if inode else None
+        return owner if owner else (None, None, None)
+
+    def _rows(self, proto, keep):
+        """Parsed rows of /proc/net/<proto> that keep() accepts (all when keep is None), or
+        None when the file cannot be read."""
         path = os.path.join(self.proc, "net", proto)
         try:
             handle = open(path, "r", encoding="ascii", errors="replace")
@@ -83,7 +101,7 @@ class ListenerSource:
                 row = parse_row(line, proto, self.byteorder)
                 if row is None:
                     self._unparsed += 1
-                elif is_listening(row):
+                elif keep is None or keep(row):
                     rows.append(row)
         return rows
 

@@ -1,5 +1,5 @@
-"""/proc/net/tcp, tcp6, udp, udp6 rows (openwrt-formats.md 2.3), written by little- and
-big-endian routers."""
+"""/proc/net/tcp, tcp6, udp, udp6, raw, raw6 rows (openwrt-formats.md 2.3), written by little-
+and big-endian routers."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -14,6 +14,12 @@ UDP_5353_LE = (" 6751: 0100007F:14E9 00000000:0000 07 00000000:00000000 00:00000
 # of a network-order address is the address itself there.
 TCP_7777_BE = TCP_7777_LE.replace("020200C0:1E61", "C0000202:1E61")
 UDP_5353_BE = UDP_5353_LE.replace("0100007F:14E9", "7F000001:14E9")
+# CAPTURED on x86 (Linux 6.18): socket(AF_INET, SOCK_RAW, IPPROTO_TCP) and
+# socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6); sl is the protocol's hash bucket
+RAW_TCP_LE = ("  89: 00000000:0006 00000000:0000 07 00000000:00000000 00:00000000 00000000     0 "
+              "       0 366907 2 00000000ef8c20e1 0\n")
+RAW6_ICMPV6 = (" 239: 00000000000000000000000000000000:003A 00000000000000000000000000000000:0000 07 "
+               "00000000:00000000 00:00000000 00000000     0        0 366908 2 00000000db5b4678 0\n")
 HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
           "timeout inode")
 
@@ -65,7 +71,7 @@ def test_header_bad_rows_and_width_mismatch_return_none():
     assert parse_row(HEADER, "tcp") is None
     assert parse_row("garbage", "tcp") is None
     assert parse_row(TCP_7777_LE, "tcp6") is None          # an IPv4 row in tcp6
-    assert parse_row(TCP_7777_LE, "raw") is None           # not a file this parser reads
+    assert parse_row(TCP_7777_LE, "raw") is None           # 7777 is no IP protocol number
     assert parse_row(TCP_7777_LE.replace("1E61", "1G61"), "tcp") is None
 
 
@@ -74,3 +80,13 @@ def test_header_bad_rows_and_width_mismatch_return_none():
        st.sampled_from(["little", "big"]))
 def test_parser_never_raises(text, proto, byteorder):
     parse_row(text, proto, byteorder)
+
+
+def test_raw_socket_rows_carry_the_ip_protocol_in_the_port_field():
+    tcp = parse_row(RAW_TCP_LE, "raw", "little")
+    assert (tcp.local_address, tcp.local_port, tcp.state, tcp.inode) == ("0.0.0.0", 6, 7, 366907)
+    icmpv6 = parse_row(RAW6_ICMPV6, "raw6", "little")
+    assert (icmpv6.local_address, icmpv6.local_port, icmpv6.inode) == ("::", 58, 366908)
+    # the family is the file's: an IPv6 row in the raw (IPv4) file is not a row
+    assert parse_row(RAW6_ICMPV6, "raw", "little") is None
+    assert parse_row(RAW_TCP_LE, "rawx", "little") is None

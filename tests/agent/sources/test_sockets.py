@@ -43,6 +43,17 @@ def test_deleted_executable_keeps_the_kernels_marker():
     assert by_port(snap)[("tcp", 23, "0.0.0.0")].exe == "/tmp/dvrHelper (deleted)"
 
 
+def test_raw_sockets_come_with_their_protocol_and_holder():
+    _, healthy = poll(PROC_FIXTURES / "healthy")
+    assert {(s.proto, s.protocol, s.process) for s in healthy.raw_sockets} == {
+        ("raw", 1, "dnsmasq"), ("raw6", 58, "odhcpd")}
+    _, infected = poll(PROC_FIXTURES / "mirai")
+    (scanner,) = [s for s in infected.raw_sockets if s.protocol == 6]
+    assert (scanner.proto, scanner.pid, scanner.exe) == ("raw", 3333, "/tmp/dvrHelper (deleted)")
+    # raw sockets are not listeners: the listening sockets are the same 15 as without them
+    assert len(healthy.sockets) == 15
+
+
 def test_big_endian_router_files_decode_with_byteorder_big():
     _, snap = poll(PROC_FIXTURES / "bigendian", "big")
     found = by_port(snap)
