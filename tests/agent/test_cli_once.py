@@ -26,6 +26,7 @@ EXPECTED_ATTACKED_KINDS = {
     "integrity.baseline_drift",     # authorized_keys gained a key, a crontab appeared
     "integrity.exec_from_tmp",      # pid 4242 runs /tmp/.x
     "integrity.deleted_exe",        # ... which was deleted from disk
+    "conn.raw_socket",              # ... and holds a raw TCP socket
 }
 SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
