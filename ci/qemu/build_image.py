@@ -322,6 +322,11 @@ def build_rootfs(work, kernel, release, order):
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "var").symlink_to("tmp")
     os.chmod(root / "tmp", 0o1777)
+    # base-files' /lib/functions.sh, which a package's postinst and prerm source, is the TEST
+    # DOUBLE of tests/openwrt/shim: the harness copies it to /tmp/e2e-shim before it runs the
+    # maintainer scripts, so until then the link dangles and the scripts do nothing
+    (root / "lib").mkdir(exist_ok=True)
+    (root / "lib/functions.sh").symlink_to("/tmp/e2e-shim/lib/functions.sh")
     os.chmod(root / "root", 0o700)
     # OpenWrt's dropbear reads root's keys from /etc/dropbear/authorized_keys; Debian's reads
     # ~/.ssh/authorized_keys, so the ROM points one at the other

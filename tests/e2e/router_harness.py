@@ -26,6 +26,7 @@ from broker import MosquittoBroker  # noqa: E402  (tests/broker.py)
 DEVICE_ID = "e2e-router"
 AGENT_CONFIG = "/tmp/routerwatch-e2e.json"
 AGENT_LOG = "/tmp/routerwatch-agent.log"
+POSTINST = "/usr/lib/opkg/info/routerwatch.postinst"     # where opkg keeps it
 METRICS_FILE = REPO / "build" / "e2e-metrics.json"
 BROKER_TEMPLATE = """\
 per_listener_settings false
@@ -178,9 +179,10 @@ class Bench:
 
     def start_agent(self, timeout=120):
         """Start the agent as the package would: /etc/config/routerwatch (the .ipk's conffile)
-        edited with uci, then `/etc/init.d/routerwatch start`, run in the router with the procd
-        and uci test doubles of tests/openwrt/shim; the command line the init script hands to
-        procd is then started the way procd would. Without the init script or the doubles, the
+        edited with uci (as an ISP pre-seeds it), then the package's postinst as opkg runs it,
+        which runs the uci-defaults and `/etc/init.d/routerwatch enable` and `start`, in the
+        router with the functions.sh, procd and uci test doubles of tests/openwrt/shim; the
+        command line the init script hands to procd is then started the way procd would. Without the init script or the doubles, the
         agent is started with a JSON config written here."""
         command = self.start_command_from_init_script()
         if command is None:
@@ -188,7 +190,8 @@ class Bench:
             command = "exec routerwatch-agent --config %s" % AGENT_CONFIG
             self.metrics["agent_started_by"] = "JSON config written by the test"
         else:
-            self.metrics["agent_started_by"] = "/etc/init.d/routerwatch start (procd double)"
+            self.metrics["agent_started_by"] = ("the .ipk's postinst: uci-defaults, then "
+                                                "/etc/init.d/routerwatch enable, start (procd double)")
         self.agent_command = command
         self.agent_started_at = time.time()
         self.agent_pid = self.vm.spawn(command, log=AGENT_LOG)
@@ -216,11 +219,20 @@ class Bench:
                 sets.append("agent.%s=%s" % (key, value))
         script = " && ".join("uci set 'routerwatch.%s'" % item for item in sets)
         self.vm.out("%s sh -c \"%s && uci commit routerwatch\"" % (env, script))
-        rc, out, err = self.vm.sh("rm -f /tmp/e2e-procd.log; %s busybox ash %s/etc/rc.common "
-                                  "/etc/init.d/routerwatch start" % (env, guest_shim))
+        # opkg's last step of an install on a live router: `postinst configure`, whose
+        # default_postinst (the double, reached through the ROM's /lib/functions.sh link) runs
+        # the package's uci-defaults, then `/etc/init.d/routerwatch enable` and `start`
+        rc, out, err = self.vm.sh("rm -f /tmp/e2e-procd.log; %s sh %s configure"
+                                  % (env, POSTINST))
         if rc != 0:
-            raise AssertionError("/etc/init.d/routerwatch start failed (%s): %s%s\n%s" % (
+            raise AssertionError("the package's postinst failed (%s): %s%s\n%s" % (
                 rc, out, err, self.vm.sh("cat /tmp/e2e-shim-syslog")[1]))
+        done = self.vm.out("test -e /etc/uci-defaults/99_routerwatch && echo defaults-left; "
+                           "ls /etc/rc.d/ | grep routerwatch; true")
+        if "defaults-left" in done or "routerwatch" not in done:
+            raise AssertionError("postinst left the uci-defaults or did not enable the service: "
+                                 "%r" % done)
+        self.metrics["postinst_enabled"] = done.split()
         calls = [line.split("\x1f") for line in
                  self.vm.out("cat /tmp/e2e-procd.log").splitlines()]
         command = next((c[2:] for c in calls if c[:2] == ["procd_set_param", "command"]), None)
