@@ -2,6 +2,7 @@
 imports its dependencies, what `import ssl` costs, and memory growth under a flood of log lines.
 
     python bench/bench_footprint.py [--quick] [--flood-seconds S] [--flood-rate LINES_PER_S]
+                                    [--trace]
 
 Memory is read from /proc/<pid>/status: RssAnon (private: the heap, what the agent itself costs)
 and RssFile (file-backed: the interpreter and shared libraries, shared with every other Python
@@ -18,12 +19,19 @@ is sampled every few seconds. Reported: level, peak, growth after the first tent
 the slope of a least-squares line through the samples (kB/min). Quick mode floods 30 s; the full
 mode's default is 10 minutes (the one-hour soak is `--flood-seconds 3600`).
 
+--trace runs the agent under tracemalloc (bench/traced_agent.py; slower, and its RSS is not the
+agent's) and takes heap snapshots 90 s in, half way and at the end of the flood: the Python
+objects alive at each, and where they grew most between the first and the last. Growth there is
+a table still filling or a leak; RSS growth without it is the allocator's slack.
+
 QEMU guest figures (build/e2e-metrics.json, written by the e2e harness) are included when present.
 """
 import json
 import os
+import signal
 import subprocess
 import time
+import tracemalloc
 from pathlib import Path
 
 import harness
@@ -99,8 +107,10 @@ def slope_kb_per_min(samples):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 60.0
 
 
-def flood(agent, log, source_lines, seconds, rate, sample_every):
-    """Append `rate` lines/s for `seconds` with fresh stamps; sample memory. Returns a dict."""
+def flood(agent, log, source_lines, seconds, rate, sample_every, snapshot_at=()):
+    """Append `rate` lines/s for `seconds` with fresh stamps; sample memory; send the agent
+    SIGUSR2 at the snapshot_at seconds (a traced agent's heap snapshot). Returns a dict."""
+    snapshot_at = sorted(snapshot_at)
     chunk_seconds = 0.05
     per_chunk = max(1, int(rate * chunk_seconds))
     samples = []
@@ -115,6 +125,9 @@ def flood(agent, log, source_lines, seconds, rate, sample_every):
             now = time.monotonic()
             if now - start >= seconds:
                 break
+            if snapshot_at and now - start >= snapshot_at[0]:
+                snapshot_at.pop(0)
+                os.kill(agent.pid, signal.SIGUSR2)
             if now >= next_sample:
                 mem = procmem.status_kb(agent.pid)
                 if not mem:
@@ -157,6 +170,31 @@ def flood(agent, log, source_lines, seconds, rate, sample_every):
     return out
 
 
+def heap_growth(directory, times, top=5):
+    """Traced Python heap (kB) at each snapshot, and the call sites that grew most from the
+    first snapshot to the last."""
+    paths = [Path(directory) / ("snapshot-%d.pickle" % (i + 1)) for i in range(len(times))]
+    deadline = time.monotonic() + 60
+    while not all(p.exists() for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.5)      # the agent writes the last one while the flood winds down
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    snapshots = []
+    for path in paths:
+        try:
+            snapshots.append(tracemalloc.Snapshot.load(str(path)).filter_traces(ignore))
+        except (OSError, EOFError, ValueError):
+            return {"error": "no heap snapshot %s" % path.name}
+    totals = {"%d s" % t: sum(st.size for st in snap.statistics("filename")) // 1024
+              for t, snap in zip(times, snapshots)}
+    grew = []
+    for stat in snapshots[-1].compare_to(snapshots[0], "lineno")[:top]:
+        frame = stat.traceback[0]
+        grew.append({"where": "%s:%d" % (os.path.relpath(frame.filename, harness.REPO),
+                                         frame.lineno),
+                     "kB": round(stat.size_diff / 1024, 1), "blocks": stat.count_diff})
+    return {"traced_heap_kB": totals, "grew_most": grew}
+
+
 def last_heartbeat(path):
     try:
         lines = Path(path).read_bytes().splitlines()
@@ -173,7 +211,7 @@ def last_heartbeat(path):
 
 
 def run(quick=False, workdir=None, flood_seconds=None, flood_rate=None, repeat=None,
-        settle=None, sample_every=None):
+        settle=None, sample_every=None, trace=False):
     flood_seconds = flood_seconds or (30 if quick else 600)
     flood_rate = flood_rate or 10000
     repeat = repeat or 3
@@ -211,23 +249,38 @@ def run(quick=False, workdir=None, flood_seconds=None, flood_rate=None, repeat=N
                  "routerwatch/+/heartbeat"], stdout=heartbeats_out, stderr=subprocess.DEVNULL,
                 start_new_session=True)
             heartbeats_out.close()
+            command = None
+            snapshot_at = ()
+            if trace:
+                snapshots = work / "snapshots"
+                snapshots.mkdir()
+                command = [harness.python_exe(), str(harness.REPO / "bench" / "traced_agent.py"),
+                           str(snapshots)]
+                snapshot_at = (min(90, flood_seconds // 4), flood_seconds // 2,
+                               max(flood_seconds - 5, flood_seconds // 2 + 1))
             agent = services.AgentProcess(work / "agent", log, broker, root=root,
-                                          overrides=["intervals.heartbeat=5"]).start()
+                                          overrides=["intervals.heartbeat=5"],
+                                          command=command).start()
             agent.wait_started()
             # the first scans of every watcher are done before the idle reading
             time.sleep(settle if settle is not None else 5.0 if quick else 15.0)
             idle = procmem.status_kb(agent.pid)
             floor = floors["deps floor: paho-mqtt, psutil, ujson"]
-            rows.append({"case": "agent idle (all watchers, MQTT sink)", "unit": "kB", **idle})
-            rows.append({"case": "agent adds on top of the deps floor", "unit": "kB",
+            traced = " (under tracemalloc)" if trace else ""
+            rows.append({"case": "agent idle (all watchers, MQTT sink)" + traced, "unit": "kB",
+                         **idle})
+            rows.append({"case": "agent adds on top of the deps floor" + traced, "unit": "kB",
                          "RssAnon": idle.get("RssAnon", 0) - floor["RssAnon"]["median"],
                          "RssFile": idle.get("RssFile", 0) - floor["RssFile"]["median"]})
             result = flood(agent, log, source_lines, flood_seconds, flood_rate,
-                           sample_every=sample_every or (2.0 if quick else 10.0))
+                           sample_every=sample_every or (2.0 if quick else 10.0),
+                           snapshot_at=snapshot_at)
+            if trace:
+                result["heap"] = heap_growth(work / "snapshots", snapshot_at)
             time.sleep(6.0)      # one more heartbeat (every 5 s here) with the flood's counters
             result["agent_heartbeat"] = last_heartbeat(heartbeats_file)
-            result["case"] = "agent under a flood of %d lines/s for %d s" % (flood_rate,
-                                                                              flood_seconds)
+            result["case"] = "agent under a flood of %d lines/s for %d s%s" % (
+                flood_rate, flood_seconds, traced)
             rows.append(result)
         finally:
             if agent is not None:
@@ -250,4 +303,6 @@ def qemu_metrics():
 
 if __name__ == "__main__":
     raise SystemExit(harness.main(run, __doc__.split("\n\n")[0], lambda p: (
-        p.add_argument("--flood-seconds", type=int), p.add_argument("--flood-rate", type=int))))
+        p.add_argument("--flood-seconds", type=int), p.add_argument("--flood-rate", type=int),
+        p.add_argument("--trace", action="store_true", default=None,
+                       help="run the agent under tracemalloc and report its heap growth"))))

@@ -270,6 +270,13 @@ def table_lines(res):
             lines.append("      %d lines in %s s (%s lines/s), agent CPU %s%%" % (
                 row["lines_written"], row["seconds"], row["rate_achieved"],
                 row.get("agent_cpu_percent")))
+            heap = row.get("heap")
+            if heap:       # bench_footprint --trace
+                lines.append("      traced Python heap: %s" % (heap.get("error") or ", ".join(
+                    "%s kB at %s" % (kb, at) for at, kb in heap["traced_heap_kB"].items())))
+                for site in heap.get("grew_most", ()):
+                    lines.append("        %+9.1f kB %+6d blocks  %s" % (site["kB"], site["blocks"],
+                                                                     site["where"]))
         else:
             shown = {k: v for k, v in row.items() if k not in ("case", "series_RssAnon")}
             lines.append("  %-44s %s" % (row["case"], json.dumps(shown, default=str)[:200]))

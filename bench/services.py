@@ -177,7 +177,8 @@ class Collector:
 class AgentProcess:
     """routerwatch-agent following a log file (the way procd runs it, minus procd)."""
 
-    def __init__(self, workdir, log_file, broker=None, overrides=(), root=None):
+    def __init__(self, workdir, log_file, broker=None, overrides=(), root=None, command=None):
+        self.command = command or harness.agent_command()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_file = Path(log_file)
@@ -187,7 +188,7 @@ class AgentProcess:
         self.process = None
 
     def argv(self):
-        argv = harness.agent_command() + ["--log-file", str(self.log_file)]
+        argv = list(self.command) + ["--log-file", str(self.log_file)]
         if self.root:
             argv += ["--root", str(self.root)]
         sets = ["device_id=bench-router-1", "state_dir=%s" % (self.workdir / "state"),
