@@ -25,7 +25,7 @@ from ..bounded import BoundedDict
 from ..events import ListenerSnapshot
 from ..options import option
 from .base import Detector, DetectorConfig, Finding
-from .connutil import parse_ports, parse_words
+from .connutil import TEMP_DIRS, TEMP_DIRS_WHY, parse_ports, parse_words, untrusted_location
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 MAX_ADDRESSES_IN_EVIDENCE = 8
@@ -42,9 +42,7 @@ class Config(DetectorConfig):
     telnet_daemons: str = option(
         "telnetd", why="process names allowed to listen on the telnet ports (busybox's applet "
         "runs as 'telnetd'; 'busybox telnetd -l /bin/sh' shows as 'busybox' and is reported)")
-    temp_dirs: str = option(
-        "/tmp/,/dev/shm/,/var/run/,/var/tmp/", why="a listening program started from these "
-        "RAM directories is not part of the firmware or a package (OpenWrt's /var is /tmp)")
+    temp_dirs: str = option(TEMP_DIRS, why=TEMP_DIRS_WHY)
     ephemeral_low: int = option(
         32768, 1, 65535, "new UDP ports from here to ephemeral_high are client sockets "
         "(the resolver of any program asking DNS), not services: not reported")
@@ -110,9 +108,9 @@ class ConnNewListener(Detector):
             if severity is None or SEVERITY_RANK[level] > SEVERITY_RANK[severity]:
                 severity = level
 
-        if exe and (exe.endswith(" (deleted)") or exe.startswith(self.temp_dirs)):
-            raise_to("critical", "owner runs from %s" % (
-                "a deleted file" if exe.endswith(" (deleted)") else "a RAM directory"))
+        location = untrusted_location(exe, self.temp_dirs)
+        if location:
+            raise_to("critical", "owner runs from %s" % location)
         if port in self.backdoor_ports and proto == "tcp":
             raise_to("high", "known backdoor port")
         if port in self.telnet_ports and proto == "tcp":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..events import ListenerSnapshot
 from ..options import option
 from .base import Detector, DetectorConfig, Finding
-from .connutil import parse_ports, parse_words
+from .connutil import TEMP_DIRS, TEMP_DIRS_WHY, parse_ports, parse_words, untrusted_location
 
 PROTOCOL_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 58: "icmpv6",
                   89: "ospf", 103: "pim", 112: "vrrp", 255: "raw"}
@@ -32,9 +32,7 @@ class Config(DetectorConfig):
     allowed_programs: str = option(
         "", why="process names that may hold such sockets (e.g. nmap on a lab router); "
         "a holder running from a RAM directory or a deleted file is reported all the same")
-    temp_dirs: str = option(
-        "/tmp/,/dev/shm/,/var/run/,/var/tmp/", why="a program started from these RAM "
-        "directories is not part of the firmware or a package (OpenWrt's /var is /tmp)")
+    temp_dirs: str = option(TEMP_DIRS, why=TEMP_DIRS_WHY)
 
 
 class ConnRawSocket(Detector):
@@ -70,9 +68,9 @@ class ConnRawSocket(Detector):
         if protocol in self.packet_protocols and process not in self.allowed:
             reasons.append("crafts its own %s packets" % _protocol_name(protocol))
             severity = "high"
-        if exe and (exe.endswith(" (deleted)") or exe.startswith(self.temp_dirs)):
-            reasons.append("holder runs from %s" % (
-                "a deleted file" if exe.endswith(" (deleted)") else "a RAM directory"))
+        location = untrusted_location(exe, self.temp_dirs)
+        if location:
+            reasons.append("holder runs from %s" % location)
             severity = "critical"
         if severity is None:
             return None

@@ -77,6 +77,25 @@ def normalised_addresses(text, option_name):
     return {str(address) for address in good}
 
 
+# RAM directories: a program started from one is not part of the firmware or a package
+# (OpenWrt's /var is a link to /tmp)
+TEMP_DIRS = "/tmp/,/dev/shm/,/var/run/,/var/tmp/"
+TEMP_DIRS_WHY = ("a program started from these RAM directories is not part of the firmware or "
+                 "a package (OpenWrt's /var is /tmp)")
+
+
+def untrusted_location(exe, temp_dirs):
+    """'a deleted file' or 'a RAM directory' when /proc/<pid>/exe (as the kernel gives it) says
+    the program is not an installed file, else None."""
+    if not exe:
+        return None
+    if exe.endswith(" (deleted)"):
+        return "a deleted file"
+    if exe.startswith(temp_dirs):
+        return "a RAM directory"
+    return None
+
+
 def parse_words(text):
     return frozenset(item.strip() for item in text.split(",") if item.strip())
 
