@@ -175,10 +175,16 @@ class Collector:
 # --------------------------------------------------------------------------- agent
 
 class AgentProcess:
-    """routerwatch-agent following a log file (the way procd runs it, minus procd)."""
+    """routerwatch-agent following a log file (the way procd runs it, minus procd). With
+    stream=True it reads the file's new lines from a pipe instead (`tail -n0 -F FILE |
+    routerwatch-agent --stdin`), the way it reads `logread -f` on a router."""
 
-    def __init__(self, workdir, log_file, broker=None, overrides=(), root=None, command=None):
+    def __init__(self, workdir, log_file, broker=None, overrides=(), root=None, command=None,
+                 stream=False, device_id="bench-router-1"):
         self.command = command or harness.agent_command()
+        self.stream = stream
+        self.device_id = device_id
+        self.feeder = None
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_file = Path(log_file)
@@ -188,10 +194,11 @@ class AgentProcess:
         self.process = None
 
     def argv(self):
-        argv = list(self.command) + ["--log-file", str(self.log_file)]
+        argv = list(self.command) + (
+            ["--stdin"] if self.stream else ["--log-file", str(self.log_file)])
         if self.root:
             argv += ["--root", str(self.root)]
-        sets = ["device_id=bench-router-1", "state_dir=%s" % (self.workdir / "state"),
+        sets = ["device_id=%s" % self.device_id, "state_dir=%s" % (self.workdir / "state"),
                 "run_dir=%s" % (self.workdir / "run")]
         if self.broker is not None:
             sets += ["mqtt.host=%s" % self.broker.host, "mqtt.port=%d" % self.broker.port]
@@ -204,13 +211,21 @@ class AgentProcess:
         (self.workdir / "run").mkdir(exist_ok=True)
         out = open(self.workdir / "agent.out", "ab")
         err = open(self.workdir / "agent.log", "ab")
+        stdin = subprocess.DEVNULL
+        if self.stream:
+            self.feeder = subprocess.Popen(["tail", "-n0", "-F", str(self.log_file)],
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                           start_new_session=True)
+            stdin = self.feeder.stdout
         try:
-            self.process = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+            self.process = subprocess.Popen(self.argv(), stdin=stdin, stdout=out,
                                             stderr=err, env=harness.subprocess_env(),
                                             start_new_session=True)
         finally:
             out.close()
             err.close()
+            if self.feeder is not None:
+                self.feeder.stdout.close()     # the agent holds the pipe now
         return self
 
     def wait_started(self, timeout=20.0):
@@ -237,6 +252,8 @@ class AgentProcess:
     def stop(self):
         process, self.process = self.process, None
         stop_process_group(process)
+        feeder, self.feeder = self.feeder, None
+        stop_process_group(feeder)
 
 
 # --------------------------------------------------------------------------- reference
