@@ -220,7 +220,8 @@ def run(quick=False, workdir=None, events=None, rate=None, repeat=None):
                 rows.append(row)
             notes.append("store polled every %.0f ms (resolution); the file follower polls the "
                          "file every 0.25 s, the pipe reader wakes the loop on each line; the "
-                         "collector commits a batch after 0.25 s or 500 messages"
+                         "collector commits a batch after 10 ms without a message, 0.25 s or "
+                         "500 messages"
                          % (POLL_SECONDS * 1000))
         finally:
             for proc in (tail, sub, at_broker):
