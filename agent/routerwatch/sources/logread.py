@@ -344,15 +344,7 @@ class LogSource:
             except OSError as exc:
                 log.warning("cannot run %s: %s", self.log_config.command, exc)
             else:
-                fd = self._proc.stdout.fileno()
-                while True:
-                    try:
-                        data = os.read(fd, READ_CHUNK)
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    self._push(self._splitter.feed(data))
+                self._pump(self._proc.stdout.fileno())
                 self._proc.stdout.close()
                 self._proc.wait()
             self._splitter.reset()
@@ -366,16 +358,20 @@ class LogSource:
             self._stop.wait(delay)
 
     def _follow_stdin(self):
-        fd = sys.stdin.fileno()
+        self._pump(sys.stdin.fileno())
+        self._push(self._splitter.rest())
+
+    def _pump(self, fd):
+        """Feed what a stream (logread -f's stdout, stdin) gives to the splitter until it ends,
+        fails, or the source is closed."""
         while not self._stop.is_set():
             try:
                 data = os.read(fd, READ_CHUNK)
             except OSError:
-                break
+                return
             if not data:
-                break
+                return
             self._push(self._splitter.feed(data))
-        self._push(self._splitter.rest())
 
     @staticmethod
     def _open_at_end(path):
