@@ -49,15 +49,11 @@ class ListenerSource:
             # every service would look new on the next read
             self._unreadable += 1
             return []
-        if len(rows) > self.max_listeners:
-            self._dropped += len(rows) - self.max_listeners
-            rows = rows[: self.max_listeners]
+        rows = self._capped(rows)
         raw_rows = []
         for proto in RAW_PROTOCOLS:
             raw_rows.extend(self._rows(proto, None) or ())
-        if len(raw_rows) > self.max_listeners:
-            self._dropped += len(raw_rows) - self.max_listeners
-            raw_rows = raw_rows[: self.max_listeners]
+        raw_rows = self._capped(raw_rows)
         current = {row.inode for row in rows} | {row.inode for row in raw_rows}
         for inode in self._owners.keys():
             if inode not in current:
@@ -78,6 +74,13 @@ class ListenerSource:
                                          inode=row.inode, pid=pid, process=name, exe=exe))
         return [ListenerSnapshot(time=now, sockets=tuple(sockets),
                                  raw_sockets=tuple(raw_sockets))]
+
+    def _capped(self, rows):
+        """At most max_listeners rows; what is cut off is counted as dropped."""
+        if len(rows) > self.max_listeners:
+            self._dropped += len(rows) - self.max_listeners
+            rows = rows[: self.max_listeners]
+        return rows
 
     def _owner(self, inode):
         owner = self._owners.get(inode) if inode else None
