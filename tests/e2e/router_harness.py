@@ -182,8 +182,9 @@ class Bench:
         edited with uci (as an ISP pre-seeds it), then the package's postinst as opkg runs it,
         which runs the uci-defaults and `/etc/init.d/routerwatch enable` and `start`, in the
         router with the functions.sh, procd and uci test doubles of tests/openwrt/shim; the
-        command line the init script hands to procd is then started the way procd would. Without the init script or the doubles, the
-        agent is started with a JSON config written here."""
+        command line the init script hands to procd is then started the way procd would.
+        Without the init script or the doubles, the agent is started with a JSON config written
+        here."""
         command = self.start_command_from_init_script()
         if command is None:
             self.vm.write_file(AGENT_CONFIG, json.dumps(self.agent_config(), indent=1))
