@@ -18,6 +18,7 @@ by the option's declared type and checked against its range exactly like a --set
 OpenWrt init script relies on this and writes every UCI value as a string, so the types live here
 alone.
 """
+import difflib
 import os
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 
@@ -220,8 +221,7 @@ def build_section(cls, raw, where, origin):
         if key not in known or key == "detectors":
             if key == "detectors" and cls is AgentConfig:
                 continue
-            raise ConfigError("config error: unknown option %s%s (from %s); known: %s"
-                              % (where + "." if where else "", key, origin, ", ".join(known)))
+            raise _unknown_option(where, key, raw[key], known, origin)
     values = {}
     for name, f in known.items():
         if name == "detectors" or name not in raw:
@@ -235,6 +235,57 @@ def build_section(cls, raw, where, origin):
     return cls(**values)
 
 
+def _closest(name, candidates):
+    """The known name nearest to a misspelled one (difflib's ratio), or None."""
+    if not isinstance(name, str):
+        return None
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _did_you_mean(name, candidates, what):
+    """The end of an 'unknown ...' message: the nearest known name, else the list of them."""
+    match = _closest(name, candidates)
+    if match:
+        return "did you mean %s?" % match
+    return "known %s: %s" % (what, ", ".join(candidates))
+
+
+def _first_leaf(path, value):
+    """'login.brutefore' + {"threshold": 5} -> 'login.brutefore.threshold': the whole name a
+    --set or a JSON file gave, so a misspelling is compared with whole option names."""
+    while isinstance(value, dict) and len(value) == 1:
+        key, value = next(iter(value.items()))
+        path = "%s.%s" % (path, key)
+    return path
+
+
+def _unknown_option(where, key, value, known, origin):
+    """The ConfigError for a key no section declares, naming the nearest known option; a key
+    that looks like a misspelled detector (login.brutefore.threshold) names that detector."""
+    full = "%s.%s" % (where, key) if where else str(key)
+    whole = _first_leaf(full, value)
+    parts = whole.split(".")
+    kinds = detector_classes()
+    if len(parts) >= 3 and where.count(".") < 1:
+        # sections are one level deep (mqtt.port): a longer name is a detector's option
+        return ConfigError("config error: unknown detector %s in %s (from %s); %s" % (
+            ".".join(parts[:2]), whole, origin,
+            _did_you_mean(".".join(parts[:2]), kinds, "detectors")))
+    if where:
+        hint = _did_you_mean(key, known, "options of %s" % where)
+        if hint.startswith("did you mean"):
+            hint = "did you mean %s.%s?" % (where, _closest(key, known))
+        return ConfigError("config error: unknown option %s (from %s); %s" % (full, origin, hint))
+    match = _closest(whole, [line.split()[0] for line in describe_options()])
+    if match is None:
+        match = _closest(key, [name for name in known if name != "detectors"])
+    hint = ("did you mean %s?" % match if match
+            else "known: %s, or a detector (%s)" % (", ".join(n for n in known if n != "detectors"),
+                                                    ", ".join(kinds)))
+    return ConfigError("config error: unknown option %s (from %s); %s" % (whole, origin, hint))
+
+
 def _build_detectors(raw, origin):
     classes = detector_classes()
     if raw is None:
@@ -243,8 +294,8 @@ def _build_detectors(raw, origin):
         raise ConfigError("config error: detectors must be an object (from %s)" % origin)
     for kind in raw:
         if kind not in classes:
-            raise ConfigError("config error: unknown detector %s (from %s); known: %s"
-                              % (kind, origin, ", ".join(classes)))
+            raise ConfigError("config error: unknown detector %s (from %s); %s"
+                              % (kind, origin, _did_you_mean(kind, classes, "detectors")))
     return {kind: build_section(cls.Config, raw.get(kind), kind, origin)
             for kind, cls in classes.items()}
 

@@ -83,3 +83,34 @@ def test_help_config_lists_every_option():
         assert name in text
     for kind in cfg.detector_classes():
         assert "%s.cooldown" % kind in text
+
+
+@pytest.mark.parametrize("override, message", [
+    ("login.brutefore.threshold=5", "unknown detector login.brutefore in login.brutefore.threshold"
+                                    " (from defaults and --set); did you mean login.bruteforce?"),
+    ("conn.fanot.window=30", "did you mean conn.fanout?"),
+    ("integrity.rom_shadow.enabled=0", "did you mean integrity.rom_shadowed?"),
+    ("login.bruteforce.treshold=3", "did you mean login.bruteforce.threshold?"),
+    ("mqtt.prt=1883", "unknown option mqtt.prt (from defaults and --set); did you mean mqtt.port?"),
+    ("mqt.port=1883", "unknown option mqt.port (from defaults and --set); did you mean mqtt.port?"),
+    ("logg.source=none", "did you mean log.source?"),
+    ("intervals.hartbeat=10", "did you mean intervals.heartbeat?"),
+])
+def test_a_misspelled_name_names_the_closest_one(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        cfg.load(defaults={"root": str(tmp_path)}, overrides=[override])
+    assert message in str(err.value)
+    assert "known:" not in str(err.value) and "known detectors" not in str(err.value)
+
+
+def test_a_misspelled_detector_in_the_file_names_the_closest_one(tmp_path):
+    path = write(tmp_path, {"root": str(tmp_path), "detectors": {"login.sprey": {}}})
+    with pytest.raises(ConfigError, match=r"unknown detector login\.sprey .*did you mean "
+                                          r"login\.spray\?"):
+        cfg.load(path)
+
+
+def test_a_name_like_nothing_known_lists_what_is_known(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        cfg.load(defaults={"root": str(tmp_path)}, overrides=["login.zzzzzzzz.x=1"])
+    assert "known detectors: login.bruteforce, " in str(err.value)
