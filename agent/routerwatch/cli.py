@@ -8,10 +8,13 @@ Exit codes (also in --help):
 """
 import argparse
 import logging
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import replace
 
 from . import __version__, jsonio
 from .config import ConfigError, describe_options, load
@@ -59,7 +62,10 @@ def build_parser():
     parser.add_argument("--stdin", action="store_true", help="read log lines from stdin")
     parser.add_argument("--once", action="store_true",
                         help="scan once, print the anomalies as JSON lines, exit (1 if any is "
-                             "high or critical)")
+                             "high or critical). Its state (baseline, device id, seen login "
+                             "sources) goes to the state dir on OpenWrt (/etc/routerwatch) or "
+                             "under --root; on any other machine to a temporary directory "
+                             "removed at exit, unless --set state_dir=DIR names one")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging on stderr")
     parser.add_argument("--help-config", action="store_true",
                         help="list every config option with its default and range")
@@ -139,7 +145,21 @@ def _make_agent(config, once=False, stream=None):
     return Agent(config, ident, sources, detectors, sink, run_id=run_id)
 
 
+def once_keeps_state_in_etc(config):
+    """True when --once would write the state dir's default, /etc/routerwatch, of a machine
+    that is not OpenWrt: a user trying the agent on a workstation asked for no files in /etc."""
+    from .config import AgentConfig
+    return (config.state_dir == AgentConfig.state_dir and config.root in ("", "/")
+            and not os.path.exists(os.path.join(config.root or "/", "etc", "openwrt_release")))
+
+
 def run_once(config):
+    if once_keeps_state_in_etc(config):
+        with tempfile.TemporaryDirectory(prefix="routerwatch-once-") as state_dir:
+            logging.getLogger("routerwatch").debug(
+                "not OpenWrt: state kept in %s until exit (--set state_dir=DIR keeps it)",
+                state_dir)
+            return run_once(replace(config, state_dir=state_dir))
     try:
         agent = _make_agent(config, once=True)
     except OSError as exc:

@@ -8,6 +8,9 @@ config.log.source picks the stream:
            whole file and stops. The path is used as given, not under config.root.
   stdin    read standard input until it ends
 
+Where there is no logread (an ordinary Linux machine, a fixture tree) the source falls back to
+the root's /var/log/messages, followed as a file, or to no log at all, and says so in one line.
+
 The reader thread only splits lines (each cut at config.log.max_line_bytes) and keeps the ones
 that may be about logins (a substring test: "dropbear" or "luci: ") in a bounded queue
 (config.log.queue_lines, oldest dropped and counted). Parsing and the per-PID correlation run in
@@ -23,6 +26,7 @@ when its end no longer parses at all, so overlong user names hide no failures.
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -52,6 +56,24 @@ def next_backoff(previous, cap):
     if previous <= 0:
         return min(RESTART_MIN_SECONDS, cap)
     return min(previous * 2, cap)
+
+
+def fallback_log(config):
+    """(mode, path, note) for a logread source on a machine without logread: the root's
+    /var/log/messages when there is one, else nothing; note is the one line that says so.
+    (mode, path, None) when logread is there or another source was chosen."""
+    log_config = config.log
+    if log_config.source != "logread":
+        return log_config.source, log_config.path, None
+    argv = shlex.split(log_config.command) or [""]
+    if shutil.which(argv[0]):
+        return "logread", "", None
+    messages = os.path.join(config.root, "var", "log", "messages")
+    if os.path.isfile(messages):
+        return "file", messages, ("no %s here (not OpenWrt?): reading login events from %s "
+                                  "instead" % (argv[0], messages))
+    return "none", "", ("no %s and no %s here (not OpenWrt?): no login events are read; "
+                        "--log-file FILE names a log" % (argv[0], messages))
 
 
 def reference_of(when):
@@ -216,7 +238,9 @@ class LogSource:
     def __init__(self, config, once=False):
         self.config = config
         self.log_config = config.log
-        self.mode = config.log.source
+        self.mode, self.path, note = fallback_log(config)
+        if note:
+            log.warning("%s", note)
         self.once = once
         self.exhausted = False          # once=True: everything was read
         self._queue = deque(maxlen=config.log.queue_lines)
@@ -232,12 +256,14 @@ class LogSource:
         self.restarts = 0
         self.truncations = 0
         self.rotations = 0
-        if once:
+        if self.mode == "none":
+            self.exhausted = True
+        elif once:
             self._handle = self._open_once()
         else:
             if self.mode == "file":
                 # "the end" is where the file stands now, not whenever the thread gets to run
-                self._handle = self._open_at_end(config.log.path)
+                self._handle = self._open_at_end(self.path)
             target = {"logread": self._follow_command, "file": self._follow_file,
                       "stdin": self._follow_stdin}[self.mode]
             self._thread = threading.Thread(target=target, name="routerwatch-log", daemon=True)
@@ -289,7 +315,7 @@ class LogSource:
 
     def _open_once(self):
         if self.mode == "file":
-            return open(self.log_config.path, "rb")
+            return open(self.path, "rb")
         if self.mode == "stdin":
             return sys.stdin.buffer
         # logread without -f prints what the ring buffer holds and exits
@@ -383,7 +409,7 @@ class LogSource:
         return handle
 
     def _follow_file(self):
-        path = self.log_config.path
+        path = self.path
         handle, self._handle = self._handle, None
         identity = None
         position = 0

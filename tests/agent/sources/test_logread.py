@@ -202,3 +202,46 @@ def test_stdin_lines_are_read(monkeypatch):
         finally:
             source.close()
     assert [e.source_ip for e in events] == ["192.0.2.10"]
+
+
+# ------------------------------------------------------------------ a machine without logread
+
+def test_without_logread_the_roots_messages_file_is_read_and_said(tmp_path, caplog):
+    (tmp_path / "var" / "log").mkdir(parents=True)
+    messages = tmp_path / "var" / "log" / "messages"
+    messages.write_text(bad_password("203.0.113.7", 40000) * 3)
+    config = config_for("root=%s" % tmp_path, "log.command=no-such-logread-here -f")
+    with caplog.at_level("WARNING", logger="routerwatch"):
+        source = LogSource(config, once=True)
+    events = []
+    while source.unfinished:
+        events.extend(source.drain(NOW, 5000))
+    source.close()
+    assert [e.source_ip for e in events] == ["203.0.113.7"] * 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "no no-such-logread-here here (not OpenWrt?): reading login events from %s instead"
+        % messages]
+
+
+def test_without_logread_and_without_a_log_nothing_is_read_and_said(tmp_path, caplog):
+    config = config_for("root=%s" % tmp_path, "log.command=no-such-logread-here -f")
+    with caplog.at_level("WARNING", logger="routerwatch"):
+        source = LogSource(config)          # a running agent: no thread, no restarts
+    assert source.drain(NOW, 5000) == [] and source.restarts == 0
+    source.close()
+    assert len(caplog.records) == 1
+    assert "no login events are read; --log-file FILE names a log" in caplog.records[0].getMessage()
+
+
+def test_a_log_source_chosen_explicitly_has_no_fallback(tmp_path, caplog):
+    path = tmp_path / "auth.log"
+    path.write_text(bad_password("198.51.100.2", 1))
+    (tmp_path / "var" / "log").mkdir(parents=True)
+    (tmp_path / "var" / "log" / "messages").write_text(bad_password("203.0.113.7", 2))
+    config = config_for("root=%s" % tmp_path, "log.source=file", "log.path=%s" % path)
+    with caplog.at_level("WARNING", logger="routerwatch"):
+        source = LogSource(config, once=True)
+    events = []
+    while source.unfinished:
+        events.extend(source.drain(NOW, 5000))
+    assert [e.source_ip for e in events] == ["198.51.100.2"] and not caplog.records
