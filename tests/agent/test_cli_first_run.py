@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -73,3 +74,27 @@ def test_once_on_this_machine_writes_nothing_to_etc(tmp_path):
                    "--set", "log.source=none")
     assert result.returncode == 0, result.stderr
     assert (kept / "device_id").exists()      # asked for: kept where it was asked
+
+
+def test_a_running_agent_says_its_log_file_is_missing(tmp_path):
+    """The running agent (not --once) with a --log-file that is not there warns on its own
+    instead of waiting silently."""
+    missing = tmp_path / "no-such.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "routerwatch.cli", "--root", str(tmp_path), "--log-file",
+         str(missing), "--set", "watchers.connections=0", "--set", "watchers.processes=0",
+         "--set", "watchers.integrity=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(30, proc.kill)    # a silent agent fails the test, not hangs it
+    watchdog.start()
+    try:
+        line = ""
+        while "no login events until it appears" not in line:
+            line = proc.stderr.readline()
+            assert line, "the agent ended without saying the log file is missing"
+    finally:
+        watchdog.cancel()
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert line.strip() == ("routerwatch: WARNING: log file %s: No such file or directory; "
+                            "no login events until it appears" % missing)

@@ -44,6 +44,7 @@ UNTRUSTED_TAIL_BYTES = 1000   # below logd's 1024-byte message cap with room for
 READ_CHUNK = 65536
 FILE_POLL_SECONDS = 0.25      # how often a followed file is checked when nothing new arrived
 RESTART_MIN_SECONDS = 0.5     # first back-off before restarting a dead logread
+MISSING_LOG_REWARN_SECONDS = 60.0   # a followed file still missing this long is reported again
 
 
 def might_be_login(raw):
@@ -417,6 +418,7 @@ class LogSource:
             st = os.fstat(handle.fileno())
             identity = (st.st_dev, st.st_ino)
             position = handle.tell()
+        missing = _MissingFileWarnings(path)
         while not self._stop.is_set():
             if handle is None:
                 try:
@@ -424,10 +426,12 @@ class LogSource:
                     st = os.fstat(handle.fileno())
                     identity = (st.st_dev, st.st_ino)
                     position = 0
-                except OSError:
+                except OSError as exc:
                     handle = None
+                    missing.still_missing(exc, time.monotonic())
                     self._stop.wait(FILE_POLL_SECONDS)
                     continue
+                missing.appeared()
             data = handle.read(READ_CHUNK)
             if data:
                 position += len(data)
@@ -458,3 +462,29 @@ class LogSource:
             self._stop.wait(FILE_POLL_SECONDS)
         if handle is not None:
             handle.close()
+
+
+class _MissingFileWarnings:
+    """A followed log file that is not there (a typo in --log-file, a syslog not started yet)
+    is said at once and once more if it is still missing a minute later, not every poll."""
+
+    def __init__(self, path):
+        self.path = path
+        self.first = None        # monotonic time of the first warning
+        self.warned = 0
+
+    def still_missing(self, exc, now):
+        if self.warned == 0:
+            self.first = now
+            log.warning("log file %s: %s; no login events until it appears", self.path,
+                        exc.strerror or exc)
+            self.warned = 1
+        elif self.warned == 1 and now - self.first >= MISSING_LOG_REWARN_SECONDS:
+            log.warning("log file %s still missing after %d s (%s); waiting for it", self.path,
+                        now - self.first, exc.strerror or exc)
+            self.warned = 2
+
+    def appeared(self):
+        if self.warned:
+            log.info("log file %s appeared; following it", self.path)
+        self.first, self.warned = None, 0

@@ -245,3 +245,28 @@ def test_a_log_source_chosen_explicitly_has_no_fallback(tmp_path, caplog):
     while source.unfinished:
         events.extend(source.drain(NOW, 5000))
     assert [e.source_ip for e in events] == ["198.51.100.2"] and not caplog.records
+
+
+def test_a_missing_log_file_is_said_at_once_and_again_after_a_while(tmp_path, caplog,
+                                                                      monkeypatch):
+    from routerwatch.sources import logread
+    monkeypatch.setattr(logread, "MISSING_LOG_REWARN_SECONDS", 0.6)
+    path = tmp_path / "messages"
+    with caplog.at_level("INFO", logger="routerwatch"):
+        source = LogSource(config_for("log.source=file", "log.path=%s" % path))
+        try:
+            deadline = time.monotonic() + 20
+            while len(caplog.records) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)      # many polls later: still only the two warnings
+            said = [r.getMessage() for r in caplog.records]
+            assert said[0] == ("log file %s: No such file or directory; no login events until "
+                               "it appears" % path)
+            assert said[1].startswith("log file %s still missing after " % path)
+            assert len(said) == 2
+            path.write_text(bad_password("203.0.113.9", 5))
+            events = collect(source, lambda ev: len(ev) >= 1)
+        finally:
+            source.close()
+    assert [e.source_ip for e in events] == ["203.0.113.9"]
+    assert caplog.records[2].getMessage() == "log file %s appeared; following it" % path
