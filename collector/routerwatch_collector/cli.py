@@ -18,7 +18,7 @@ import threading
 import time
 
 from routerwatch import jsonio
-from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE
+from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE, SEVERITIES
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
 DEFAULT_DB = "routerwatch.sqlite"
@@ -142,6 +142,28 @@ def build_parser():
                      default=65536, help="recent message ids kept in memory to drop redeliveries")
     run.add_argument("--print", action="store_true", dest="print_anomalies",
                      help="print a line per stored anomaly on stdout")
+    notify = run.add_argument_group(
+        "notifications", "send stored anomalies to people with Apprise URLs such as "
+        "ntfy://ntfy.sh/TOPIC, tgram://BOTTOKEN/CHATID, mailtos://user:pass@example.com, "
+        "json://host/path (see the README); URLs may also come from $ROUTERWATCH_NOTIFY, "
+        "separated by spaces, which keeps their tokens out of the process list")
+    notify.add_argument("--notify", metavar="URL", action="append", default=[],
+                        help="notify this Apprise URL (repeatable)")
+    notify.add_argument("--notify-min-severity", choices=SEVERITIES, default="high",
+                        help="notify anomalies of this severity and above")
+    notify.add_argument("--notify-group-wait", metavar="SECONDS", default=30.0,
+                        type=_bounded_float("--notify-group-wait", 0.0, 3600.0),
+                        help="collect a router's anomalies this long into one message")
+    notify.add_argument("--notify-group-threshold", metavar="N", default=10,
+                        type=_bounded_int("--notify-group-threshold", 1, 10000),
+                        help="send a router's message at once when it holds N anomalies")
+    notify.add_argument("--notify-max-per-hour", metavar="N", default=6,
+                        type=_bounded_int("--notify-max-per-hour", 1, 3600),
+                        help="messages per router and hour at most; more anomalies wait and "
+                             "are counted into the next message")
+    notify.add_argument("--dashboard-url", metavar="URL", default="",
+                        help="link added to each message; {device} is replaced by the router's "
+                             "device id, e.g. https://dash.example/devices/{device}")
 
     anomalies = commands.add_parser("anomalies", help="list stored anomalies")
     anomalies.add_argument("--db", default=None, help=db_help)
@@ -228,13 +250,14 @@ def run(parser, args):
         client_id = "routerwatch-collector-%s-%s-%d" % (
             args.share_group, re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32], os.getpid())
     password = args.password or os.environ.get("ROUTERWATCH_MQTT_PASSWORD")
+    notifier = _notifier(parser, args)
 
     store = _open(args.db, create=True)
     if store is None:
         return EXIT_RUNTIME
     ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
                     dedupe_window=args.dedupe_window)
-    on_stored = _print_anomaly if args.print_anomalies else None
+    on_stored = _stored_hook(args.print_anomalies, notifier)
     try:
         subscriber = Subscriber(
             ingest, args.host, port, prefix=args.prefix, share_group=args.share_group,
@@ -257,6 +280,10 @@ def run(parser, args):
     log = logging.getLogger("routerwatch_collector")
     log.info("collecting from %s:%d into %s (collector run %s)", args.host, port, args.db,
              ingest.run_id)
+    if notifier is not None:
+        notifier.start()
+        log.info("notifying %s of %s and above", ", ".join(t.name for t in notifier.targets),
+                 args.notify_min_severity)
     try:
         subscriber.run(stop)
     except BrokerRefused as exc:
@@ -267,12 +294,44 @@ def run(parser, args):
         return EXIT_RUNTIME
     finally:
         store.close()
+        if notifier is not None:
+            notifier.close()
+            log.info("notifications: %s", notifier.summary())
     counters = ingest.counters
     log.info("stopped: %d received, %d stored, %d duplicates, %d rejected%s",
              counters["received"], counters["stored"], counters["duplicates"],
              counters["rejected"], "" if not ingest.rejects else " (%s)" % ", ".join(
                  "%s %d" % item for item in sorted(ingest.rejects.items())))
     return EXIT_OK
+
+
+def _notifier(parser, args):
+    """The Notifier for --notify URLs and $ROUTERWATCH_NOTIFY, or None without any."""
+    urls = list(args.notify) + os.environ.get("ROUTERWATCH_NOTIFY", "").split()
+    if not urls:
+        return None
+    from .notify import InvalidTarget, Notifier, Target
+    try:
+        targets = [Target(url) for url in urls]
+    except InvalidTarget as exc:
+        parser.error(str(exc))
+    return Notifier(targets, min_severity=args.notify_min_severity,
+                    dashboard_url=args.dashboard_url, group_wait=args.notify_group_wait,
+                    group_threshold=args.notify_group_threshold,
+                    max_per_hour=args.notify_max_per_hour)
+
+
+def _stored_hook(print_anomalies, notifier):
+    """What happens to each newly stored anomaly: printed (--print), notified (--notify)."""
+    hooks = [hook for hook in (_print_anomaly if print_anomalies else None,
+                               notifier.anomaly_stored if notifier is not None else None) if hook]
+    if not hooks:
+        return None
+
+    def on_stored(row):
+        for hook in hooks:
+            hook(row)
+    return on_stored
 
 
 # --------------------------------------------------------------------------- output

@@ -1,0 +1,5 @@
+"""tests/collector/notify imports the collector tests' helpers (collector_messages)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

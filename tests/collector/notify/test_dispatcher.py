@@ -1,0 +1,167 @@
+"""Notifications reach real receivers on loopback: a JSON webhook and an ntfy-style endpoint
+(HTTP), and an SMTP server (mailto://). Given stored anomalies, one message per router and
+burst arrives with the router, severity, summary, what to do and the dashboard link; a failing
+receiver is retried alone; and a receiver that hangs never slows the collector's storing."""
+import json
+import subprocess
+import sys
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+from broker import find_mosquitto
+from collector_messages import anomaly, heartbeat, status, wire
+from receivers import HttpReceiver, SmtpReceiver
+from routerwatch_collector.catalogue import WHAT_TO_DO
+from routerwatch_collector.notify import InvalidTarget, Notifier, Target
+from routerwatch_collector.notify.dispatcher import describe_url
+from routerwatch_collector.store import StoredAnomaly
+
+
+def row(seq, device="rw-kitchen", kind="login.bruteforce", severity="high", summary=None):
+    return StoredAnomaly(device=device, run="0123456789abcdef", seq=seq, time=0.0, kind=kind,
+                         severity=severity, summary=summary or "anomaly %d" % seq, evidence={},
+                         count=1, received_at=0.0, origin="agent")
+
+
+def wait_until(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+def test_a_burst_reaches_json_ntfy_and_mail_as_one_message_each():
+    with HttpReceiver() as http, SmtpReceiver() as smtp:
+        notifier = Notifier(
+            [Target("json://127.0.0.1:%d/hook" % http.port),
+             Target("ntfy://127.0.0.1:%d/routers" % http.port),
+             Target("mailto://127.0.0.1:%d?from=rw@example.com&to=me@example.com" % smtp.port)],
+            min_severity="high", dashboard_url="http://dash.example/d/{device}",
+            group_wait=0.5, group_threshold=100)
+        notifier.start()
+        notifier.anomaly_stored(row(1, severity="medium"))        # below the minimum
+        notifier.anomaly_stored(row(2))
+        notifier.anomaly_stored(row(3, kind="conn.new_listener", severity="critical",
+                                    summary="new listener on tcp/7777 by /tmp/.x"))
+        try:
+            requests = http.wait_for(2)
+            mails = smtp.wait_for(1)
+            time.sleep(1.0)          # nothing more may come for this burst
+        finally:
+            notifier.close()
+    assert len(http.requests) == 2 and len(smtp.messages) == 1
+    by_path = {r.path: json.loads(r.body) for r in requests}
+    hook, ntfy = by_path["/hook"], by_path["/"]
+    assert ntfy["topic"] == "routers"
+    title = "routerwatch: 2 anomalies on rw-kitchen, up to critical"
+    assert hook["title"] == ntfy["title"] == mails[0]["Subject"] == title
+    assert hook["type"] == "failure"
+    for body in (hook["message"], ntfy["message"],
+                 mails[0].get_body(preferencelist=("plain", "html")).get_content()):
+        assert "Router: rw-kitchen" in body and "Severity: critical" in body
+        assert "critical conn.new_listener: new listener on tcp/7777 by /tmp/.x" in body
+        assert "high login.bruteforce: anomaly 2" in body and "anomaly 1" not in body
+        assert "Dashboard: http://dash.example/d/rw-kitchen" in body
+    assert WHAT_TO_DO["conn.new_listener"] in hook["message"]
+    assert notifier.counters["sent"] == 3 and notifier.counters["below_min_severity"] == 1
+
+
+def test_a_failing_receiver_is_retried_alone():
+    with HttpReceiver(status=500) as failing, HttpReceiver() as working:
+        notifier = Notifier([Target("json://127.0.0.1:%d/" % failing.port),
+                             Target("json://127.0.0.1:%d/" % working.port)],
+                            group_wait=0.0, retry_delays=(0.2, 0.2))
+        notifier.start()
+        notifier.anomaly_stored(row(1))
+        try:
+            failing.wait_for(3)
+            wait_until(lambda: notifier.counters["failed"] == 1, 10, "giving up")
+        finally:
+            notifier.close()
+    assert len(failing.requests) == 3 and len(working.requests) == 1
+    assert notifier.counters["retried"] == 2 and notifier.counters["sent"] == 1
+
+
+def test_the_intake_is_bounded_and_never_waits():
+    notifier = Notifier([], intake_rows=10)      # not started: nothing takes rows out
+    for seq in range(1, 1001):
+        notifier.anomaly_stored(row(seq))
+    assert notifier.counters["queued"] == 10 and notifier.drops["intake"] == 990
+
+
+def test_urls_apprise_does_not_know_are_refused_and_credentials_not_shown():
+    with pytest.raises(InvalidTarget, match="nosuch://host"):
+        Target("nosuch://user:secret@host/path")
+    assert describe_url("tgram://123:TOKEN@chat/42?x=1") == "tgram://chat"
+    assert describe_url("mailtos://me:pw@smtp.example?to=a@b.example") == \
+        "mailtos://smtp.example"
+
+
+# --------------------------------------------------------------------------- the collector
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
+def test_collector_notifies_and_a_hanging_receiver_does_not_slow_storing(mosquitto_broker,
+                                                                          tmp_path):
+    db = tmp_path / "c.sqlite"
+    with HttpReceiver(hang=True) as dead, HttpReceiver() as alive:
+        log = open(tmp_path / "collector.log", "wb")
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "routerwatch_collector.cli", "run",
+             "--port", str(mosquitto_broker.port), "--db", str(db), "--missed-heartbeats", "1000",
+             "--notify", "json://127.0.0.1:%d/dead" % dead.port,
+             "--notify", "json://127.0.0.1:%d/alive" % alive.port,
+             "--notify-group-wait", "0.5", "--dashboard-url", "http://dash.example/"],
+            stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fake-router")
+        client.connect("127.0.0.1", mosquitto_broker.port)
+        client.loop_start()
+        try:
+            wait_until(lambda: b"subscribed" in (tmp_path / "collector.log").read_bytes(),
+                       30, "the collector to subscribe")
+            for message in (status("online", 1), heartbeat(1), anomaly(1)):
+                client.publish(*wire(message), qos=1).wait_for_publish(5)
+            assert dead.hanging.wait(30), "the first message never reached the dead receiver"
+            # the worker is now stuck in the dead receiver: the collector keeps storing
+            for seq in range(2, 302):
+                client.publish(*wire(anomaly(seq, severity="critical")), qos=1)
+            client.publish(*wire(status("offline", 0)), qos=1).wait_for_publish(5)
+            stored = wait_until(lambda: _count(db, "anomalies") == 302, 60,
+                                "every anomaly and agent.silent stored")
+            assert stored and dead.hanging.is_set() and len(dead.requests) == 1
+            assert not alive.requests   # the worker is still waiting on the dead one
+        finally:
+            client.loop_stop()
+            dead._release.set()
+        # released: the first group reaches the live receiver, then the rest, agent.silent too
+        bodies = [json.loads(r.body)["message"] for r in alive.wait_for(2, 60)]
+        wait_until(lambda: any("agent.silent" in json.loads(r.body)["message"]
+                               for r in alive.requests), 60, "the agent.silent message")
+        collector.terminate()
+        assert collector.wait(30) == 0
+        log.close()
+    bodies = [json.loads(r.body)["message"] for r in alive.requests]
+    assert "high login.bruteforce" in bodies[0] and "Dashboard: http://dash.example/" in bodies[0]
+    later = "\n".join(bodies[1:])
+    assert "critical login.bruteforce" in later and "agent.silent" in later
+    assert WHAT_TO_DO["agent.silent"] in later
+    assert len(alive.requests) <= 4      # grouped: 302 anomalies, a handful of messages
+
+
+def _count(db, table):
+    import sqlite3
+    if not db.exists():
+        return 0
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+    try:
+        return con.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
