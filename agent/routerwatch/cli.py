@@ -194,10 +194,11 @@ def run_forever(args, config):
             return EXIT_START
         logging.getLogger("routerwatch").info(
             "started %s as device %s (run %s)", __version__, agent.device_id, agent.run_id)
+        outcome = None
         try:
             outcome = agent.run(stop, reload_requested)
         finally:
-            agent.close()
+            agent.close(final=outcome != "reload")
         if outcome != "reload":
             return EXIT_OK
         reload_requested.clear()

@@ -196,8 +196,12 @@ class Agent:
                     detector.close()
         return "stop"
 
-    def close(self):
-        self.sink.close()
+    def close(self, final=True):
+        """final=False: a config reload follows and the sink hands what it holds on."""
+        if final:
+            self.sink.close()
+        else:
+            self.sink.close(final=False)
 
 
 def _cpu_seconds():

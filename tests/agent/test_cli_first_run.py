@@ -2,9 +2,12 @@
 a log file that is not there yet. Each test runs the command line as a user would."""
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -98,3 +101,48 @@ def test_a_running_agent_says_its_log_file_is_missing(tmp_path):
         proc.wait(timeout=20)
     assert line.strip() == ("routerwatch: WARNING: log file %s: No such file or directory; "
                             "no login events until it appears" % missing)
+
+
+def test_sigterm_with_a_broker_away_keeps_the_file_spool_and_says_how_many(tmp_path):
+    """Broker unreachable, spool.mode=tmp: the warning gives the reason, and on SIGTERM the agent
+    says how many anomalies wait in the spool file, which keeps them for the next start."""
+    with socket.socket() as probe:                 # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_file = tmp_path / "messages"
+    log_file.write_text("")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "routerwatch.cli", "--root", str(tmp_path), "--log-file",
+         str(log_file), "--set", "mqtt.host=127.0.0.1", "--set", "mqtt.port=%d" % port,
+         "--set", "spool.mode=tmp", "--set", "run_dir=%s" % run_dir,
+         "--set", "state_dir=%s" % (tmp_path / "state"), "--set", "watchers.connections=0",
+         "--set", "watchers.processes=0", "--set", "watchers.integrity=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        said = [proc.stderr.readline()]
+        assert "started" in said[0], said
+        stamp = time.strftime("%a %b %e %H:%M:%S %Y")
+        with open(log_file, "a") as handle:
+            for attempt in range(12):
+                handle.write("%s authpriv.warn dropbear[%d]: Bad password attempt for 'root' "
+                             "from 203.0.113.50:%d\n" % (stamp, 900 + attempt, 40000 + attempt))
+        spool = run_dir / "spool"
+        while not (spool.exists() and spool.stat().st_size > 0):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        said += proc.stderr.read().splitlines()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert "routerwatch: WARNING: cannot reach the broker 127.0.0.1:%d (Connection refused); " \
+           "trying again with back-off" % port in said
+    stops = [line for line in said if "stopping:" in line]
+    assert len(stops) == 1 and stops[0].endswith(
+        "the broker has not acknowledged stay%s in %s for the next start"
+        % ("" if "anomalies" in stops[0] else "s", spool)), said
+    assert b"login.bruteforce" in spool.read_bytes()

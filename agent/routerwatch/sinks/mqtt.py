@@ -25,6 +25,7 @@ paho imports ssl at its own import (and breaks without it), so ssl is loaded eve
 """
 import logging
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -68,6 +69,17 @@ def reason_value(code):
     if code is None:
         return 0
     return int(getattr(code, "value", code))
+
+
+def _anomalies(count):
+    return "1 anomaly" if count == 1 else "%d anomalies" % count
+
+
+def failure_reason(exc):
+    """'Connection refused', 'Name or service not known', 'timed out' ... from a connect error."""
+    if exc is None:
+        return "no reason given"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 class MqttSink:
@@ -143,8 +155,10 @@ class MqttSink:
         if self.mqtt.tls_insecure:
             client.tls_insecure_set(True)
 
-    def close(self, timeout=CLOSE_TIMEOUT):
-        """Deliver what we can within `timeout`, say "offline", stop; the spool keeps the rest."""
+    def close(self, timeout=CLOSE_TIMEOUT, final=True):
+        """Deliver what we can within `timeout`, say "offline", stop; the spool keeps the rest.
+        final=False is a config reload: a RAM spool's anomalies go to the next sink. On a final
+        stop the log says how many anomalies were not delivered and whether they are kept."""
         client = self._client
         if client is not None:
             deadline = time.monotonic() + timeout
@@ -167,8 +181,22 @@ class MqttSink:
             self._client = None
         self._process_acks()
         self.spool.close()
-        if self.spool.mode == "ram" and self.spool.depth():
-            _handover[self.device_id] = self.spool.export()
+        left = self.spool.depth()
+        if not left:
+            return
+        if not final:
+            if self.spool.mode == "ram":
+                _handover[self.device_id] = self.spool.export()
+        elif self.spool.mode == "ram" or self.spool.file_errors:
+            log.warning("stopping: %s the broker has not acknowledged %s dropped (%s; "
+                        "spool.mode=tmp or flash keeps them for the next start)",
+                        _anomalies(left), "is" if left == 1 else "are",
+                        "the spool file could not be written" if self.spool.file_errors
+                        else "spool.mode=ram")
+        else:
+            log.info("stopping: %s the broker has not acknowledged %s in %s for the next "
+                     "start", _anomalies(left), "stays" if left == 1 else "stay",
+                     spool_path(self.config))
 
     # ------------------------------------------------------------------ the sink interface
     def send_anomaly(self, anomaly):
@@ -243,8 +271,9 @@ class MqttSink:
     def _on_connect_fail(self, client, userdata, *rest):
         self.connect_failures += 1
         if self._attempt == 0:   # once per outage, not once per attempt
-            log.warning("cannot reach the broker %s:%d; trying again with back-off",
-                        self.mqtt.host, self.mqtt.port)
+            # paho calls this from its `except OSError:` around the connect, without the error
+            log.warning("cannot reach the broker %s:%d (%s); trying again with back-off",
+                        self.mqtt.host, self.mqtt.port, failure_reason(sys.exc_info()[1]))
         client.reconnect_delay_set(*self._next_delay())
 
     def _on_publish(self, client, userdata, mid, *rest):

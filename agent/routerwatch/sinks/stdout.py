@@ -29,7 +29,7 @@ class StdoutSink:
     def send_inventory(self, inventory):
         pass  # the inventory matters to a collector; on stdout it would only be noise
 
-    def close(self):
+    def close(self, final=True):
         pass
 
     def spool_depth(self):

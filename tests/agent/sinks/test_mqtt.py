@@ -291,7 +291,7 @@ def test_a_config_reload_hands_what_the_ram_spool_holds_to_the_next_sink(tmp_pat
     old = make_sink(config)
     for seq in range(1, 4):
         old.send_anomaly(anomaly(seq))
-    old.close()
+    old.close(final=False)
     new = make_sink(config, run="fedcba9876543210", start=False)
     assert new.spool_depth() == 3
     taken = new.spool.take(10)
@@ -317,3 +317,55 @@ def test_a_flash_spool_is_written_at_close_and_read_by_the_next_start(tmp_path):
     new = make_sink(config, run="fedcba9876543210", start=False)
     assert [(a.run, a.seq) for a in (decode(p) for _, p in new.spool.take(10))] == \
         [(RUN, s) for s in range(1, 6)]
+
+
+def test_the_unreachable_broker_warning_gives_the_reason(tmp_path, caplog):
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: nothing listens there
+    config, _ = make_config(tmp_path, broker)
+    with caplog.at_level("WARNING", logger="routerwatch"):
+        sink = make_sink(config)
+        try:
+            assert wait_until(lambda: sink.counters()["mqtt.connect_failures"] >= 3)
+        finally:
+            sink.close()
+    warnings = [r.getMessage() for r in caplog.records if "cannot reach" in r.getMessage()]
+    assert warnings == ["cannot reach the broker %s:%d (Connection refused); trying again with "
+                        "back-off" % (broker.host, broker.port)]      # once per outage
+
+
+def test_a_final_stop_says_how_many_anomalies_a_ram_spool_drops(tmp_path, caplog):
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
+    config, _ = make_config(tmp_path, broker)
+    sink = make_sink(config)
+    for seq in range(1, 4):
+        sink.send_anomaly(anomaly(seq))
+    with caplog.at_level("INFO", logger="routerwatch"):
+        sink.close()
+    assert [r.getMessage() for r in caplog.records if "stopping" in r.getMessage()] == [
+        "stopping: 3 anomalies the broker has not acknowledged are dropped (spool.mode=ram; "
+        "spool.mode=tmp or flash keeps them for the next start)"]
+    again = make_sink(config, start=False)
+    assert again.spool_depth() == 0             # a stop is not a reload: nothing handed on
+    again.close()
+
+
+def test_a_final_stop_keeps_a_file_spool_and_says_where(tmp_path, caplog):
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
+    config, _ = make_config(tmp_path, broker, spool={"mode": "tmp"})
+    sink = make_sink(config)
+    for seq in range(1, 3):
+        sink.send_anomaly(anomaly(seq))
+    with caplog.at_level("INFO", logger="routerwatch"):
+        sink.close()
+    assert [r.getMessage() for r in caplog.records if "stopping" in r.getMessage()] == [
+        "stopping: 2 anomalies the broker has not acknowledged stay in %s for the next start"
+        % (tmp_path / "run" / "spool")]
+    again = make_sink(config, run="fedcba9876543210", start=False)
+    assert [decode(p).seq for _, p in again.spool.take(10)] == [1, 2]
+    again.close(final=False)
