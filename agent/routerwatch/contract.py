@@ -12,8 +12,9 @@ Every payload is a JSON object carrying:
     seq     sequence number, counted per (run, type) from 1; the Last Will status uses 0
     time    seconds since the epoch (float) when the agent made the message
 
-Decoding is strict: unknown versions, unknown or missing keys, wrong types (a bool is not an int)
-and oversized fields are all rejected with ContractError, whose text says which field and why.
+Decoding is strict: unknown versions, unknown, missing or repeated keys, wrong types (a bool is not
+an int), oversized fields and strings that no store can hold (NUL, unpaired surrogates) are all
+rejected with ContractError, whose text says which field and why.
 """
 import math
 import re
@@ -187,6 +188,39 @@ def _check_json_value(value, where, depth):
     raise ContractError("%s has a value of type %s, not JSON" % (where, type(value).__name__))
 
 
+# What no store can hold: NUL (PostgreSQL refuses it in text and jsonb) and UTF-16 surrogate code
+# points, which JSON's \uD800 escapes can produce unpaired and which have no UTF-8 encoding.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _path_part(key):
+    """A key as it may appear in an error text: escaped, short, whatever it holds."""
+    return clip(ascii(key)[1:-1], 40)
+
+
+def _check_storable(obj):
+    """Every string of a decoded payload, keys included and at any depth, must be text that
+    encodes to UTF-8 and that SQLite and PostgreSQL TEXT accept; ContractError names the first
+    that is not. Iterative: the parser already bounds the depth, this walk adds no recursion."""
+    stack = [(obj, "payload")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            found = _UNSTORABLE_RE.search(value)
+            if found:
+                raise ContractError("string at %s cannot be stored: it holds U+%04X"
+                                    % (clip(where, 160), ord(found.group())))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                found = _UNSTORABLE_RE.search(key)
+                if found:
+                    raise ContractError("key at %s cannot be stored: it holds U+%04X"
+                                        % (clip(where, 160), ord(found.group())))
+                stack.append((item, "%s.%s" % (where, _path_part(key))))
+        elif isinstance(value, list):
+            stack.extend((item, "%s[%d]" % (where, i)) for i, item in enumerate(value))
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -289,10 +323,13 @@ def decode(data, expected_type=None):
         raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
     try:
         obj = jsonio.loads(data)
+    except jsonio.DuplicateKeyError as exc:
+        raise ContractError("payload has a duplicate key: %s" % clip(exc, 120)) from None
     except (ValueError, RecursionError) as exc:
         raise ContractError("payload is not JSON: %s" % clip(exc, 120)) from None
     if not isinstance(obj, dict):
         raise ContractError("payload must be a JSON object")
+    _check_storable(obj)
     version = obj.get("v")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ContractError("unknown schema version %r" % (clip(repr(version), 40),))

@@ -25,8 +25,25 @@ def dumps(obj):
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+class DuplicateKeyError(ValueError):
+    """An object names one key twice: parsers disagree on which value counts (first, last, both),
+    so such a document means different things to different readers."""
+
+
+def _unique_object(pairs):
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError("duplicate key %s" % ascii(key[:64]))
+            seen.add(key)
+    return obj
+
+
 def loads(text):
-    """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON."""
+    """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON,
+    DuplicateKeyError (a ValueError) on an object that repeats a key at any depth."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return json.loads(text, parse_constant=_refuse_constant)
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_object)

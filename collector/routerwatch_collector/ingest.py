@@ -6,8 +6,10 @@ must be <prefix>/<device>/<type>, the payload must decode as that type, and the 
 must be the topic's device (a router may only speak for itself). Anything else is rejected and
 counted by reason; nothing a router sends can raise out of `handle()`.
 
-Accepted messages wait in a batch that `flush(now)` writes in one transaction. Time is always
-passed in (`now`, the collector's clock), so tests need no sleeps.
+Accepted messages wait in a batch that `flush(now)` writes in one transaction. A batch the store
+refuses is written again one message at a time: a message the store still refuses while it takes
+everything else is rejected (`unstorable`), so one message can never hold up the others. Time is
+always passed in (`now`, the collector's clock), so tests need no sleeps.
 """
 import logging
 import secrets
@@ -25,12 +27,13 @@ SILENT_SEVERITY = "high"
 # bits, so it is kept only as the latest sample per reason, never as a key.
 REJECT_REASONS = ("topic", "oversized", "not_json", "not_object", "version", "unknown_type",
                   "type_mismatch", "unknown_field", "missing_field", "invalid_field",
-                  "device_mismatch")
+                  "device_mismatch", "duplicate_key", "unstorable")
 
 # contract.decode() error texts -> reason; first match wins, anything else is a bad field value
 _REASON_BY_TEXT = (
     ("topic ", "topic"),
     ("payload is larger than", "oversized"),
+    ("payload has a duplicate key", "duplicate_key"),
     ("payload is not JSON", "not_json"),
     ("payload must be", "not_object"),
     ("unknown schema version", "version"),
@@ -39,6 +42,13 @@ _REASON_BY_TEXT = (
     ("unknown field", "unknown_field"),
     ("missing field", "missing_field"),
 )
+
+
+def storable_detail(text, limit=200):
+    """Error text for the rejected table: it quotes what a router sent, so NUL and unpaired
+    surrogates (which no store holds) are escaped, and it is cut short."""
+    text = clip(text, limit).replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def reject_reason(error):
@@ -115,7 +125,7 @@ class Ingest:
         entry[0] += 1
         entry[1] = now
         entry[2] = device
-        entry[3] = clip(detail, 200)
+        entry[3] = storable_detail(detail)
         return "rejected:" + reason
 
     def pending(self):
@@ -124,7 +134,9 @@ class Ingest:
     # ------------------------------------------------------------------ writing
     def flush(self, now):
         """Write the batch in one transaction; returns the StoredAnomaly rows that are new.
-        On a store error the batch is kept for the next flush and the error raised."""
+        If the store refuses the batch, each message is tried on its own (`_isolate`). Only when
+        the store takes nothing at all (disk full, database gone) is the batch kept for the next
+        flush and the error raised."""
         if not self._pending and not self._pending_rejects:
             return []
         batch, self._pending = self._pending, []
@@ -132,15 +144,63 @@ class Ingest:
         try:
             with self.store.transaction():
                 stored = self._write(batch, now)
-                for reason, (count, last_at, device, detail) in rejects.items():
-                    self.store.record_rejected(reason, count, last_at, device, detail)
-        except Exception:
-            self._pending = batch + self._pending
-            for reason, entry in rejects.items():
-                mine = self._pending_rejects.setdefault(reason, [0, entry[1], entry[2], entry[3]])
-                mine[0] += entry[0]
-            raise
+                self._write_rejects(rejects)
+        except Exception as exc:
+            log.debug("the store refused a batch of %d (%s); writing it one by one",
+                      len(batch), exc)
+            stored = self._isolate(batch, rejects, now)
         self.counters["stored"] += len(stored)
+        return stored
+
+    def _write_rejects(self, rejects):
+        for reason, (count, last_at, device, detail) in rejects.items():
+            self.store.record_rejected(reason, count, last_at, device, detail)
+
+    def _keep(self, batch, rejects):
+        """Give back what could not be written, ahead of what arrived since."""
+        self._pending = list(batch) + self._pending
+        for reason, entry in rejects.items():
+            mine = self._pending_rejects.setdefault(reason, [0, entry[1], entry[2], entry[3]])
+            mine[0] += entry[0]
+
+    def _isolate(self, batch, rejects, now):
+        """The batch failed as a whole: tell the messages the store refuses from a store that
+        refuses everything. The counted rejects go first, in their own transaction; if even they
+        cannot be written, the store is down and everything is kept. Then each message alone: one
+        that fails twice while the store still records its rejection is unstorable, rejected
+        and, like every reject, acknowledged; one that fails when nothing else can be written
+        either means the store went down, so it and the rest are kept and the error raised."""
+        try:
+            with self.store.transaction():
+                self._write_rejects(rejects)
+        except Exception:
+            self._keep(batch, rejects)
+            raise
+        stored = []
+        for index, item in enumerate(batch):
+            error = None
+            for _attempt in range(2):      # a lock or a hiccup passes; a poison message does not
+                try:
+                    with self.store.transaction():
+                        stored.extend(self._write([item], now))
+                    error = None
+                    break
+                except Exception as exc:
+                    error = exc
+            if error is None:
+                continue
+            message = item[0]
+            detail = storable_detail("the store refused %s seq %d of run %s: %s: %s" % (
+                message.type, message.seq, message.run, type(error).__name__, error))
+            try:
+                with self.store.transaction():
+                    self.store.record_rejected("unstorable", 1, now, message.device, detail)
+            except Exception:
+                self._keep(batch[index:], {})
+                raise error from None
+            log.warning("rejected a message the store cannot hold: %s", detail)
+            self.counters["rejected"] += 1
+            self.rejects["unstorable"] = self.rejects.get("unstorable", 0) + 1
         return stored
 
     def _write(self, batch, now):

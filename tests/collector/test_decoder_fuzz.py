@@ -1,13 +1,15 @@
 """A hostile router can publish anything. Whatever it sends, decoding raises only ContractError,
-Ingest never raises, and its counters say why each message was refused."""
+Ingest never raises, and its counters say why each message was refused. What the decoder accepts
+every store can hold: no NUL, no unpaired surrogate, no key said twice, anywhere in the payload."""
 import json
 import math
+from dataclasses import asdict
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector_messages import DEVICE, PREFIX, anomaly, heartbeat, inventory, status
-from routerwatch.contract import ContractError, decode, encode
+from routerwatch.contract import MAX_PAYLOAD_BYTES, ContractError, decode, encode
 from routerwatch_collector.ingest import REJECT_REASONS, Ingest
 from routerwatch_collector.store import SqliteStore
 
@@ -18,9 +20,25 @@ FUZZ = settings(max_examples=250, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+
+
+def unstorable_text():
+    """Text no store can hold: an unpaired surrogate (a JSON \\uD800 escape) or NUL, anywhere."""
+    return st.one_of(
+        st.builds(lambda a, bad, b: a + bad + b, st.text(max_size=8), SURROGATES,
+                  st.text(max_size=8)),
+        st.builds(lambda a, b: a + "\x00" + b, st.text(max_size=8), st.text(max_size=8)))
+
+
+def hostile_keys():
+    return st.one_of(st.text(max_size=70), unstorable_text())
+
+
 def hostile_values():
-    """What a field can be replaced with: wrong types, edge numbers, huge strings, deep nests."""
-    leaves = st.one_of(
+    """What a field can be replaced with: wrong types, edge numbers, huge strings, deep nests,
+    unstorable text as values and as keys."""
+    leaves = st.one_of(unstorable_text(),
         st.none(), st.booleans(), st.integers(), st.integers(min_value=2 ** 53 - 2,
                                                              max_value=2 ** 80),
         st.integers(min_value=-(2 ** 1100), max_value=-(2 ** 1000)),
@@ -30,7 +48,7 @@ def hostile_values():
         st.just("x" * 70000), st.just("\u202e\x1b[31m"), st.just(DEVICE),
         st.sampled_from(["online", "offline", "anomaly", "high", "login.bruteforce", ""]))
     return st.recursive(leaves, lambda inner: st.one_of(
-        st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=70), inner, max_size=6)),
+        st.lists(inner, max_size=6), st.dictionaries(hostile_keys(), inner, max_size=6)),
         max_leaves=30)
 
 
@@ -54,17 +72,103 @@ def near_valid(draw):
         elif action == "drop":
             obj.pop(key, None)
         elif action == "add":
-            obj[draw(st.text(max_size=20))] = draw(hostile_values())
+            obj[draw(hostile_keys())] = draw(hostile_values())
         else:
             obj[key] = deep(draw(st.integers(3, 400)))
     return message_type, obj
 
 
-def dumps_hostile(obj):
+def dumps_hostile(obj, ascii_only=True):
+    """JSON text; surrogates as \\u escapes (ascii_only) or as the raw bytes a UTF-8 encoder
+    that lets them pass writes (ED A0 80 ...: invalid UTF-8)."""
     try:
-        return json.dumps(obj, allow_nan=True).encode("utf-8", "surrogatepass")
+        return json.dumps(obj, allow_nan=True, ensure_ascii=ascii_only).encode(
+            "utf-8", "surrogatepass")
     except (ValueError, RecursionError):
         return b"{"
+
+
+def storable(value):
+    """Every string, key and value, at any depth: valid UTF-8 and no NUL."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+            if "\x00" in item:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+class Pairs(list):
+    """An object written pair by pair, so a key can appear twice."""
+
+
+def render(value):
+    if isinstance(value, dict):
+        value = Pairs(value.items())
+    if isinstance(value, Pairs):
+        return "{%s}" % ",".join("%s:%s" % (json.dumps(k), render(v)) for k, v in value)
+    if isinstance(value, list):
+        return "[%s]" % ",".join(render(v) for v in value)
+    return json.dumps(value)
+
+
+@st.composite
+def with_duplicate_key(draw):
+    """A valid payload with one key said twice: at the top, or in any object inside it."""
+    message_type = draw(st.sampled_from(sorted(VALID)))
+    obj = json.loads(json.dumps(VALID[message_type]))
+    objects = []
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            objects.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    target = draw(st.sampled_from(range(len(objects))))
+    if not objects[target]:
+        objects[target]["k"] = 1
+    key = draw(st.sampled_from(sorted(objects[target])))
+    second = draw(st.one_of(st.just(objects[target][key]), hostile_values()))
+    first_or_last = draw(st.booleans())
+
+    def build(value):
+        if isinstance(value, dict):
+            pairs = Pairs((k, build(v)) for k, v in value.items())
+            if value is objects[target]:
+                pairs.insert(0 if first_or_last else len(pairs), (key, second))
+            return pairs
+        if isinstance(value, list):
+            return [build(v) for v in value]
+        return value
+    try:
+        data = render(build(obj)).encode("utf-8", "surrogatepass")
+    except (ValueError, RecursionError):
+        return message_type, None
+    return message_type, data if len(data) <= MAX_PAYLOAD_BYTES else None   # refused unread
+
+
+INVALID_UTF8 = (b"\xff", b"\xfe", b"\x80", b"\xc0\xaf", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80",
+                b"\xed\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80")
+
+
+@st.composite
+def with_invalid_bytes(draw):
+    """A valid payload with bytes that are not UTF-8 put somewhere, most often inside a string."""
+    message_type = draw(st.sampled_from(sorted(VALID)))
+    data = json.dumps(VALID[message_type]).encode()
+    quotes = [i for i, byte in enumerate(data) if byte == ord('"')]
+    where = draw(st.one_of(st.sampled_from(quotes).map(lambda i: i + 1),
+                           st.integers(0, len(data))))
+    return message_type, data[:where] + draw(st.sampled_from(INVALID_UTF8)) + data[where:]
 
 
 @FUZZ
@@ -77,17 +181,50 @@ def test_arbitrary_bytes_raise_only_contract_error(data):
 
 
 @FUZZ
-@given(near_valid())
-def test_near_valid_objects_raise_only_contract_error(case):
+@given(near_valid(), st.booleans())
+def test_near_valid_objects_raise_only_contract_error_and_what_passes_can_be_stored(
+        case, ascii_only):
     message_type, obj = case
     try:
-        decode(dumps_hostile(obj), message_type)
+        payload = decode(dumps_hostile(obj, ascii_only), message_type)
     except ContractError:
-        pass
+        return
+    assert storable(asdict(payload))
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=512), near_valid().map(lambda c: dumps_hostile(c[1]))),
+@given(with_duplicate_key())
+def test_a_key_said_twice_at_any_depth_is_refused(case):
+    message_type, data = case
+    if data is None:
+        return
+    try:
+        decode(data, message_type)
+    except ContractError as exc:
+        assert "duplicate key" in str(exc) or "not JSON" in str(exc)   # or invalid bytes first
+    else:
+        raise AssertionError("accepted a payload that repeats a key: %r" % data[:200])
+
+
+@FUZZ
+@given(with_invalid_bytes())
+def test_bytes_that_are_not_utf8_are_refused_wherever_they_are(case):
+    message_type, data = case
+    store = SqliteStore(":memory:")
+    try:
+        ingest = Ingest(store, prefix=PREFIX)
+        assert ingest.handle("%s/%s/%s" % (PREFIX, DEVICE, message_type), data, 1.0e9) == \
+            "rejected:not_json"
+        ingest.tick(1.0e9)
+        assert store.rejected() == {"not_json": 1}
+    finally:
+        store.close()
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=512), near_valid().map(lambda c: dumps_hostile(c[1])),
+                with_duplicate_key().map(lambda c: c[1] or b"{"),
+                with_invalid_bytes().map(lambda c: c[1])),
        st.sampled_from(["anomaly", "heartbeat", "status", "inventory"]),
        st.sampled_from([DEVICE, "rw-other", "bad/level", "+", ""]))
 def test_ingest_never_raises_and_counts_every_refusal_by_reason(payload, message_type, device):
@@ -100,7 +237,8 @@ def test_ingest_never_raises_and_counts_every_refusal_by_reason(payload, message
             reason = outcome.split(":", 1)[1]
             assert reason in REJECT_REASONS
             assert ingest.rejects == {reason: 1} and ingest.counters["rejected"] == 1
-        ingest.tick(1.0e9)                    # whatever was accepted is storable
+        ingest.tick(1.0e9)
+        assert "unstorable" not in ingest.rejects   # whatever the decoder accepted is storable
         assert sum(store.rejected().values()) == ingest.counters["rejected"]
     finally:
         store.close()

@@ -219,3 +219,81 @@ def test_every_anomaly_lands_exactly_once_through_broker_and_collector_crashes(t
     assert duplicates == []
     assert rows(db, "SELECT * FROM gaps WHERE type = 'anomaly' AND "
                     "last_seq - first_seq + 1 - filled > 0") == []
+
+
+def publish_raw(port, messages):
+    """(topic, payload bytes) pairs, QoS 1, as a router with broker credentials could send them."""
+    from routerwatch.sinks.mqtt import new_client
+    client = new_client("rw-test-publisher")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def good_anomalies(devices, seq):
+    from collector_messages import anomaly, wire
+    return [wire(anomaly(seq, device=device)) for device in devices]
+
+
+def test_poison_messages_never_stop_storage_for_the_other_devices_nor_after_a_restart(
+        mosquitto_broker, tmp_path):
+    from collector_messages import anomaly, wire
+    from routerwatch_collector.store import SqliteStore
+
+    db = tmp_path / "collector.sqlite"
+    # a store with a limit the contract does not know (as PostgreSQL refuses NUL): a trigger
+    # that refuses one summary plays it, so a message passes the decoder and fails in the store
+    store = SqliteStore(db)
+    store._x("CREATE TRIGGER poison BEFORE INSERT ON anomalies WHEN NEW.summary LIKE "
+             "'%poison%' BEGIN SELECT RAISE(ABORT, 'this store cannot hold it'); END")
+    store.close()
+    collector = start_collector(mosquitto_broker.port, db, tmp_path)
+    wait_until(lambda: collector_subscribed(tmp_path), what="the collector subscribed")
+    stop(collector)            # its persistent session now queues what comes next
+
+    topic, surrogate = wire(anomaly(1, device="rw-evil"))
+    surrogate = surrogate.replace(b'"summary":"', b'"summary":"\\ud800')
+    bad = anomaly(1, device="rw-evil-2")
+    refused = wire(type(bad)(**dict(bad.__dict__, summary="poison")))
+    good = ["rw-good-%d" % n for n in range(5)]
+    publish_raw(mosquitto_broker.port, [(topic, surrogate), refused]
+                + good_anomalies(good, 1))
+
+    collector = start_collector(mosquitto_broker.port, db, tmp_path)
+    try:
+        wait_until(lambda: len(rows(db, "SELECT * FROM anomalies")) == len(good), timeout=30,
+                   what="the good devices' anomalies behind the poison")
+        wait_until(lambda: len(rows(db, "SELECT * FROM rejected")) == 2,
+                   what="both poison messages in rejected")
+    finally:
+        assert stop(collector) == 0
+    rejected = {r["reason"]: r for r in rows(db, "SELECT * FROM rejected")}
+    assert {reason: r["count"] for reason, r in rejected.items()} == {
+        "invalid_field": 1, "unstorable": 1}
+    assert rejected["unstorable"]["last_device"] == "rw-evil-2"
+    assert "cannot hold it" in rejected["unstorable"]["last_detail"]
+
+    # a restart: the poison was acknowledged, so nothing comes again and storage goes on
+    collector = start_collector(mosquitto_broker.port, db, tmp_path)
+    try:
+        wait_until(lambda: collector_subscribed(tmp_path, count=3), what="the restarted collector")
+        publish_raw(mosquitto_broker.port, good_anomalies(good, 2))
+        wait_until(lambda: len(rows(db, "SELECT * FROM anomalies")) == 2 * len(good),
+                   what="the anomalies sent after the restart")
+    finally:
+        assert stop(collector) == 0
+    assert {r["reason"]: r["count"] for r in rows(db, "SELECT * FROM rejected")} == {
+        "invalid_field": 1, "unstorable": 1}
+    assert sorted(r["device"] for r in rows(db, "SELECT device FROM anomalies WHERE seq = 2")) \
+        == good
+
+
+def collector_subscribed(workdir, count=1):
+    """The collector logged its subscription `count` times (once per start)."""
+    log = workdir / "collector.log"
+    return log.exists() and log.read_text(errors="replace").count("subscribed to") >= count

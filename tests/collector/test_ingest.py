@@ -233,3 +233,114 @@ def test_heartbeats_due_while_the_collector_was_not_listening_were_not_missed_by
     assert silent(ingest.tick(T0 + 1001, listening_since=T0 + 1000)) == []
     assert silent(ingest.tick(T0 + 1179, listening_since=T0 + 1000)) == []
     assert len(silent(ingest.tick(T0 + 1181, listening_since=T0 + 1000))) == 1
+
+
+# ---------------------------------------------------------------- strings no store can hold
+
+def raw_anomaly(**replace):
+    """An anomaly's JSON text with fields replaced by raw JSON fragments (escapes kept as sent)."""
+    import json
+    obj = json.loads(encode(anomaly(1)))
+    text = json.dumps({k: v for k, v in obj.items() if k not in replace})
+    extra = ",".join('"%s":%s' % (k, v) for k, v in replace.items())
+    return (text[:-1] + "," + extra + "}").encode("ascii")
+
+
+@pytest.mark.parametrize("fragment", [
+    {"summary": r'"\ud800"'},                                  # a lone high surrogate
+    {"summary": r'"ok \udfff"'},                               # a lone low surrogate
+    {"summary": r'"\ude00\ud83d"'},                            # a pair in the wrong order
+    {"summary": r'"nul \u0000 inside"'},                       # PostgreSQL refuses NUL in text
+    {"evidence": r'{"path":"/etc/init.d/\udcff"}'},            # a value inside evidence
+    {"evidence": r'{"\ud800":"key"}'},                         # a key inside evidence
+    {"evidence": r'{"a":[1,{"c":"x\u0000"}]}'},                # at depth, inside a list
+    {"evidence": r'{"a":[["x","\udbff"]]}'},                   # a list inside a list
+    {"kind": r'"login.\ud800"'},                               # a field checked by a pattern
+    {r"\udc80": "1"},                                          # an unknown top-level key
+])
+def test_a_string_no_store_can_hold_is_rejected_as_an_invalid_field_anywhere(
+        ingest, store, fragment):
+    topic = "routerwatch/%s/anomaly" % DEVICE
+    assert ingest.handle(topic, raw_anomaly(**fragment), T0) == "rejected:invalid_field"
+    feed(ingest, [anomaly(2, device="rw-0a1b2c3d4e60")])
+    ingest.flush(T0)             # the batch is written: nothing unstorable got into it
+    assert store.rejected() == {"invalid_field": 1}
+    assert [a.device for a in store.query_anomalies()] == ["rw-0a1b2c3d4e60"]
+
+
+def test_inventory_and_heartbeat_strings_are_checked_too(ingest, store):
+    import json
+    inv = json.loads(encode(inventory()))
+    inv["firmware"] = {"model": "x"}
+    text = json.dumps(inv).replace('"model"', r'"mo\u0000del"').encode()
+    assert ingest.handle("routerwatch/%s/inventory" % DEVICE, text, T0) == \
+        "rejected:invalid_field"
+    beat = json.dumps(json.loads(encode(heartbeat(1)))).replace('"lines"', r'"\udcff"').encode()
+    assert ingest.handle("routerwatch/%s/heartbeat" % DEVICE, beat, T0) == \
+        "rejected:invalid_field"
+    ingest.flush(T0)
+    assert store.rejected() == {"invalid_field": 2}
+
+
+def test_paired_surrogate_escapes_are_one_character_and_are_stored(ingest, store):
+    assert ingest.handle("routerwatch/%s/anomaly" % DEVICE,
+                         raw_anomaly(summary=r'"smile \ud83d\ude00"'), T0) == "accepted"
+    ingest.flush(T0)
+    assert store.query_anomalies()[0].summary == "smile \U0001f600"
+
+
+def test_the_text_of_a_reject_quotes_hostile_bytes_in_a_form_the_store_holds(ingest, store):
+    # the decoder names what it refused; the name itself must not poison the rejected table
+    from routerwatch_collector.ingest import storable_detail
+    assert storable_detail("bad key \ud800 and \x00") == "bad key \\ud800 and \\x00"
+    ingest._reject("unknown_field", T0, DEVICE, "unknown field(s): \udcff\x00")
+    ingest.flush(T0)
+    assert store.rejected() == {"unknown_field": 1}
+
+
+# ---------------------------------------------------------------- one message never blocks others
+
+POISON = ("CREATE TRIGGER poison BEFORE INSERT ON anomalies WHEN NEW.summary LIKE '%poison%' "
+          "BEGIN SELECT RAISE(ABORT, 'this store cannot hold it'); END")
+
+
+def poisoned(seq, device):
+    a = anomaly(seq, device=device)
+    return type(a)(**dict(a.__dict__, summary="poison " + a.summary))
+
+
+def test_a_message_the_store_refuses_is_rejected_and_the_rest_of_its_batch_stored(ingest, store):
+    # a message that passes the contract but that this store cannot hold (PostgreSQL and NUL,
+    # a driver's limit, a constraint): the trigger plays that store
+    store._x(POISON)
+    outcomes = feed(ingest, [anomaly(1, device="rw-good-a"), poisoned(1, "rw-bad"),
+                             heartbeat(1, device="rw-good-b"), anomaly(2, device="rw-good-a")])
+    assert outcomes == ["accepted"] * 4
+    assert ingest.handle("routerwatch/rw-good-b/anomaly", b"not json", T0) == "rejected:not_json"
+    stored = ingest.flush(T0)
+    assert sorted((a.device, a.seq) for a in stored) == [("rw-good-a", 1), ("rw-good-a", 2)]
+    assert store.rejected() == {"not_json": 1, "unstorable": 1}
+    assert ingest.rejects == {"not_json": 1, "unstorable": 1}
+    assert ingest.pending() == 0                     # nothing is retried forever
+    assert {d.device: d.heartbeats for d in store.devices()}["rw-good-b"] == 1
+    # and the batches after it are written as a whole again
+    feed(ingest, [anomaly(3, device="rw-good-a")])
+    assert [a.seq for a in ingest.flush(T0 + 1)] == [3]
+
+
+def test_a_store_that_takes_nothing_keeps_the_batch_and_its_rejects_until_it_is_back(
+        ingest, store):
+    for table in ("anomalies", "devices", "rejected"):
+        store._x("CREATE TRIGGER down_%s BEFORE INSERT ON %s BEGIN "
+                 "SELECT RAISE(ABORT, 'disk full'); END" % (table, table))
+    feed(ingest, [anomaly(1), anomaly(2)])
+    ingest.handle("routerwatch/%s/anomaly" % DEVICE, b"[]", T0)
+    for attempt in range(3):
+        with pytest.raises(Exception):
+            ingest.flush(T0 + attempt)
+        assert ingest.pending() == 3                 # two messages and one reject reason
+    for table in ("anomalies", "devices", "rejected"):
+        store._x("DROP TRIGGER down_%s" % table)
+    assert [a.seq for a in ingest.flush(T0 + 5)] == [1, 2]
+    assert store.rejected() == {"not_object": 1}     # counted once, not once per attempt
+    assert "unstorable" not in ingest.rejects
