@@ -16,7 +16,8 @@ generated router tree (--root: /proc/net from bench/gen_conntrack.py, /rom and /
 Flood: lines of a generated OpenWrt log (bench/gen_openwrt_log.py; ~3% logins, so anomalies flow
 too) are appended to the followed file at a fixed rate with fresh time stamps; the agent's memory
 is sampled every few seconds. Reported: level, peak, growth after the first tenth (warm-up), and
-the slope of a least-squares line through the samples (kB/min). Quick mode floods 30 s; the full
+the slope of a least-squares line through the samples (kB/min), only over a span of at least
+MIN_SLOPE_SECONDS (5 min; a shorter run reports none). Quick mode floods 30 s; the full
 mode's default is 10 minutes (the one-hour soak is `--flood-seconds 3600`).
 
 --trace runs the agent under tracemalloc (bench/traced_agent.py; slower, and its RSS is not the
@@ -94,9 +95,15 @@ def cpu_seconds(pid):
         return None
 
 
-def slope_kb_per_min(samples):
-    """Least-squares slope of (seconds, kB) pairs, in kB per minute."""
-    if len(samples) < 3:
+# A slope over less than this is the level still settling (tables filling, the allocator's first
+# arenas), not a trend: 30 s of flood made "1154 kB/min", which reads as a leak and is none.
+MIN_SLOPE_SECONDS = 300
+
+
+def slope_kb_per_min(samples, min_seconds=MIN_SLOPE_SECONDS):
+    """Least-squares slope of (seconds, kB) pairs, in kB per minute; None when the samples span
+    less than min_seconds (or are too few)."""
+    if len(samples) < 3 or samples[-1][0] - samples[0][0] < min_seconds:
         return None
     xs = [s for s, _ in samples]
     ys = [v for _, v in samples]
@@ -105,6 +112,10 @@ def slope_kb_per_min(samples):
     if not var:
         return None
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 60.0
+
+
+def _rounded(value):
+    return None if value is None else round(value, 1)
 
 
 def flood(agent, log, source_lines, seconds, rate, sample_every, snapshot_at=()):
@@ -160,11 +171,11 @@ def flood(agent, log, source_lines, seconds, rate, sample_every, snapshot_at=())
         out[field] = {"start": series[0][1], "end": series[-1][1],
                       "peak": max(v for _, v in series),
                       "growth_after_warmup": warm_series[-1][1] - warm_series[0][1],
-                      "slope_kb_per_min": round(slope_kb_per_min(warm_series) or 0.0, 1),
+                      "slope_kb_per_min": _rounded(slope_kb_per_min(warm_series)),
                       # a level that is still settling makes the whole-run slope look worse
                       # than the end of the run: the second half says where it is heading
-                      "slope_last_half_kb_per_min": round(slope_kb_per_min(
-                          [s for s in series if s[0] >= seconds / 2]) or 0.0, 1),
+                      "slope_last_half_kb_per_min": _rounded(slope_kb_per_min(
+                          [s for s in series if s[0] >= seconds / 2])),
                       "unit": "kB"}
     out["series_RssAnon"] = [(t, m.get("RssAnon")) for t, m in samples]
     return out

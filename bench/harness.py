@@ -262,11 +262,14 @@ def table_lines(res):
             lines.append("  %s" % row["case"])
             for field in ("RssAnon", "RssFile"):
                 m = row[field]
-                lines.append("      %-8s %s -> %s kB (peak %s), after warm-up %+d kB, slope %s "
-                             "kB/min (second half %s)" % (
-                                 field, m["start"], m["end"], m["peak"],
-                                 m["growth_after_warmup"], m["slope_kb_per_min"],
-                                 m.get("slope_last_half_kb_per_min")))
+                if m.get("slope_kb_per_min") is None:     # too short a run to show a trend
+                    trend = "no slope (a %s s flood is too short for one)" % row["seconds"]
+                else:
+                    trend = "slope %s kB/min (second half %s)" % (
+                        m["slope_kb_per_min"], "n/a" if m.get("slope_last_half_kb_per_min")
+                        is None else m["slope_last_half_kb_per_min"])
+                lines.append("      %-8s %s -> %s kB (peak %s), after warm-up %+d kB, %s" % (
+                    field, m["start"], m["end"], m["peak"], m["growth_after_warmup"], trend))
             lines.append("      %d lines in %s s (%s lines/s), agent CPU %s%%" % (
                 row["lines_written"], row["seconds"], row["rate_achieved"],
                 row.get("agent_cpu_percent")))

@@ -30,7 +30,9 @@ EPILOG = """\
 commands:
   (none)              run the agent until SIGTERM; SIGHUP reloads the config file
   check-log FILE      print every login event the agent recognises in FILE ('-' = stdin)
-                      as one JSON object per line, then a summary (like fail2ban-regex)
+                      as one JSON object per line, then a summary (like fail2ban-regex):
+                      lines read, events, and the dropbear/LuCI lines about logins that no
+                      pattern recognised (unparsed_login_lines, with a few samples)
   baseline show       print the integrity baseline (path, sha256, size, mode) and its hash
   baseline create     scan now and make the result the new integrity baseline (accepts every
                       change made since the last one)
@@ -212,7 +214,7 @@ def run_forever(args, config):
 
 def check_log(path):
     """Print each recognised login event as JSON, then a summary; exit 1 if none was found."""
-    from .sources.logread import iter_login_attempts
+    from .sources.logread import LineTally, iter_login_attempts
 
     try:
         handle = sys.stdin.buffer if path == "-" else open(path, "rb")
@@ -222,8 +224,9 @@ def check_log(path):
     recognised = 0
     by_outcome = {}
     sources = set()
+    tally = LineTally()
     try:
-        for attempt in iter_login_attempts(handle):
+        for attempt in iter_login_attempts(handle, tally=tally):
             recognised += 1
             by_outcome[attempt.outcome] = by_outcome.get(attempt.outcome, 0) + 1
             if attempt.source_ip:
@@ -236,8 +239,10 @@ def check_log(path):
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()
-    summary = {"summary": {"recognised": recognised, "outcomes": by_outcome,
-                           "distinct_sources": len(sources)}}
+    summary = {"summary": {"lines": tally.lines, "recognised": recognised,
+                           "outcomes": by_outcome, "distinct_sources": len(sources),
+                           "unparsed_login_lines": tally.unparsed,
+                           "unparsed_samples": tally.unparsed_samples}}
     print(jsonio.dumps(summary))
     return EXIT_OK if recognised else EXIT_FOUND
 

@@ -40,6 +40,47 @@ def test_check_log_prints_each_event_and_a_summary(name, recognised, failures, s
                for e in events)
 
 
+def test_check_log_counts_the_lines_and_the_login_lines_it_could_not_parse(tmp_path):
+    """Like fail2ban-regex's "Lines: N lines, M matched, K missed": a login line in a format the
+    parsers do not know (here a made-up one) is counted and shown, a non-login dropbear line
+    (start-up, a listening error) and other programs' lines are not."""
+    stamp = "Tue Nov 25 04:11:%02d 2025"
+    lines = [
+        stamp % 1 + " authpriv.info dropbear[100]: Running in background",
+        stamp % 2 + " authpriv.warn dropbear[101]: Wrong password given by 'admin' via "
+                    "198.51.100.5:5022",
+        stamp % 3 + " authpriv.warn dropbear[102]: Bad password attempt for 'root' from "
+                    "198.51.100.5:5022",
+        stamp % 4 + " daemon.info procd: user admin login",
+        stamp % 5 + " authpriv.warn dropbear[103]: Failed listening on '22': Error listening: "
+                    "Address already in use",
+        stamp % 6 + " daemon.notice luci: authentication failure for 'root' (from 10.0.0.9)",
+        stamp % 7 + " authpriv.warn dropbear[104]: Pubkey auth bad signature for 'root' with "
+                    "key 'x' from 999.1.1.1:22",        # a forged address is not recognised
+    ] + [stamp % 8 + " kern.info kernel: [ 12.3] eth0: link up"] * 50
+    log = tmp_path / "messages"
+    log.write_text("\n".join(lines) + "\n")
+    proc = agent("check-log", str(log))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.decode().splitlines()[-1])["summary"]
+    assert summary["lines"] == 57
+    assert summary["recognised"] == 1
+    assert summary["unparsed_login_lines"] == 3
+    assert summary["unparsed_samples"] == [
+        "Wrong password given by 'admin' via 198.51.100.5:5022",
+        "authentication failure for 'root' (from 10.0.0.9)",
+        "Pubkey auth bad signature for 'root' with key 'x' from 999.1.1.1:22"]
+
+
+def test_check_log_keeps_a_few_unparsed_samples_of_a_flood(tmp_path):
+    log = tmp_path / "messages"
+    log.write_text("Tue Nov 25 04:11:31 2025 authpriv.warn dropbear[9]: Login refused for "
+                   "'root' from 203.0.113.1:1\n" * 10000)
+    summary = json.loads(agent("check-log", str(log)).stdout.decode().splitlines()[-1])["summary"]
+    assert summary["lines"] == 10000 and summary["unparsed_login_lines"] == 10000
+    assert len(summary["unparsed_samples"]) == 5
+
+
 def test_check_log_of_a_file_without_logins_exits_1(tmp_path):
     quiet = tmp_path / "quiet.log"
     quiet.write_text("Tue Nov 25 04:11:31 2025 daemon.info procd: - init complete -\n")

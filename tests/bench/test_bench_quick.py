@@ -159,6 +159,18 @@ def test_footprint(tmp_path):
     flood = [row for row in res["rows"] if row["case"].startswith("agent under a flood")][0]
     assert flood["samples"] >= 3
     assert flood["agent_heartbeat"]["counters"]["log_lines"] == flood["lines_written"]
+    # a few seconds of flood show a level still settling, not a trend: no slope is reported
+    assert flood["RssAnon"]["slope_kb_per_min"] is None
+    table = "\n".join(harness.table_lines(res))
+    assert "kB/min" not in table and "too short for one" in table
+
+
+def test_a_memory_slope_needs_a_long_enough_run():
+    rising = [(t, 10000 + t) for t in range(0, 61, 5)]          # +1 kB/s for a minute
+    assert bench_footprint.slope_kb_per_min(rising) is None
+    long_rising = [(t, 10000 + t / 60) for t in range(0, 601, 10)]     # +1 kB/min, 10 min
+    assert bench_footprint.slope_kb_per_min(long_rising) == pytest.approx(1.0)
+    assert bench_footprint.slope_kb_per_min(rising, min_seconds=30) == pytest.approx(60.0)
 
 
 def test_run_all_writes_the_results_file(tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ when its end no longer parses at all, so overlong user names hide no failures.
 """
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -213,18 +214,56 @@ def _capped_lines(handle, cap):
                     break
 
 
-def iter_login_attempts(handle, max_line_bytes=2048):
+# words of a dropbear or LuCI message about logging in; such a message no pattern recognises is
+# a format left behind (a new release, an old one), which check-log counts and shows
+_LOGIN_WORDS = re.compile(r"password|auth|login|user|attempt|pubkey|reject", re.I)
+UNPARSED_SAMPLES = 5
+
+
+class LineTally:
+    """What check-log says of a log besides its events, as fail2ban-regex does: lines read,
+    lines recognised, and the dropbear/LuCI lines about logins that no pattern recognised
+    (counted, the first few kept as samples)."""
+
+    def __init__(self):
+        self.lines = 0
+        self.unparsed = 0
+        self.unparsed_samples = []
+
+    def not_recognised(self, raw, reference):
+        record = parse_line(raw.decode("utf-8", "replace").rstrip("\r"), *reference)
+        if record is None or record.tag not in ("dropbear", "luci") and \
+                not record.message.startswith("luci: "):
+            return
+        if _LOGIN_WORDS.search(record.message):
+            self.unparsed += 1
+            if len(self.unparsed_samples) < UNPARSED_SAMPLES:
+                self.unparsed_samples.append(record.message[:200])
+
+
+def iter_login_attempts(handle, max_line_bytes=2048, tally=None):
     """Every LoginAttempt in a binary file (check-log), each yielded as soon as the line that
     completes it was read. Yearless stamps are read against the file's modification time; lines
-    still waiting for an address at the end come out without one."""
+    still waiting for an address at the end come out without one. A LineTally, if given, counts
+    the lines and keeps what looked like a login line but was not recognised."""
     try:
         reference = reference_of(os.fstat(handle.fileno()).st_mtime)
     except (OSError, AttributeError, ValueError):
         reference = reference_of(time.time())
     lines = LoginLines()
     feed = lines.feed
-    for raw in _capped_lines(handle, max_line_bytes):
-        yield from feed(raw, reference)
+    if tally is None:
+        for raw in _capped_lines(handle, max_line_bytes):
+            yield from feed(raw, reference)
+    else:
+        count = 0
+        for count, raw in enumerate(_capped_lines(handle, max_line_bytes), 1):
+            if b"dropbear" in raw or b"luci: " in raw:    # feed() ignores every other line
+                before = lines.recognised
+                yield from feed(raw, reference)
+                if lines.recognised == before:
+                    tally.not_recognised(raw, reference)
+        tally.lines = count
     yield from lines.flush()
 
 
