@@ -31,6 +31,8 @@ routers whose agent stops talking, and store everything in SQLite."""
 EPILOG = """\
 commands:
   run          subscribe to <prefix>/+/{anomaly,heartbeat,status,inventory} and store
+               (--serve: the dashboard too, in the same process)
+  serve        the read-only web dashboard and JSON API (default http://127.0.0.1:8080/)
   anomalies    list stored anomalies, newest last    (--device --since --kind --limit --json)
   devices      list devices: last seen, status, firmware, counts
 
@@ -164,6 +166,21 @@ def build_parser():
     notify.add_argument("--dashboard-url", metavar="URL", default="",
                         help="link added to each message; {device} is replaced by the router's "
                              "device id, e.g. https://dash.example/devices/{device}")
+    run.add_argument("--heartbeat-sample-spacing", type=_bounded_float(
+                     "--heartbeat-sample-spacing", 1.0, 3600.0), default=60.0,
+                     help="keep at most one heartbeat per device per this many seconds for the "
+                     "dashboard's charts (a day of them)")
+    run.add_argument("--serve", action="store_true",
+                     help="also serve the dashboard (see `serve --help`)")
+    _add_web_options(run)
+
+    serve = commands.add_parser(
+        "serve", help="serve the read-only dashboard and JSON API",
+        description="Serve the dashboard (fleet, devices, anomalies) and its JSON API under "
+                    "/api/ from the store. Read-only. Loopback by default; any other address "
+                    "needs --auth-file, and should have --cert/--key or a TLS proxy in front.")
+    serve.add_argument("--db", default=None, help=db_help)
+    _add_web_options(serve)
 
     anomalies = commands.add_parser("anomalies", help="list stored anomalies")
     anomalies.add_argument("--db", default=None, help=db_help)
@@ -181,6 +198,18 @@ def build_parser():
     devices.add_argument("--db", default=None, help=db_help)
     devices.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
+
+
+def _add_web_options(parser):
+    parser.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                        help="where the dashboard listens (default 127.0.0.1:8080; [::1]:8080 "
+                        "for IPv6)")
+    parser.add_argument("--auth-file", metavar="FILE",
+                        help="users ('name:password' lines, HTTP Basic) and tokens (lines "
+                        "without ':', 'Authorization: Bearer'), mode 0600; required off "
+                        "loopback")
+    parser.add_argument("--cert", metavar="PEM", help="TLS certificate: serve HTTPS")
+    parser.add_argument("--key", metavar="PEM", help="TLS private key for --cert")
 
 
 def setup_logging(verbose):
@@ -207,6 +236,8 @@ def _main(argv):
     args.db = args.db or os.environ.get("ROUTERWATCH_DB") or DEFAULT_DB
     if args.command == "run":
         return run(parser, args)
+    if args.command == "serve":
+        return serve(args)
     if args.command == "anomalies":
         since = None
         if args.since is not None:
@@ -220,10 +251,10 @@ def _main(argv):
 
 # --------------------------------------------------------------------------- run
 
-def _open(path, create):
+def _open(path, create, **options):
     from .store import open_store
     try:
-        return open_store(path, create=create)
+        return open_store(path, create=create, **options)
     except FileNotFoundError:
         print("routerwatch-collector: no database at %s (run `routerwatch-collector run --db %s` "
               "first)" % (path, path), file=sys.stderr)
@@ -252,9 +283,22 @@ def run(parser, args):
     password = args.password or os.environ.get("ROUTERWATCH_MQTT_PASSWORD")
     notifier = _notifier(parser, args)
 
-    store = _open(args.db, create=True)
+    web = None
+    if args.serve:
+        from .web.server import ServeError, check_settings, parse_listen
+        try:
+            host, web_port = parse_listen(args.listen)
+            credentials = check_settings(host, args.auth_file, args.cert, args.key)
+        except ServeError as exc:
+            parser.error(str(exc))
+    store = _open(args.db, create=True, heartbeat_sample_spacing=args.heartbeat_sample_spacing)
     if store is None:
         return EXIT_RUNTIME
+    if args.serve:
+        web = _start_web(args.db, host, web_port, credentials, args.cert, args.key)
+        if web is None:
+            store.close()
+            return EXIT_RUNTIME
     ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
                     dedupe_window=args.dedupe_window)
     on_stored = _stored_hook(args.print_anomalies, notifier)
@@ -267,6 +311,8 @@ def run(parser, args):
             flush_interval=args.flush_interval, batch_size=args.batch_size, on_stored=on_stored)
     except (OSError, ValueError) as exc:   # unreadable TLS files (ssl.SSLError is an OSError)
         store.close()
+        if web is not None:
+            web.stop()
         print("routerwatch-collector: cannot set up the MQTT client: %s" % exc, file=sys.stderr)
         return EXIT_RUNTIME
 
@@ -293,6 +339,8 @@ def run(parser, args):
         print("routerwatch-collector: %s" % exc, file=sys.stderr)
         return EXIT_RUNTIME
     finally:
+        if web is not None:
+            web.stop()
         store.close()
         if notifier is not None:
             notifier.close()
@@ -332,6 +380,68 @@ def _stored_hook(print_anomalies, notifier):
         for hook in hooks:
             hook(row)
     return on_stored
+
+
+# --------------------------------------------------------------------------- serve
+
+def _web_app(db, credentials):
+    from .store import open_store
+    from .web.app import create_app
+    from .web.server import store_factory
+    return create_app(store_factory(db, open_store), credentials=credentials)
+
+
+def _bind_check(host, port):
+    """Fail with a message, not a traceback from the server thread, when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        print("routerwatch-collector: cannot listen on %s:%d: %s" % (host, port, exc.strerror),
+              file=sys.stderr)
+        return False
+    return True
+
+
+def _start_web(db, host, port, credentials, cert, key):
+    from .web.server import BackgroundServer, uvicorn_server
+    if not _bind_check(host, port):
+        return None
+    server = uvicorn_server(_web_app(db, credentials), host, port, cert, key)
+    logging.getLogger("routerwatch_collector").info(
+        "dashboard on %s://%s:%d/ from %s", "https" if cert else "http",
+        "[%s]" % host if ":" in host else host, port, db)
+    return BackgroundServer(server).start()
+
+
+def serve(args):
+    from .web.server import ServeError, check_settings, parse_listen
+    try:
+        host, port = parse_listen(args.listen)
+        credentials = check_settings(host, args.auth_file, args.cert, args.key)
+    except ServeError as exc:
+        print("routerwatch-collector: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    store = _open(args.db, create=False)     # the schema is current, and the file exists
+    if store is None:
+        return EXIT_RUNTIME
+    store.close()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    # the server runs in a thread, as beside `run`: the signals are this thread's to handle,
+    # so SIGTERM is a clean stop with exit code 0
+    web = _start_web(args.db, host, port, credentials, args.cert, args.key)
+    if web is None:
+        return EXIT_RUNTIME
+    while not stop.wait(0.5):
+        if not web.thread.is_alive():
+            print("routerwatch-collector: the dashboard server stopped", file=sys.stderr)
+            return EXIT_RUNTIME
+    web.stop()
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- output

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from routerwatch import jsonio
+from routerwatch.contract import SEVERITIES
 
 # status column values: what the agent said last, with the Last Will told apart from a clean stop
 STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
@@ -24,6 +25,26 @@ STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
 # interval of 0 would make every tick a silence, a huge one would switch the alarm off. The agent
 # itself allows 5-3600 s (intervals.heartbeat).
 HEARTBEAT_INTERVAL_MIN, HEARTBEAT_INTERVAL_MAX = 5.0, 86400.0
+
+# Heartbeat history for the dashboard's charts: at most one sample per device per spacing, kept
+# for a day, so a device holds at most 1440 samples at the default spacing whatever it sends.
+HEARTBEAT_SAMPLE_SPACING = 60.0
+HEARTBEAT_HISTORY_SECONDS = 86400.0
+
+# Every read the dashboard makes is bounded: a caller's limit is clipped to this.
+MAX_READ_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class AnomalyFilter:
+    """What the dashboard and the API select anomalies by; every field optional.
+    `kind` is a kind or a glob of one (`login.*`, `*.silent`); `severities` the accepted ones;
+    `since`/`until` bound received_at (the collector's clock), until exclusive."""
+    device: Optional[str] = None
+    kind: Optional[str] = None
+    severities: tuple = ()
+    since: Optional[float] = None
+    until: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -40,12 +61,16 @@ class StoredAnomaly:
     count: int
     received_at: float
     origin: str          # "agent", or "collector" for the collector's own agent.silent
+    id: Optional[int] = None   # the store's row id, set on rows read back (the dashboard links it)
 
     def as_dict(self):
-        return {"device": self.device, "run": self.run, "seq": self.seq, "time": self.time,
-                "kind": self.kind, "severity": self.severity, "summary": self.summary,
-                "evidence": self.evidence, "count": self.count,
-                "received_at": self.received_at, "origin": self.origin}
+        out = {"device": self.device, "run": self.run, "seq": self.seq, "time": self.time,
+               "kind": self.kind, "severity": self.severity, "summary": self.summary,
+               "evidence": self.evidence, "count": self.count,
+               "received_at": self.received_at, "origin": self.origin}
+        if self.id is not None:
+            out["id"] = self.id
+        return out
 
 
 @dataclass(frozen=True)
@@ -123,10 +148,51 @@ class Store:
     def query_anomalies(self, device=None, since=None, kind=None, limit=100):
         raise NotImplementedError
 
+    # -------------------------------------------------------------- reads for the dashboard
+    # Each one is bounded by a limit (clipped to MAX_READ_ROWS) or a time range.
+
+    def find_anomalies(self, where, limit=100, before_id=None):
+        """StoredAnomaly rows (with id) matching an AnomalyFilter, newest first; before_id pages."""
+        raise NotImplementedError
+
+    def anomaly(self, anomaly_id):
+        """One StoredAnomaly (with id), or None."""
+        raise NotImplementedError
+
+    def anomaly_histogram(self, where, bucket_seconds):
+        """{(bucket_start, severity): count} over where.since .. where.until (both required)."""
+        raise NotImplementedError
+
+    def top_kinds(self, where, limit=10):
+        """[(kind, count, worst severity)] in the filter, most frequent first."""
+        raise NotImplementedError
+
+    def top_devices(self, where, limit=10):
+        """[(device, count, worst severity)] in the filter, most anomalies first."""
+        raise NotImplementedError
+
+    def fleet_counts(self):
+        """{"online": n, "silent": n, "stopped": n, "offline": n, "unknown": n, "total": n}.
+        silent: agent.silent raised and not yet ended; offline: Last Will, not yet claimed."""
+        raise NotImplementedError
+
+    def device(self, device):
+        """One DeviceRow, or None."""
+        raise NotImplementedError
+
+    def device_page(self, status=None, prefix=None, after=None, limit=100):
+        """DeviceRows ordered by id, after `after`; status as in fleet_counts()."""
+        raise NotImplementedError
+
+    def heartbeat_history(self, device, since, limit=MAX_READ_ROWS):
+        """[{"at", "rss_kb", "cpu_percent", "spool_depth", "drops", "source_errors"}], oldest first."""
+        raise NotImplementedError
+
     def devices(self):
         raise NotImplementedError
 
-    def gaps(self, device=None):
+    def gaps(self, device=None, limit=None):
+        """Gap rows, oldest first; with a limit, the newest `limit` of them."""
         raise NotImplementedError
 
     def rejected(self):
@@ -193,6 +259,19 @@ CREATE TABLE IF NOT EXISTS gaps (
 );
 CREATE INDEX IF NOT EXISTS gaps_by_run ON gaps (device, run, type);
 
+-- a sampled history of each device's heartbeats (the dashboard's charts), pruned to a day
+CREATE TABLE IF NOT EXISTS heartbeat_samples (
+    device        TEXT    NOT NULL,
+    at            REAL    NOT NULL,   -- received_at
+    rss_kb        INTEGER NOT NULL,
+    cpu_percent   REAL    NOT NULL,
+    spool_depth   INTEGER NOT NULL,
+    drops         INTEGER NOT NULL,   -- sum of the heartbeat's drop counters
+    source_errors INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS heartbeat_samples_by_device ON heartbeat_samples (device, at);
+CREATE INDEX IF NOT EXISTS anomalies_severity_received ON anomalies (severity, received_at);
+
 CREATE TABLE IF NOT EXISTS rejected (
     reason      TEXT PRIMARY KEY,
     count       INTEGER NOT NULL,
@@ -204,6 +283,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 
+def _clip_limit(limit):
+    return max(1, min(int(limit), MAX_READ_ROWS))
+
+
 def _loads_or_none(text):
     return None if text is None else jsonio.loads(text)
 
@@ -211,8 +294,10 @@ def _loads_or_none(text):
 class SqliteStore(Store):
     """SQLite in WAL mode: readers (the CLI) never block the writer, one fsync per batch."""
 
-    def __init__(self, path, busy_timeout=10.0):
+    def __init__(self, path, busy_timeout=10.0, heartbeat_sample_spacing=HEARTBEAT_SAMPLE_SPACING,
+                 read_only=False):
         self.path = str(path)
+        self.heartbeat_sample_spacing = float(heartbeat_sample_spacing)
         # one thread at a time, but not necessarily the one that opened it (the collector may
         # be built in one thread and run in another)
         self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
@@ -225,6 +310,9 @@ class SqliteStore(Store):
         # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        if read_only:
+            # the dashboard's connections: nothing it runs can change the store
+            self._db.execute("PRAGMA query_only=ON")
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -297,6 +385,22 @@ class SqliteStore(Store):
                                   HEARTBEAT_INTERVAL_MAX),
                  h.run, h.run, h.seq, jsonio.dumps(health),
                  STATUS_ONLINE, STATUS_ONLINE, h.device))
+        self._sample_heartbeat(h, received_at)
+
+    def _sample_heartbeat(self, h, received_at):
+        drops = h.drops if isinstance(h.drops, dict) else {}
+        source_errors = drops.get("source_errors", 0)
+        cur = self._x(
+            "INSERT INTO heartbeat_samples (device, at, rss_kb, cpu_percent, spool_depth, drops, "
+            "source_errors) SELECT ?,?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM devices WHERE "
+            "device = ?) AND NOT EXISTS (SELECT 1 FROM heartbeat_samples WHERE device = ? AND "
+            "at > ?)",
+            (h.device, received_at, int(h.rss_kb), float(h.cpu_percent), int(h.spool_depth),
+             sum(drops.values()), source_errors if isinstance(source_errors, int) else 0,
+             h.device, h.device, received_at - self.heartbeat_sample_spacing))
+        if cur.rowcount:
+            self._x("DELETE FROM heartbeat_samples WHERE device = ? AND at < ?",
+                    (h.device, received_at - HEARTBEAT_HISTORY_SECONDS))
 
     def record_status(self, status, received_at, retained=False):
         """online / offline. The Last Will (seq 0) is 'offline'; an offline the agent sent itself
@@ -366,13 +470,16 @@ class SqliteStore(Store):
                       "filled < last_seq - first_seq + 1", (device, run, message_type, seq))
         return cur.rowcount > 0
 
-    def gaps(self, device=None):
+    def gaps(self, device=None, limit=None):
         sql = ("SELECT device, run, type, first_seq, last_seq, detected_at, filled, "
                "last_seq - first_seq + 1 - filled AS missing FROM gaps")
         args = ()
         if device:
             sql += " WHERE device = ?"
             args = (device,)
+        if limit is not None:
+            rows = self._x(sql + " ORDER BY id DESC LIMIT ?", args + (_clip_limit(limit),))
+            return [dict(r) for r in reversed(rows.fetchall())]
         return [dict(r) for r in self._x(sql + " ORDER BY id", args)]
 
     # ------------------------------------------------------------------ silence
@@ -426,23 +533,148 @@ class SqliteStore(Store):
                               r["count"], r["received_at"], r["origin"])
                 for r in self._x(sql, args)]
 
+    # ------------------------------------------------------------------ dashboard reads
+    @staticmethod
+    def _where(where):
+        clauses, args = [], []
+        if where.device:
+            clauses.append("device = ?")
+            args.append(where.device)
+        if where.kind:
+            if "*" in where.kind:
+                clauses.append("kind LIKE ? ESCAPE '\\'")
+                args.append(where.kind.replace("\\", "\\\\").replace("%", "\\%")
+                            .replace("_", "\\_").replace("*", "%"))
+            else:
+                clauses.append("kind = ?")
+                args.append(where.kind)
+        if where.severities:
+            severities = [s for s in where.severities if s in SEVERITIES]
+            clauses.append("severity IN (%s)" % ",".join("?" * len(severities)) if severities
+                           else "0")
+            args.extend(severities)
+        if where.since is not None:
+            clauses.append("received_at >= ?")
+            args.append(where.since)
+        if where.until is not None:
+            clauses.append("received_at < ?")
+            args.append(where.until)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    @staticmethod
+    def _anomaly(r):
+        return StoredAnomaly(r["device"], r["run"], r["seq"], r["time"], r["kind"], r["severity"],
+                             r["summary"], jsonio.loads(r["evidence"]), r["count"],
+                             r["received_at"], r["origin"], r["id"])
+
+    _ANOMALY_COLUMNS = ("SELECT id, device, run, seq, time, kind, severity, summary, evidence, "
+                        "count, received_at, origin FROM anomalies")
+
+    def find_anomalies(self, where, limit=100, before_id=None):
+        sql, args = self._where(where)
+        if before_id is not None:
+            sql += (" AND " if sql else " WHERE ") + "id < ?"
+            args.append(int(before_id))
+        # arrival order is id order (one writer commits at a time), and id is what pages
+        args.append(_clip_limit(limit))
+        return [self._anomaly(r) for r in self._x(
+            self._ANOMALY_COLUMNS + sql + " ORDER BY id DESC LIMIT ?", args)]
+
+    def anomaly(self, anomaly_id):
+        row = self._x(self._ANOMALY_COLUMNS + " WHERE id = ?", (int(anomaly_id),)).fetchone()
+        return None if row is None else self._anomaly(row)
+
+    def anomaly_histogram(self, where, bucket_seconds):
+        if where.since is None or where.until is None:
+            raise ValueError("a histogram needs since and until")
+        sql, args = self._where(where)
+        out = {}
+        for r in self._x("SELECT CAST((received_at - ?) / ? AS INTEGER) AS b, severity, "
+                         "COUNT(*) AS n FROM anomalies" + sql + " GROUP BY b, severity",
+                         [where.since, float(bucket_seconds)] + args):
+            out[(where.since + r["b"] * bucket_seconds, r["severity"])] = r["n"]
+        return out
+
+    def _top(self, column, where, limit):
+        sql, args = self._where(where)
+        rank = "CASE severity %s END" % " ".join(
+            "WHEN '%s' THEN %d" % (s, i) for i, s in enumerate(SEVERITIES))
+        rows = self._x("SELECT %s AS k, COUNT(*) AS n, MAX(%s) AS worst FROM anomalies%s "
+                       "GROUP BY %s ORDER BY n DESC, k LIMIT ?" % (column, rank, sql, column),
+                       args + [_clip_limit(limit)])
+        return [(r["k"], r["n"], SEVERITIES[r["worst"]]) for r in rows]
+
+    def top_kinds(self, where, limit=10):
+        return self._top("kind", where, limit)
+
+    def top_devices(self, where, limit=10):
+        return self._top("device", where, limit)
+
+    _STATUS_SQL = ("CASE WHEN silent_since IS NOT NULL THEN 'silent' "
+                   "WHEN status IS NULL THEN 'unknown' ELSE status END")
+
+    def fleet_counts(self):
+        counts = dict.fromkeys(("online", "silent", "stopped", "offline", "unknown"), 0)
+        for r in self._x("SELECT %s AS s, COUNT(*) AS n FROM devices GROUP BY s"
+                         % self._STATUS_SQL):
+            counts[r["s"]] = r["n"]
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def _device_rows(self, sql, args):
+        rows = self._x("SELECT * FROM devices" + sql, args).fetchall()
+        missing = {}
+        if rows:
+            names = [r["device"] for r in rows]
+            missing = {r["device"]: r["m"] for r in self._x(
+                "SELECT device, SUM(last_seq - first_seq + 1 - filled) AS m FROM gaps "
+                "WHERE device IN (%s) GROUP BY device" % ",".join("?" * len(names)), names)}
+        return [self._device_row(r, missing.get(r["device"]) or 0) for r in rows]
+
+    @staticmethod
+    def _device_row(r, gaps_missing):
+        return DeviceRow(
+            device=r["device"], first_seen=r["first_seen"], last_seen=r["last_seen"],
+            run=r["run"], status=r["status"], status_at=r["status_at"],
+            alive_at=r["alive_at"], heartbeat_interval=r["heartbeat_interval"],
+            last_heartbeat=_loads_or_none(r["last_heartbeat"]), heartbeats=r["heartbeats"],
+            anomalies=r["anomalies"], rejected=r["rejected"],
+            agent_version=r["agent_version"], firmware=_loads_or_none(r["firmware"]),
+            firmware_hash=r["firmware_hash"], baseline_hash=r["baseline_hash"],
+            package_manager=r["package_manager"], silent_since=r["silent_since"],
+            gaps_missing=gaps_missing)
+
+    def device(self, device):
+        rows = self._device_rows(" WHERE device = ?", [device])
+        return rows[0] if rows else None
+
+    def device_page(self, status=None, prefix=None, after=None, limit=100):
+        clauses, args = [], []
+        if status:
+            clauses.append("%s = ?" % self._STATUS_SQL)
+            args.append(status)
+        if prefix:
+            clauses.append("device >= ? AND device < ?")
+            args.extend([prefix, prefix + "\U0010ffff"])
+        if after:
+            clauses.append("device > ?")
+            args.append(after)
+        sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._device_rows(sql + " ORDER BY device LIMIT ?", args + [_clip_limit(limit)])
+
+    def heartbeat_history(self, device, since, limit=MAX_READ_ROWS):
+        rows = self._x("SELECT at, rss_kb, cpu_percent, spool_depth, drops, source_errors FROM "
+                       "(SELECT * FROM heartbeat_samples WHERE device = ? AND at >= ? "
+                       "ORDER BY at DESC LIMIT ?) ORDER BY at",
+                       (device, since, _clip_limit(limit)))
+        return [dict(r) for r in rows]
+
     def devices(self):
         missing = {r["device"]: r["m"] for r in self._x(
             "SELECT device, SUM(last_seq - first_seq + 1 - filled) AS m FROM gaps "
             "GROUP BY device")}
-        out = []
-        for r in self._x("SELECT * FROM devices ORDER BY device"):
-            out.append(DeviceRow(
-                device=r["device"], first_seen=r["first_seen"], last_seen=r["last_seen"],
-                run=r["run"], status=r["status"], status_at=r["status_at"],
-                alive_at=r["alive_at"], heartbeat_interval=r["heartbeat_interval"],
-                last_heartbeat=_loads_or_none(r["last_heartbeat"]), heartbeats=r["heartbeats"],
-                anomalies=r["anomalies"], rejected=r["rejected"],
-                agent_version=r["agent_version"], firmware=_loads_or_none(r["firmware"]),
-                firmware_hash=r["firmware_hash"], baseline_hash=r["baseline_hash"],
-                package_manager=r["package_manager"], silent_since=r["silent_since"],
-                gaps_missing=missing.get(r["device"]) or 0))
-        return out
+        return [self._device_row(r, missing.get(r["device"]) or 0)
+                for r in self._x("SELECT * FROM devices ORDER BY device")]
 
     def rejected(self):
         return {r["reason"]: r["count"] for r in self._x(
@@ -455,13 +687,13 @@ class SqliteStore(Store):
         self._db.close()
 
 
-def open_store(path, create=True):
+def open_store(path, create=True, **options):
     """The default backend for a path; with create=False a missing file is an error (the query
     commands should not leave empty databases behind a typo)."""
     if not create and str(path) != ":memory:" and not os.path.exists(path):
         raise FileNotFoundError(path)
-    return SqliteStore(path)
+    return SqliteStore(path, **options)
 
 
-__all__ = ["Store", "SqliteStore", "StoredAnomaly", "DeviceRow", "open_store",
+__all__ = ["Store", "SqliteStore", "StoredAnomaly", "DeviceRow", "AnomalyFilter", "open_store",
            "STATUS_ONLINE", "STATUS_OFFLINE", "STATUS_STOPPED"]

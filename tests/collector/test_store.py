@@ -119,3 +119,72 @@ def test_opening_a_missing_database_for_queries_is_an_error_not_an_empty_file(tm
     with pytest.raises(FileNotFoundError):
         open_store(tmp_path / "typo.sqlite", create=False)
     assert not (tmp_path / "typo.sqlite").exists()
+
+
+# ---------------------------------------------------------------- the dashboard's reads
+
+def test_find_anomalies_filters_by_kind_glob_severity_and_range_and_pages_by_id(store):
+    from routerwatch_collector.store import AnomalyFilter
+    store.add_anomalies([anomaly(1, kind="login.bruteforce", severity="medium"),
+                         anomaly(2, kind="login.spray", severity="high"),
+                         anomaly(3, kind="conn.new_listener", severity="critical")], T0 + 10)
+    store.add_anomalies([anomaly(4, kind="agent.silent", severity="high")], T0 + 20)
+    def kinds(**where):
+        return [a.kind for a in store.find_anomalies(AnomalyFilter(**where))]
+    assert kinds() == ["agent.silent", "conn.new_listener", "login.spray", "login.bruteforce"]
+    assert kinds(kind="login.*") == ["login.spray", "login.bruteforce"]
+    assert kinds(kind="*.silent") == ["agent.silent"]
+    assert kinds(kind="login_bruteforce") == [] and kinds(kind="login.b*") == ["login.bruteforce"]
+    assert kinds(kind="login.%") == []                  # LIKE wildcards are literal
+    assert kinds(severities=("high", "critical")) == ["agent.silent", "conn.new_listener",
+                                                      "login.spray"]
+    assert kinds(since=T0 + 15) == ["agent.silent"] and kinds(until=T0 + 15)[0] == "conn.new_listener"
+    first = store.find_anomalies(AnomalyFilter(), limit=2)
+    rest = store.find_anomalies(AnomalyFilter(), limit=2, before_id=first[-1].id)
+    assert [a.seq for a in first + rest] == [4, 3, 2, 1]
+    assert store.anomaly(first[0].id).as_dict()["id"] == first[0].id
+    assert store.anomaly(10 ** 9) is None
+
+
+def test_histogram_and_tops_count_within_the_range(store):
+    from routerwatch_collector.store import AnomalyFilter
+    store.add_anomalies([anomaly(1, severity="medium"), anomaly(2, severity="high")], T0 + 10)
+    store.add_anomalies([anomaly(3, kind="conn.scan", severity="critical")], T0 + 70)
+    store.add_anomalies([anomaly(4, device="rw-b", severity="low")], T0 + 500)  # out of range
+    where = AnomalyFilter(since=T0, until=T0 + 120)
+    assert store.anomaly_histogram(where, 60) == {(T0, "medium"): 1, (T0, "high"): 1,
+                                                  (T0 + 60, "critical"): 1}
+    assert store.top_kinds(where) == [("login.bruteforce", 2, "high"), ("conn.scan", 1, "critical")]
+    assert store.top_devices(where) == [(DEVICE, 3, "critical")]
+    with pytest.raises(ValueError):
+        store.anomaly_histogram(AnomalyFilter(), 60)
+
+
+def test_fleet_counts_and_device_pages_by_state(store):
+    store.record_status(status("online", 1), T0)
+    store.record_status(status("online", 1, device="rw-b"), T0)
+    store.record_status(status("offline", 5, device="rw-b"), T0 + 1)      # a clean stop
+    store.record_status(status("online", 1, device="rw-c"), T0)
+    store.claim_silence("rw-c", T0 + 500)
+    assert store.fleet_counts() == {"online": 1, "silent": 1, "stopped": 1, "offline": 0,
+                                    "unknown": 0, "total": 3}
+    assert [d.device for d in store.device_page(status="silent")] == ["rw-c"]
+    assert [d.device for d in store.device_page(limit=2)] == [DEVICE, "rw-b"]
+    assert [d.device for d in store.device_page(after="rw-b")] == ["rw-c"]
+    assert [d.device for d in store.device_page(prefix="rw-")] == [DEVICE, "rw-b", "rw-c"]
+    assert store.device("rw-b").status == "stopped" and store.device("rw-x") is None
+
+
+def test_heartbeat_history_is_sampled_and_pruned_to_a_day(tmp_path):
+    from routerwatch_collector.store import HEARTBEAT_HISTORY_SECONDS
+    s = SqliteStore(tmp_path / "h.sqlite", heartbeat_sample_spacing=60)
+    s.record_status(status("online", 1), T0)
+    for i in range(10):                      # every 20 s: one sample per minute is kept
+        s.record_heartbeat(heartbeat(i + 1, interval=20), T0 + 20 * i)
+    assert [h["at"] for h in s.heartbeat_history(DEVICE, 0)] == [T0, T0 + 60, T0 + 120, T0 + 180]
+    later = T0 + HEARTBEAT_HISTORY_SECONDS + 100
+    s.record_heartbeat(heartbeat(11, interval=20), later)
+    assert [h["at"] for h in s.heartbeat_history(DEVICE, 0)] == [later]
+    s.record_heartbeat(heartbeat(1, device="rw-unknown"), later)   # no device row: no sample
+    assert s.heartbeat_history("rw-unknown", 0) == []
+    s.close()
