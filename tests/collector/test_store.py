@@ -182,7 +182,7 @@ def test_heartbeat_history_is_sampled_and_pruned_to_a_day(tmp_path):
     for i in range(10):                      # every 20 s: one sample per minute is kept
         s.record_heartbeat(heartbeat(i + 1, interval=20), T0 + 20 * i)
     assert [h["at"] for h in s.heartbeat_history(DEVICE, 0)] == [T0, T0 + 60, T0 + 120, T0 + 180]
-    later = T0 + HEARTBEAT_HISTORY_SECONDS + 100
+    later = T0 + HEARTBEAT_HISTORY_SECONDS + 200
     s.record_heartbeat(heartbeat(11, interval=20), later)
     assert [h["at"] for h in s.heartbeat_history(DEVICE, 0)] == [later]
     s.record_heartbeat(heartbeat(1, device="rw-unknown"), later)   # no device row: no sample
