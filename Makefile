@@ -1,15 +1,16 @@
 # Newcomer entry points: `make demo` and `make test` (both set up what they need).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := mosquitto mosquitto-clients python3-venv
-
-.PHONY: setup system-packages venv test unit demo e2e bench bench-quick ipk clean
+.PHONY: setup system-packages demo-packages venv test unit demo e2e bench bench-quick ipk clean
 
 setup: system-packages venv
 
+# the Debian packages: everything the tests need, or only the demo's (mosquitto, python3-venv)
 system-packages:
-	@bash ci/install-system-packages.sh
+	@bash ci/install-system-packages.sh test
+
+demo-packages:
+	@bash ci/install-system-packages.sh demo
 
 $(VENV)/.installed: setup.py collector/pyproject.toml requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -26,7 +27,7 @@ test: setup
 unit: venv
 	$(PY) -m pytest -q tests --ignore=tests/e2e
 
-demo: setup
+demo: demo-packages venv
 	$(PY) demo/run_demo.py
 
 e2e: setup

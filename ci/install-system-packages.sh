@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages the tests, the demo and the emulated router need. Idempotent.
+# Debian/Ubuntu packages, by what they are for. Idempotent.
+#   bash ci/install-system-packages.sh demo    what `make demo` needs: a venv and mosquitto
+#   bash ci/install-system-packages.sh [test]  everything the tests and benchmarks need (CI)
 set -euo pipefail
-PACKAGES=(
+DEMO_PACKAGES=(
   python3-venv
-  mosquitto mosquitto-clients            # the real broker for integration tests and the demo
+  mosquitto                              # the real broker for the demo and the integration tests
+)
+TEST_PACKAGES=(
+  "${DEMO_PACKAGES[@]}"
+  mosquitto-clients
   openssl                                # throw-away CA and certificates for the TLS broker tests
   busybox-static                         # ash + applets to run the OpenWrt init script under test doubles
   # the emulated router (ci/qemu, tests/e2e): QEMU, the host binaries copied into its image, the
@@ -13,6 +19,11 @@ PACKAGES=(
   hydra curl                             # the attackers and the LAN client on the host side
   fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
 )
+case "${1:-test}" in
+  demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
+  test) PACKAGES=("${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

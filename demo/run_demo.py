@@ -8,7 +8,8 @@ that writes to a temporary SQLite file and prints each anomaly as it is stored, 
 follows a log file. demo/attack_replay.py then writes a brute force, a password spray and a
 successful guess into that file, and finally the agent is killed the way an attacker would
 (kill -9), which the collector reports as agent.silent. Ctrl-C stops everything; with
---duration N it stops by itself after N seconds.
+--duration N it stops by itself after N seconds. The collector's database is kept when the demo
+stops, to query it afterwards (--discard deletes it; --keep keeps the logs as well).
 """
 import argparse
 import os
@@ -40,6 +41,7 @@ routerwatch demo
   attack     demo/attack_replay.py writes a brute force from {brute}, a password spray from
              {spray} addresses and a guessed root password from {winner} into the log
              over {seconds:.0f} s; then the agent is killed with kill -9.
+  database   {db} {kept}
 Anomalies appear below as the collector stores them.{stop}
 """
 
@@ -97,6 +99,24 @@ def terminate(process, sig=signal.SIGTERM, timeout=8.0):
         pass
 
 
+KEPT = {"all": "(kept with the logs when the demo stops)",
+        "database": "(kept when the demo stops; --discard deletes it)",
+        "nothing": "(deleted when the demo stops: --discard)"}
+
+
+def _keeping(args):
+    return "all" if args.keep else "nothing" if args.discard else "database"
+
+
+def _command(name):
+    """How to run one of the project's commands: from the venv the demo runs in, when there."""
+    beside = Path(PY).parent / name
+    if beside.exists():
+        return os.path.relpath(beside) if not os.path.relpath(beside).startswith("..") \
+            else str(beside)
+    return name
+
+
 def run(args, stop):
     work = Path(tempfile.mkdtemp(prefix="routerwatch-demo-"))
     db = str(work / "collector.sqlite")
@@ -110,7 +130,8 @@ def run(args, stop):
     broker = collector = agent = None
     try:
         broker = MosquittoBroker(work / "broker").start()
-        print(BANNER.format(port=broker.port, db=db, log=log_file, brute=attack_replay.BRUTE_SOURCE,
+        print(BANNER.format(port=broker.port, db=db, log=log_file, kept=KEPT[_keeping(args)],
+                            brute=attack_replay.BRUTE_SOURCE,
                             spray=len(attack_replay.SPRAY_SOURCES),
                             winner=attack_replay.WINNER_SOURCE, seconds=replay_seconds,
                             stop=" Stops after %g s." % args.duration if args.duration
@@ -139,7 +160,8 @@ def run(args, stop):
         wait_for(lambda: query(db, "SELECT 1 FROM anomalies WHERE kind = 'agent.silent'"), 10,
                  stop)
         stop.wait(0.5)
-        print("-- stored so far (routerwatch-collector devices --db %s):" % db, flush=True)
+        print("-- stored so far (%s devices --db %s):" % (_command("routerwatch-collector"), db),
+              flush=True)
         subprocess.run([PY, "-m", "routerwatch_collector.cli", "devices", "--db", db])
         if not args.duration:
             print("-- press Ctrl-C to stop", flush=True)
@@ -155,10 +177,18 @@ def run(args, stop):
         terminate(collector)
         if broker is not None:
             broker.close()
-        if args.keep:
+        keeping = _keeping(args)
+        if keeping == "all":
             print("demo: files kept in %s" % work)
+        elif keeping == "database" and os.path.exists(db):
+            for path in work.iterdir():
+                if not path.name.startswith("collector.sqlite"):
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
         else:
             shutil.rmtree(work, ignore_errors=True)
+        if keeping != "nothing" and os.path.exists(db):
+            print("demo: the database stays in %s; query it with\n  %s anomalies --db %s\n"
+                  "  (rm -r %s removes it)" % (db, _command("routerwatch-collector"), db, work))
 
 
 def main(argv=None):
@@ -167,8 +197,13 @@ def main(argv=None):
                         help="stop by itself after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("--replay-seconds", type=float, default=20.0,
                         help="seconds the attack is spread over (default 20)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary files and logs")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep every file: the database, the logs, the broker's directory")
+    parser.add_argument("--discard", action="store_true",
+                        help="delete the database too when the demo stops (kept by default)")
     args = parser.parse_args(argv)
+    if args.keep and args.discard:
+        parser.error("--keep and --discard exclude each other")
     if args.duration < 0 or args.replay_seconds < 0:
         parser.error("--duration and --replay-seconds must not be negative")
     if not find_mosquitto():

@@ -1,4 +1,6 @@
 """`make demo` in CI: the demo runs by itself for a while and shows the anomalies as they arrive."""
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
 def test_the_demo_prints_the_attack_and_the_killed_agent_then_stops_by_itself():
     result = subprocess.run([sys.executable, str(REPO / "demo" / "run_demo.py"), "--duration",
-                             "18"], capture_output=True, text=True, timeout=120)
+                             "18", "--discard"], capture_output=True, text=True, timeout=120)
     out = result.stdout
     assert result.returncode == 0, result.stderr
+    database = Path(re.search(r"^  database   (\S+) ", out, re.M).group(1))
+    assert not database.parent.exists(), "--discard leaves nothing behind"
     assert "routerwatch demo" in out and "demo: stopped" in out
     for kind in ("login.bruteforce", "login.spray", "login.success_after_failures",
                  "agent.silent"):
@@ -47,3 +51,17 @@ def test_the_demo_stops_cleanly_on_ctrl_c():
     assert any("the attack starts" in line for line in lines), "".join(lines) + err
     assert process.returncode == 0
     assert "demo: stopped" in out and "Traceback" not in out + err
+    # the banner said the database is kept; after Ctrl-C it is there, alone, and can be queried
+    banner = "".join(lines)
+    match = re.search(r"^  database   (\S+) \(kept when the demo stops; --discard deletes it\)",
+                      banner, re.M)
+    assert match, banner
+    database = Path(match.group(1))
+    try:
+        assert "demo: the database stays in %s" % database in out
+        assert sorted(p.name for p in database.parent.iterdir()) == ["collector.sqlite"]
+        query = subprocess.run([sys.executable, "-m", "routerwatch_collector.cli", "devices",
+                                "--db", str(database)], capture_output=True, text=True, timeout=60)
+        assert query.returncode == 0 and "rw-demo-router" in query.stdout, query.stderr
+    finally:
+        shutil.rmtree(database.parent, ignore_errors=True)
