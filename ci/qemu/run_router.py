@@ -10,6 +10,7 @@ login is logged); `!wan CMD` and `!lan CMD` run CMD in the WAN / LAN namespace i
 """
 import argparse
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -38,6 +39,8 @@ def main(argv=None):
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--shell", action="store_true", help="a prompt into the router")
     mode.add_argument("--check", action="store_true", help="print the router's state and stop")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work dir (disk, console log) instead of removing it")
     args = parser.parse_args(argv)
     reason = netns.netns_available()
     if reason:
@@ -61,6 +64,10 @@ def main(argv=None):
             return 0
         finally:
             vm.close()
+            if args.keep:
+                print("work dir kept: %s" % workdir)
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def shell(vm, net):

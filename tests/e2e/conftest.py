@@ -4,7 +4,13 @@ agent being killed last, so one scenario's traffic does not land in another's wi
 
 Skipped, with the reason, without qemu-system-x86_64, root, network namespaces or the tools the
 attacks use (ci/install-system-packages.sh installs them all).
+
+The session's work dir (/tmp/routerwatch-e2e-*: the router's disk and console log, the broker,
+the collector's database, the owner's private SSH key) is removed at the end;
+ROUTERWATCH_E2E_KEEP=1 keeps it to look at after a failure.
 """
+import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -45,6 +51,13 @@ def bench():
     reason = netns.netns_available()
     if reason:
         pytest.skip("end-to-end tests: %s" % reason)
+    with bench_session() as started:
+        yield started
+
+
+@contextlib.contextmanager
+def bench_session():
+    """The started Bench in a fresh work dir, closed and its work dir removed at the end."""
     workdir = Path(tempfile.mkdtemp(prefix="routerwatch-e2e-"))
     bench = Bench(workdir)
     t0 = time.monotonic()
@@ -56,3 +69,14 @@ def bench():
     finally:
         bench.metrics["session_seconds"] = round(time.monotonic() - t0, 1)
         bench.close()
+        remove_workdir(workdir)
+
+
+def remove_workdir(workdir, keep=None):
+    """Remove the session's work dir (a private key is in it) unless ROUTERWATCH_E2E_KEEP=1."""
+    if keep is None:
+        keep = os.environ.get("ROUTERWATCH_E2E_KEEP") == "1"
+    if keep:
+        print("\n[e2e] work dir kept: %s" % workdir)
+        return
+    shutil.rmtree(workdir, ignore_errors=True)
