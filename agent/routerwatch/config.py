@@ -120,6 +120,9 @@ class AgentConfig:
     state_dir: str = option("/etc/routerwatch", why="on flash: baseline, seen sources, device id")
     run_dir: str = option("/tmp/routerwatch", why="in RAM: state that may be lost on reboot")
     router_addresses: str = option("", why="extra addresses (comma separated) that are the router's own")
+    lan_networks: str = option("", why="extra networks (comma separated, CIDR) on the owner's side, "
+                               "besides RFC 1918, ULA, link-local, loopback and the networks of "
+                               "the router's LAN interfaces (read from its routes)")
     log: LogConfig = field(default_factory=LogConfig)
     watchers: WatchersConfig = field(default_factory=WatchersConfig)
     intervals: IntervalsConfig = field(default_factory=IntervalsConfig)

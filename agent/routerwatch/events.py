@@ -23,6 +23,16 @@ class LoginAttempt:
     attempts: int = 1            # failures this one line stands for ("Exit before auth ... N fails")
 
 
+# --------------------------------------------------------------------------- the router's side
+
+@dataclass(frozen=True, slots=True)
+class LanNetworks:
+    """The networks of the router's LAN side (CIDR text), read from its routes: with the fixed
+    private ranges they make the owner's side (inside.py)."""
+    time: float
+    networks: Tuple[str, ...]
+
+
 # --------------------------------------------------------------------------- connections
 
 ORIGIN_ROUTER = "router"        # original source is one of the router's own addresses (OUTPUT)

@@ -15,7 +15,8 @@ import time
 from . import __version__
 from .contract import Anomaly, Heartbeat, Inventory, clip, MAX_SUMMARY_CHARS
 from .detectors.base import IncidentGate
-from .events import FirmwareIdentity
+from .events import FirmwareIdentity, LanNetworks
+from .inside import Inside
 
 log = logging.getLogger("routerwatch")
 
@@ -80,9 +81,9 @@ class Agent:
                                   type(source).__name__)
                     continue
             for event in events:
-                produced.extend(self._feed(event))
+                produced.extend(self._feed(event, now))
         for detector in self.detectors:
-            produced.extend(self._admit_all(detector.tick(now)))
+            produced.extend(self._admit_all(detector.tick(now), now))
         for finding, count in self.gate.expire(now, lambda kind: self._cooldowns.get(kind, 0)):
             produced.append(self._stamp(finding, count, now))
         for anomaly in produced:
@@ -98,34 +99,47 @@ class Agent:
     def complete_pass(self, now):
         """One whole pass over every source, for --once: poll everything, then keep going while
         a source says its read is unfinished (a log read to its end, a scan cut by its CPU
-        budget). Returns all the Anomalies produced."""
+        budget). Returns all the Anomalies produced.
+
+        A pass reads a whole log at once, so the gate holds what the detectors find and gives
+        each incident once at the end, with its final count and time span."""
+        self.gate.hold = True
         produced = self.step(now, force_poll=True)
         while True:
             pending = [s for s in self.sources if getattr(s, "unfinished", False)]
             if not pending:
-                return produced
+                break
             for source in pending:
                 self._next_poll[id(source)] = 0.0
             produced.extend(self.step(now))
+        held = [self._stamp(finding, count, now) for finding, count in self.gate.flush()]
+        for anomaly in held:
+            self.sink.send_anomaly(anomaly)
+        return produced + held
 
-    def _feed(self, event):
+    def _feed(self, event, now):
         self.events_seen += 1
         if isinstance(event, FirmwareIdentity):
             if self._identity is None or event.identity_hash != self._identity.identity_hash \
                     or event.baseline_hash != self._identity.baseline_hash:
                 self._next_inventory = 0.0   # send the new identity now
             self._identity = event
+        elif isinstance(event, LanNetworks):
+            # one rule for every detector that tells the owner's side from the world's
+            inside = Inside(event.networks)
+            for detector in self.detectors:
+                detector.inside = inside
         out = []
         for detector in self._routes.get(type(event), ()):
-            out.extend(self._admit_all(detector.observe(event)))
+            out.extend(self._admit_all(detector.observe(event), now))
         return out
 
-    def _admit_all(self, findings):
+    def _admit_all(self, findings, now):
         out = []
         for finding in findings or ():
-            admitted = self.gate.admit(finding, self._cooldowns.get(finding.kind, 0))
-            if admitted is not None:
-                out.append(self._stamp(admitted[0], admitted[1], finding.time))
+            for admitted, count in self.gate.admit(finding, self._cooldowns.get(finding.kind, 0),
+                                                   now):
+                out.append(self._stamp(admitted, count, admitted.time))
         return out
 
     def _next(self, message_type):

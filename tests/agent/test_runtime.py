@@ -1,10 +1,11 @@
 """The loop: events reach the detectors that consume them, repeats are gated, messages numbered."""
 import io
 import json
+import time
 
 from routerwatch import config as cfg
 from routerwatch.detectors.base import Detector, DetectorConfig, Finding, IncidentGate
-from routerwatch.events import LoginAttempt
+from routerwatch.events import LanNetworks, LoginAttempt
 from routerwatch.runtime import Agent
 from routerwatch.sinks.stdout import StdoutSink
 
@@ -130,3 +131,40 @@ def test_a_failing_source_is_counted_and_the_loop_goes_on(tmp_path):
     agent.step(1010)
     assert broken.polls == 2
     assert agent.drops()["source_errors"] == 2
+
+
+def test_lan_networks_reach_every_detector(tmp_path):
+    agent, _, _ = make_agent(tmp_path, [[LanNetworks(time=1, networks=("2001:db8:1::/64",))]])
+    assert "2001:db8:1::5" not in agent.detectors[0].inside
+    agent.step(1)
+    assert "2001:db8:1::5" in agent.detectors[0].inside
+    assert "2001:db8:2::5" not in agent.detectors[0].inside
+
+
+def test_a_replayed_log_is_gated_by_event_time(tmp_path):
+    # read in one pass at loop time 1000.5: the repeats of .9 are due once the log's own time
+    # is a cool-down past the first, not when the loop's clock says so
+    agent, _, _ = make_agent(tmp_path, [[attempt(1000), attempt(1050),
+                                         attempt(1120, ip="198.51.100.7")]])
+    produced = agent.step(1000.5)
+    assert [(a.evidence["ip"], a.count, a.time) for a in produced] == [
+        ("203.0.113.9", 1, 1000), ("198.51.100.7", 1, 1120), ("203.0.113.9", 1, 1050)]
+
+
+def test_once_gives_each_incident_once_with_its_final_count(tmp_path):
+    batch = [attempt(1000 + 60 * i) for i in range(200)] + [attempt(5000, ip="198.51.100.7")]
+    agent, _, out = make_agent(tmp_path, [batch])
+    produced = agent.complete_pass(time.time())
+    assert [(a.evidence["ip"], a.count, a.time) for a in produced] == [
+        ("203.0.113.9", 200, 1000 + 60 * 199), ("198.51.100.7", 1, 5000)]
+    assert len(out.getvalue().splitlines()) == 2
+
+
+def test_a_held_incident_is_never_lost_when_the_gate_is_full():
+    gate = IncidentGate(cap=10, hold=True)
+    sent = []
+    for i in range(50):
+        sent.extend(gate.admit(Finding("k.x", "low", "s", {}, str(i), float(i)), 60))
+    sent.extend(gate.flush())
+    assert sorted(int(f.incident) for f, _ in sent) == list(range(50))
+    assert gate.evicted == 0

@@ -9,12 +9,16 @@ A detector module defines one class with:
     tick(now) -> list[Finding]        optional, called once per loop (windows that close by time)
     drops() -> dict[str, int]         optional, counts of what its bounded state threw away
 
+    inside                            the owner's side (inside.Inside): `address in self.inside`;
+                                      the runtime replaces it when the LAN networks change
+
 Detectors never see the clock except through event.time / now, so tests need no sleeps.
 """
 from dataclasses import dataclass
 from typing import Optional
 
 from ..bounded import BoundedDict
+from ..inside import NOWHERE
 from ..options import option
 
 
@@ -41,6 +45,7 @@ class Detector:
     kind = ""
     Config = DetectorConfig
     consumes = ()
+    inside = NOWHERE      # until the router's LAN networks are read
 
     def __init__(self, config):
         self.config = config
@@ -57,8 +62,9 @@ class Detector:
 
 @dataclass
 class _Incident:
-    first: float
-    last_sent: float
+    first: float               # event time of the incident's first finding
+    last_sent: float           # event time of the finding sent last
+    sent_at: float             # the loop's time when it was sent
     suppressed: int = 0
     pending: Optional[Finding] = None
 
@@ -66,39 +72,83 @@ class _Incident:
 class IncidentGate:
     """Once per incident: the first finding passes, repeats within the cool-down are counted.
 
-    When the cool-down of an incident with counted repeats runs out, the latest repeat is sent
-    with count = repeats, so the collector learns how long the incident went on.
+    The cool-down runs by event time: a repeat passes when its own time is `cooldown` after the
+    finding sent last, and the counted repeats of an incident are sent (the latest, with
+    count = repeats, so the collector learns how long it went on) once the newest event time the
+    gate has seen is `cooldown` past it - so a replayed day of log is gated as it was lived. In a
+    live run the loop's clock ends a cool-down too, for an incident that simply went quiet.
+
+    hold=True (--once, a replay of a whole log): nothing is sent while the log is read; flush()
+    gives each incident once, its latest finding (final count and time span) with the number of
+    findings it folds.
     """
 
     # each incident may hold its latest Finding (evidence up to a few kB): 1024 keeps it to a few MB
-    def __init__(self, cap=1024):
+    def __init__(self, cap=1024, hold=False):
         self._incidents = BoundedDict(cap)
+        self.hold = hold
+        self._latest = None         # the newest event time admitted
 
     @property
     def evicted(self):
         return self._incidents.evicted
 
-    def admit(self, finding, cooldown):
-        """Returns (finding, count) to send now, or None when it is a counted repeat."""
+    def admit(self, finding, cooldown, now=None):
+        """[(finding, count)] to send now: empty for a counted repeat; held findings come out
+        only when the table is full (the least recent incident makes room) or at flush()."""
         key = (finding.kind, finding.incident)
-        incident = self._incidents.get(key)
+        if self._latest is None or finding.time > self._latest:
+            self._latest = finding.time
+        incidents = self._incidents
+        incident = incidents.get(key)
+        if self.hold:
+            out = []
+            if incident is None:
+                if len(incidents) >= incidents.cap:
+                    out = self._release(incidents.pop(incidents.oldest()[0]))
+                incident = _Incident(first=finding.time, last_sent=finding.time, sent_at=0.0)
+                incidents.set(key, incident)
+            incident.suppressed += 1
+            incident.pending = finding
+            return out
+        sent_at = finding.time if now is None else now
         if incident is None or finding.time - incident.last_sent >= cooldown:
             count = 1 + (incident.suppressed if incident else 0)
-            self._incidents.set(key, _Incident(first=finding.time, last_sent=finding.time))
-            return finding, count
+            incidents.set(key, _Incident(first=finding.time, last_sent=finding.time,
+                                         sent_at=sent_at))
+            return [(finding, count)]
         incident.suppressed += 1
         incident.pending = finding
-        return None
+        return []
 
     def expire(self, now, cooldown_of):
         """Findings whose cool-down ended with repeats pending: [(finding, count)]."""
+        if self.hold:
+            return []
         out = []
+        latest = self._latest
         for key, incident in self._incidents.items():
             if incident.pending is None:
                 continue
-            if now - incident.last_sent >= cooldown_of(key[0]):
+            cooldown = cooldown_of(key[0])
+            if latest - incident.last_sent >= cooldown or now - incident.sent_at >= cooldown:
                 out.append((incident.pending, incident.suppressed))
-                incident.last_sent = now
+                incident.last_sent = max(incident.pending.time, incident.last_sent)
+                incident.sent_at = now
                 incident.suppressed = 0
                 incident.pending = None
         return out
+
+    def flush(self):
+        """Every held incident once, oldest first: [(finding, count)]; the table is emptied."""
+        out = []
+        for key, incident in self._incidents.items():
+            self._incidents.pop(key)
+            out.extend(self._release(incident))
+        return out
+
+    @staticmethod
+    def _release(incident):
+        if incident.pending is None:
+            return []
+        return [(incident.pending, incident.suppressed)]

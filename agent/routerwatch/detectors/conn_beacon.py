@@ -24,7 +24,7 @@ from ..bounded import BoundedDict
 from ..events import ORIGIN_ROUTER, ConntrackSnapshot
 from ..options import option
 from .base import Detector, DetectorConfig, Finding
-from .connutil import (endpoint, is_local_address, normalised_addresses, parse_services,
+from .connutil import (endpoint, normalised_addresses, parse_services,
                        parse_words)
 
 
@@ -75,7 +75,7 @@ class ConnBeacon(Detector):
             return False
         if (flow.proto, flow.dport) in self.ignored or flow.dst in self.ignored_destinations:
             return False
-        return self.config.count_lan or not is_local_address(flow.dst)
+        return self.config.count_lan or not flow.dst in self.inside
 
     def observe(self, snapshot):
         now = snapshot.time

@@ -13,7 +13,7 @@ from ..bounded import BoundedDict
 from ..events import ORIGIN_ROUTER, ConntrackSnapshot
 from ..options import option
 from .base import Detector, DetectorConfig, Finding
-from .connutil import is_local_address, parse_services
+from .connutil import parse_services
 
 MAX_SAMPLE = 10
 
@@ -49,7 +49,7 @@ class ConnFanout(Detector):
         for flow in snapshot.flows:
             if flow.origin != ORIGIN_ROUTER or (flow.proto, flow.dport) in self.ignored:
                 continue
-            if not self.config.count_lan and is_local_address(flow.dst):
+            if not self.config.count_lan and flow.dst in self.inside:
                 continue
             self.destinations.set(flow.dst, (now, flow.proto, flow.dport))
         oldest = now - self.config.window

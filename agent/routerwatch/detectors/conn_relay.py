@@ -20,7 +20,7 @@ from ..bounded import BoundedDict
 from ..events import ORIGIN_INBOUND, ORIGIN_ROUTER, ConntrackSnapshot
 from ..options import option
 from .base import Detector, DetectorConfig, Finding
-from .connutil import endpoint, is_local_address, parse_ports, parse_services, same_link
+from .connutil import endpoint, parse_ports, parse_services, same_link
 
 MAX_SAMPLE = 10
 
@@ -64,10 +64,10 @@ class ConnRelay(Detector):
             return False
         if self.config.tcp_only and flow.proto != "tcp":
             return False
-        return not is_local_address(flow.src) and not same_link(flow.src, flow.dst)
+        return not flow.src in self.inside and not same_link(flow.src, flow.dst)
 
     def _wanted_outbound(self, flow):
-        if (flow.proto, flow.dport) in self.ignored or is_local_address(flow.dst):
+        if (flow.proto, flow.dport) in self.ignored or flow.dst in self.inside:
             return False
         return flow.proto in ("tcp", "udp")
 

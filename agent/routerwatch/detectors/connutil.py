@@ -2,32 +2,12 @@
 
 Not a detector (not in DETECTOR_MODULES).
 """
-import functools
 import ipaddress
 import logging
 
 from ..parsers.address_list import parse_address_list
 
 log = logging.getLogger("routerwatch")
-
-# Destinations that are the router's own neighbourhood, not "the internet". Documentation
-# ranges (192.0.2.0/24 ...) are deliberately absent: tests and examples use them as outside hosts.
-LOCAL_NETWORKS = tuple(ipaddress.ip_network(text) for text in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.168.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
-    "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8"))
-
-
-@functools.lru_cache(maxsize=4096)
-def is_local_address(text):
-    """True for LAN (RFC 1918, CGNAT, ULA), link-local, loopback, multicast and broadcast."""
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return any(address in network for network in LOCAL_NETWORKS if
-               network.version == address.version)
-
 
 def same_link(peer, local):
     """Peer inside the /64 of one of the router's IPv6 addresses: a LAN client with a global

@@ -8,8 +8,9 @@ the set changed (a network added or forgotten, not a known one seen again), at m
 `persist_minutes`, atomically (temp file + rename).
 
 Severity: the first successful login the agent ever sees (nothing remembered: a fresh install)
-is `info` - that is the owner setting the router up. Later, a new private/link-local/loopback
-network is `low` (a new device at home), a new public one `medium`. A password that was
+is `info` - that is the owner setting the router up. Later, a new network on the owner's side
+(the LAN, private, link-local, loopback: inside.py) is `low` (a new device at home), a new outside
+one `medium`. A password that was
 guessed is login.success_after_failures' finding, which is high.
 """
 import ipaddress
@@ -147,7 +148,7 @@ class LoginNewSource(Detector):
             summary = "first login seen on this router: %s from %s (%s) is now known" % (
                 event.user or "?", event.source_ip, event.service)
         else:
-            severity = "low" if _is_local(event.source_ip) else "medium"
+            severity = "low" if event.source_ip in self.inside else "medium"
             summary = "login as %s from a new network %s (%s via %s)" % (
                 event.user or "?", network, event.source_ip, event.service)
         evidence = {
@@ -170,21 +171,6 @@ def _is_network(text):
     except ValueError:
         return False
     return True
-
-
-# The ranges a home network uses. Not ipaddress' is_private: that also covers the documentation
-# and benchmarking ranges, which on a real WAN are as foreign as any address.
-LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8",
-    "fc00::/7", "fe80::/10", "::1/128"))
-
-
-def _is_local(ip):
-    try:
-        address = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    return any(address in net for net in LOCAL_NETWORKS if net.version == address.version)
 
 
 DETECTOR = LoginNewSource

@@ -1,5 +1,6 @@
 """Sources: I/O only. Each module reads one thing under the root prefix and yields events.
 
+    lan_networks.py LanNetworkSource polled LanNetworks      (/proc/net/route, ipv6_route)
     logread.py     LogSource          stream  LoginAttempt        (logread -f | a file | stdin)
     conntrack.py   ConntrackSource    polled  ConntrackSnapshot   (/proc/net/nf_conntrack)
     sockets.py     ListenerSource     polled  ListenerSnapshot    (/proc/net/{tcp,udp,raw}{,6})
@@ -11,7 +12,9 @@ Every source is built as Class(config: AgentConfig) and offers counters(), drops
 import importlib
 
 # watcher switch -> (module, class) in the order the loop polls them
+# (the LAN networks come first: --once judges the log's sources by them)
 SOURCES_BY_WATCHER = (
+    (("logins", "connections"), "lan_networks", "LanNetworkSource"),
     ("logins", "logread", "LogSource"),
     ("connections", "conntrack", "ConntrackSource"),
     ("connections", "sockets", "ListenerSource"),
@@ -25,7 +28,8 @@ def build_sources(config, once=False):
     and stops instead of following."""
     sources = []
     for watcher, module_name, class_name in SOURCES_BY_WATCHER:
-        if not getattr(config.watchers, watcher):
+        watchers = watcher if isinstance(watcher, tuple) else (watcher,)
+        if not any(getattr(config.watchers, name) for name in watchers):
             continue
         if watcher == "logins" and config.log.source == "none":
             continue
