@@ -69,27 +69,8 @@ class LoginNewSource(Detector):
         self._load()
 
     def _load(self):
-        try:
-            with open(self._path, "rb") as handle:
-                data = handle.read(MAX_STATE_BYTES + 1)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.warning("login.new_source: cannot read %s: %s", self._path, exc.strerror)
-            return
-        try:
-            state = jsonio.loads(data) if len(data) <= MAX_STATE_BYTES else None
-        except ValueError:
-            state = None
-        networks = state.get("networks") if isinstance(state, dict) else None
-        if not isinstance(networks, dict):
-            log.warning("login.new_source: ignoring unreadable %s", self._path)
-            return
-        entries = [(net, seen) for net, seen in networks.items()
-                   if isinstance(net, str) and len(net) <= 64 and _is_network(net)
-                   and isinstance(seen, (int, float)) and not isinstance(seen, bool)]
-        for net, seen in sorted(entries, key=lambda item: item[1])[-self.config.max_sources:]:
-            self._known.set(net, float(seen))
+        for net, seen in read_known_networks(self._path, self.config.max_sources):
+            self._known.set(net, seen)
 
     def _save(self, now):
         networks = dict(self._known.items())
@@ -163,6 +144,32 @@ class LoginNewSource(Detector):
         }
         return [Finding(kind=self.kind, severity=severity, summary=summary, evidence=evidence,
                         incident=network, time=event.time)]
+
+
+def read_known_networks(path, limit):
+    """[(network text, last seen)] of a state file, least recently seen first, at most `limit`;
+    [] (with a warning) when it is missing or unreadable. login.success_after_failures reads it
+    too: a network the owner logged in from before is no stranger."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STATE_BYTES + 1)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning("login.new_source: cannot read %s: %s", path, exc.strerror)
+        return []
+    try:
+        state = jsonio.loads(data) if len(data) <= MAX_STATE_BYTES else None
+    except ValueError:
+        state = None
+    networks = state.get("networks") if isinstance(state, dict) else None
+    if not isinstance(networks, dict):
+        log.warning("login.new_source: ignoring unreadable %s", path)
+        return []
+    entries = [(net, float(seen)) for net, seen in networks.items()
+               if isinstance(net, str) and len(net) <= 64 and _is_network(net)
+               and isinstance(seen, (int, float)) and not isinstance(seen, bool)]
+    return sorted(entries, key=lambda item: item[1])[-limit:]
 
 
 def _is_network(text):
