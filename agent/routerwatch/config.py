@@ -20,6 +20,7 @@ alone.
 """
 import difflib
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 from . import jsonio
@@ -113,6 +114,21 @@ class SpoolConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    discovery: bool = option(False, why="announce this router and its entities to Home Assistant "
+                             "by MQTT discovery (needs mqtt.host)")
+    prefix: str = option("homeassistant", why="Home Assistant's discovery prefix")
+    hold_time: int = option(86400, 60, 30 * 86400,
+                            "seconds 'Compromise suspected' stays on after a high or critical "
+                            "anomaly: a day, so one at night is still on in the morning")
+    quiet_log_seconds: int = option(21600, 60, 30 * 86400,
+                                    "a followed log without a line this long is a watcher "
+                                    "problem (a router logs DHCP and cron lines every few hours)")
+    configuration_url: str = option("", why="link on the device page; empty = LuCI at the "
+                                    "address the agent reaches the broker from")
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     device_id: str = option("", why="stable device id; empty = derived from the board's MAC")
     prefix: str = option("routerwatch", why="MQTT topic prefix")
@@ -130,6 +146,7 @@ class AgentConfig:
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     detectors: dict = field(default_factory=dict)   # kind -> that detector's Config instance
 
     def state_file(self, name):
@@ -380,6 +397,16 @@ def _check_cross_fields(config, origin):
     if (config.mqtt.cert_file == "") != (config.mqtt.key_file == ""):
         raise ConfigError("config error: mqtt.cert_file and mqtt.key_file go together (from %s)"
                           % origin)
+    if config.homeassistant.discovery and not config.mqtt.host:
+        raise ConfigError("config error: homeassistant.discovery needs mqtt.host, the broker "
+                          "Home Assistant uses (from %s)" % origin)
+    if not PREFIX_RE.match(config.homeassistant.prefix):
+        raise ConfigError("config error: homeassistant.prefix must be topic levels of A-Z a-z 0-9"
+                          " _ -, got %s (from %s)" % (_show(config.homeassistant.prefix), origin))
+    url = config.homeassistant.configuration_url
+    if url and not re.match(r"\Ahttps?://[^\s/]+(/\S*)?\Z", url):
+        raise ConfigError("config error: homeassistant.configuration_url must be an http:// or "
+                          "https:// URL, got %s (from %s)" % (_show(url), origin))
     if not os.path.isdir(config.root):
         raise ConfigError("config error: root %s is not a directory (from %s)"
                           % (_show(config.root), origin))

@@ -55,6 +55,7 @@ class Agent:
         self.anomalies_made = 0
         self.events_seen = 0
         self.source_errors = 0
+        self._source_problem = {}        # id(source) -> why its last poll failed (health)
         self._cpu_mark = (time.time(), _cpu_seconds())
 
     # ------------------------------------------------------------------ one pass
@@ -73,13 +74,16 @@ class Agent:
                     events = source.poll(now)
                 except OSError as exc:  # a /proc file vanished or is unreadable this time
                     self.source_errors += 1
+                    self._source_problem[id(source)] = "reading failed: %s" % exc
                     log.warning("source %s: %s", type(source).__name__, exc)
                     continue
-                except Exception:  # noqa: BLE001 - one source's bug must not stop the watching
+                except Exception as exc:  # noqa: BLE001 - one source's bug must not stop the watching
                     self.source_errors += 1
+                    self._source_problem[id(source)] = "failed: %s" % type(exc).__name__
                     log.exception("source %s failed; it is tried again next interval",
                                   type(source).__name__)
                     continue
+                self._source_problem.pop(id(source), None)
             for event in events:
                 produced.extend(self._feed(event, now))
         for detector in self.detectors:
@@ -94,6 +98,8 @@ class Agent:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.intervals.heartbeat
             self.sink.send_heartbeat(self.heartbeat(now))
+            if hasattr(self.sink, "send_health"):   # sinks that show the watchers' health
+                self.sink.send_health(self.watcher_health(), now)
         return produced
 
     def complete_pass(self, now):
@@ -168,6 +174,24 @@ class Agent:
             for name, value in part.drops().items():
                 drops[name] = drops.get(name, 0) + value
         return drops
+
+    def watcher_health(self):
+        """{watcher: why it is not watching properly, or ""} for every watcher switched on: its
+        source's last poll failed, or its log stream ended, stopped or went quiet."""
+        from .sources import watcher_of
+        problems = {name: "" for name in ("logins", "connections", "processes", "integrity")
+                    if getattr(self.config.watchers, name)}
+        quiet = self.config.homeassistant.quiet_log_seconds
+        for source in self.sources:
+            watcher = watcher_of(source)
+            problem = self._source_problem.get(id(source), "")
+            if not problem and hasattr(source, "health_problem"):
+                problem = source.health_problem(quiet)
+            if problem and not problems.get(watcher, "x"):
+                problems[watcher] = problem
+        if "logins" in problems and not any(watcher_of(s) == "logins" for s in self.sources):
+            problems["logins"] = "no log is followed (log.source is none)"
+        return problems
 
     def heartbeat(self, now):
         wall, cpu = time.time(), _cpu_seconds()

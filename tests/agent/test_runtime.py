@@ -168,3 +168,28 @@ def test_a_held_incident_is_never_lost_when_the_gate_is_full():
     sent.extend(gate.flush())
     assert sorted(int(f.incident) for f, _ in sent) == list(range(50))
     assert gate.evicted == 0
+
+
+class FlakySource(ListSource):
+    watcher = "connections"
+    fail = True
+
+    def poll(self, now):
+        if self.fail:
+            raise OSError("[Errno 2] No such file or directory: '/proc/net/nf_conntrack'")
+        return []
+
+
+def test_watcher_health_names_the_watcher_whose_source_fails_until_it_reads_again(tmp_path):
+    agent, _, _ = make_agent(tmp_path, [])
+    flaky = FlakySource([])
+    agent.sources = [flaky]
+    agent.step(1000)
+    health = agent.watcher_health()
+    assert health["connections"] == ("reading failed: [Errno 2] No such file or directory: "
+                                     "'/proc/net/nf_conntrack'")
+    assert health["processes"] == "" and health["integrity"] == ""
+    assert health["logins"] == "no log is followed (log.source is none)"
+    flaky.fail = False
+    agent.step(1010)
+    assert agent.watcher_health()["connections"] == ""

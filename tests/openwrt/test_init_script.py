@@ -351,3 +351,19 @@ def test_every_option_of_the_agent_can_be_set_from_uci(router):
     assert set(raw["detectors"]) == set(agent_config.detector_classes())
     for kind, cls in agent_config.detector_classes().items():
         assert set(raw["detectors"][kind]) == {f.name for f in fields(cls.Config)}
+
+
+def test_home_assistant_discovery_is_turned_on_from_uci(router):
+    router.write_uci(MINIMAL + "\nconfig homeassistant 'homeassistant'\n\toption discovery '1'\n"
+                     "\toption prefix 'homeassistant'\n")
+    assert router.initscript("start").returncode == 0
+    conf = load_written(router)
+    assert conf.homeassistant.discovery is True and conf.homeassistant.prefix == "homeassistant"
+
+
+def test_discovery_without_a_broker_is_refused_with_a_clear_line(router):
+    router.write_uci("config agent 'agent'\n\toption enabled '1'\n\n"
+                     "config homeassistant 'homeassistant'\n\toption discovery '1'\n")
+    router.initscript("start")
+    assert "homeassistant.discovery needs mqtt.host" in router.syslog()
+    assert "procd_open_instance" not in [name for name, _ in router.procd_calls()]

@@ -6,6 +6,11 @@
                                   retained "offline" with seq 0; a clean close sends "offline" too
     <prefix>/<device>/inventory   QoS 1, retained; kept until the broker has acknowledged it
 
+With homeassistant.discovery on, the same connection also carries Home Assistant's discovery
+configs and the agent's retained state for it (homeassistant.py says what and why), and listens
+to Home Assistant's birth message (<homeassistant prefix>/status = online) to send the configs
+again.
+
 Threads: send_*() only hand over (the spool, or a one-message slot) and wake the publisher
 thread; they never touch the network, so the detection loop never waits on the broker. The
 publisher thread is the only caller of paho's publish(); paho's own network thread (loop_start)
@@ -90,6 +95,14 @@ class MqttSink:
         self.run_id = run_id
         self.topics = {kind: topic(config.prefix, device_id, kind)
                        for kind in ("anomaly", "heartbeat", "status", "inventory")}
+        self.homeassistant = None
+        if config.homeassistant.discovery:
+            from ..detectors import detector_classes
+            from .homeassistant import HomeAssistantDiscovery
+            self.homeassistant = HomeAssistantDiscovery(config, device_id, detector_classes())
+        self._ha_configs_due = False      # send the discovery configs in the next round
+        self._ha_state_due = False        # send the retained state in the next round
+        self._ha_state_sent = None        # the state last sent, so an unchanged one is not
         self.spool = Spool(config.spool, None if config.spool.mode == "ram" else spool_path(config))
         for severity, payload in _handover.pop(device_id, ()):
             self.spool.put(severity, payload)
@@ -140,6 +153,8 @@ class MqttSink:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
+        if self.homeassistant is not None:
+            client.on_message = self._on_message
         self._client = client
         client.connect_async(self.mqtt.host, self.mqtt.port, self.mqtt.keepalive)
         client.loop_start()
@@ -207,6 +222,9 @@ class MqttSink:
             log.error("anomaly %s not sent: %s", getattr(anomaly, "kind", "?"), exc)
             return
         self.spool.put(anomaly.severity, payload)
+        if self.homeassistant is not None:
+            with self._lock:
+                self._ha_state_due = self.homeassistant.observe_anomaly(anomaly)
         self._wake.set()
 
     def send_heartbeat(self, heartbeat):
@@ -222,6 +240,19 @@ class MqttSink:
         with self._lock:
             self._inventory = payload
             self._inventory_mid = None
+            if self.homeassistant is not None and self.homeassistant.observe_inventory(inventory):
+                self._ha_configs_due = True
+        self._wake.set()
+
+    def send_health(self, problems, now):
+        """The watchers' health and the clock, once per heartbeat (Home Assistant only)."""
+        if self.homeassistant is None:
+            return
+        with self._lock:
+            self.homeassistant.observe_health(problems)
+            # the hold time and the 24 h counts move with the clock: the state is compared with
+            # what was sent last and sent only when it differs
+            self._ha_state_due = True
         self._wake.set()
 
     def spool_depth(self):
@@ -267,6 +298,12 @@ class MqttSink:
             self.connect_failures += 1
         self._connected = False
         client.reconnect_delay_set(*self._next_delay())
+
+    def _on_message(self, client, userdata, message):
+        # Home Assistant's birth message: it (re)started and needs the configs again
+        if message.topic == self.homeassistant.birth_topic and message.payload == b"online":
+            self._ha_configs_due = True
+            self._wake.set()
 
     def _on_connect_fail(self, client, userdata, *rest):
         self.connect_failures += 1
@@ -343,6 +380,11 @@ class MqttSink:
         if self._online_due:
             self._online_due = False
             self._publish_status("online")
+            if self.homeassistant is not None:
+                client.subscribe(self.homeassistant.birth_topic, qos=1)
+                self._ha_configs_due = self._ha_state_due = True
+        if self.homeassistant is not None:
+            self._publish_homeassistant(client)
         with self._lock:
             heartbeat, self._heartbeat = self._heartbeat, None
             inventory = self._inventory if self._inventory_mid is None else None
@@ -392,6 +434,23 @@ class MqttSink:
             elif self.spool.ack(what):
                 self.sent += 1
 
+    def _publish_homeassistant(self, client):
+        """Discovery configs and the retained state, when due. Lost ones need no tracking: the
+        next connect sends everything again."""
+        ha = self.homeassistant
+        with self._lock:
+            configs_due, self._ha_configs_due = self._ha_configs_due, False
+            state_due, self._ha_state_due = self._ha_state_due, False
+            if configs_due and not ha.local_address:
+                ha.local_address = _local_address(client)
+            configs = ha.discovery_messages() if configs_due else ()
+            state = ha.state_payload(time.time()) if state_due or configs_due else None
+        for config_topic, payload in configs:
+            client.publish(config_topic, payload, qos=1, retain=True)
+        if state is not None and (configs_due or state != self._ha_state_sent):
+            client.publish(ha.state_topic, state, qos=1, retain=True)
+            self._ha_state_sent = state
+
     def _publish_status(self, state):
         client = self._client
         if client is None:
@@ -400,3 +459,13 @@ class MqttSink:
         status = Status(device=self.device_id, run=self.run_id, seq=self._status_seq,
                         time=time.time(), state=state)
         return client.publish(self.topics["status"], encode(status), qos=1, retain=True)
+
+
+def _local_address(client):
+    """The agent's own address on its connection to the broker: the router's address on the
+    network Home Assistant is on, for the LuCI link."""
+    try:
+        sock = client.socket()
+        return sock.getsockname()[0] if sock is not None else ""
+    except (OSError, AttributeError, IndexError):
+        return ""

@@ -23,6 +23,18 @@ SOURCES_BY_WATCHER = (
 )
 
 
+def watcher_of(source):
+    """The watcher ("logins", "connections" ...) a built source belongs to (a source may also
+    say it itself with a `watcher` attribute)."""
+    if getattr(source, "watcher", None):
+        return source.watcher
+    name = type(source).__name__
+    for watcher, _module, class_name in SOURCES_BY_WATCHER:
+        if class_name == name:
+            return watcher
+    return None
+
+
 def build_sources(config, once=False):
     """The sources the config switches on. With once=True the log source reads what is there
     and stops instead of following."""

@@ -294,6 +294,7 @@ class LogSource:
         self.queue_dropped = 0
         self.waker = None               # set by the runtime: a threading.Event that wakes its loop
         self.restarts = 0
+        self.last_line_at = time.monotonic()   # when the stream last gave a line (health)
         self.truncations = 0
         self.rotations = 0
         if self.mode == "none":
@@ -333,6 +334,21 @@ class LogSource:
         return {"log_queue": self.queue_dropped, "log_lines_cut": self._splitter.cut,
                 "login_sessions": self._lines.sessions.evicted,
                 "login_pending": self._lines.sessions.pending_dropped}
+
+    def health_problem(self, quiet_seconds):
+        """Why the followed log may not be watched right now, or "" (the watcher's health)."""
+        if self.once:
+            return ""
+        if self.mode == "none":
+            return "no log is followed (no logread and no log file)"
+        if not self._thread.is_alive():
+            return "the log stream ended"
+        if self.mode == "logread" and (self._proc is None or self._proc.poll() is not None):
+            return "%s is not running (%d restarts)" % (self.log_config.command, self.restarts)
+        quiet = time.monotonic() - self.last_line_at
+        if quiet > quiet_seconds:
+            return "no log line for %d s" % quiet
+        return ""
 
     def close(self):
         self._stop.set()
@@ -388,6 +404,8 @@ class LogSource:
     def _push(self, lines):
         queue = self._queue
         maxlen = queue.maxlen
+        if lines:
+            self.last_line_at = time.monotonic()
         for raw in lines:
             self.lines_read += 1
             if b"dropbear" in raw or b"luci: " in raw:

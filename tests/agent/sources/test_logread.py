@@ -270,3 +270,33 @@ def test_a_missing_log_file_is_said_at_once_and_again_after_a_while(tmp_path, ca
             source.close()
     assert [e.source_ip for e in events] == ["203.0.113.9"]
     assert caplog.records[2].getMessage() == "log file %s appeared; following it" % path
+
+
+# ------------------------------------------------------------------ health (Home Assistant shows it)
+
+def test_health_names_a_quiet_a_dead_and_a_missing_log(tmp_path, monkeypatch):
+    path = tmp_path / "messages"
+    path.write_text("")
+    source = LogSource(config_for("log.source=file", "log.path=%s" % path))
+    try:
+        assert source.health_problem(60) == ""
+        source.last_line_at -= 61
+        assert source.health_problem(60) == "no log line for 61 s"
+        with path.open("a") as handle:
+            handle.write(bad_password("192.0.2.11", 11))
+        collect(source, lambda ev: len(ev) >= 1)
+        assert source.health_problem(60) == ""
+    finally:
+        source.close()
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)
+    with open(read_fd, "rb", buffering=0) as fake_stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(fake_stdin)))
+        source = LogSource(config_for("log.source=stdin"))
+        source._thread.join(5)
+        assert source.health_problem(60) == "the log stream ended"
+        source.close()
+    config = config_for("root=%s" % tmp_path, "log.command=no-such-logread-here -f")
+    source = LogSource(config)
+    assert source.health_problem(60).startswith("no log is followed")
+    source.close()
