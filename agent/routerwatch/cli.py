@@ -147,16 +147,17 @@ def _make_agent(config, once=False, stream=None):
     return Agent(config, ident, sources, detectors, sink, run_id=run_id)
 
 
-def once_keeps_state_in_etc(config):
-    """True when --once would write the state dir's default, /etc/routerwatch, of a machine
-    that is not OpenWrt: a user trying the agent on a workstation asked for no files in /etc."""
+def state_goes_to_this_hosts_etc(config):
+    """True when the state would go to the default state dir, /etc/routerwatch, of a machine
+    that is not OpenWrt: someone trying the agent on a workstation. --once then uses a temporary
+    dir; the running agent keeps it there but says so."""
     from .config import AgentConfig
     return (config.state_dir == AgentConfig.state_dir and config.root in ("", "/")
             and not os.path.exists(os.path.join(config.root or "/", "etc", "openwrt_release")))
 
 
 def run_once(config):
-    if once_keeps_state_in_etc(config):
+    if state_goes_to_this_hosts_etc(config):
         with tempfile.TemporaryDirectory(prefix="routerwatch-once-") as state_dir:
             logging.getLogger("routerwatch").debug(
                 "not OpenWrt: state kept in %s until exit (--set state_dir=DIR keeps it)",
@@ -196,6 +197,10 @@ def run_forever(args, config):
             return EXIT_START
         logging.getLogger("routerwatch").info(
             "started %s as device %s (run %s)", __version__, agent.device_id, agent.run_id)
+        if state_goes_to_this_hosts_etc(config):
+            logging.getLogger("routerwatch").info(
+                "not OpenWrt: the baseline, device id and seen login sources are kept in %s "
+                "(--set state_dir=DIR puts them elsewhere)", config.state_dir)
         outcome = None
         try:
             outcome = agent.run(stop, reload_requested)

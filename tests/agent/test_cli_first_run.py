@@ -13,7 +13,7 @@ import pytest
 
 from fixtures.build_tree import build_tree
 from routerwatch import config as cfg
-from routerwatch.cli import once_keeps_state_in_etc
+from routerwatch.cli import state_goes_to_this_hosts_etc
 
 
 def agent(*args, timeout=60, **kwargs):
@@ -55,13 +55,13 @@ def test_once_on_a_tree_without_any_log_says_so_and_scans_the_rest(tmp_path):
 
 def test_once_keeps_its_state_out_of_etc_unless_the_machine_is_openwrt(tmp_path):
     plain = cfg.load(defaults={"root": "/"})
-    assert once_keeps_state_in_etc(plain) == (not os.path.exists("/etc/openwrt_release"))
+    assert state_goes_to_this_hosts_etc(plain) == (not os.path.exists("/etc/openwrt_release"))
     router = tmp_path / "router"
     (router / "etc").mkdir(parents=True)
     (router / "etc" / "openwrt_release").write_text("DISTRIB_ID='OpenWrt'\n")
-    assert not once_keeps_state_in_etc(cfg.load(defaults={"root": str(router)}))
+    assert not state_goes_to_this_hosts_etc(cfg.load(defaults={"root": str(router)}))
     asked = cfg.load(defaults={"root": "/"}, overrides=["state_dir=%s" % tmp_path])
-    assert not once_keeps_state_in_etc(asked)
+    assert not state_goes_to_this_hosts_etc(asked)
 
 
 @pytest.mark.skipif(os.path.exists("/etc/openwrt_release") or os.path.exists("/etc/routerwatch"),
