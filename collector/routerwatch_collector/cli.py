@@ -254,6 +254,10 @@ def _main(argv):
 def _open(path, create, **options):
     from .store import open_store
     try:
+        folder = os.path.dirname(str(path))
+        if create and folder and not os.path.isdir(folder):
+            # `run --db /var/lib/routerwatch/collector.sqlite` on a fresh machine
+            os.makedirs(folder, mode=0o750, exist_ok=True)
         return open_store(path, create=create, **options)
     except FileNotFoundError:
         print("routerwatch-collector: no database at %s (run `routerwatch-collector run --db %s` "
@@ -291,6 +295,14 @@ def run(parser, args):
             credentials = check_settings(host, args.auth_file, args.cert, args.key)
         except ServeError as exc:
             parser.error(str(exc))
+    for option, path in (("--ca-file", args.ca_file), ("--cert-file", args.cert_file),
+                         ("--key-file", args.key_file)):
+        # said before the database is made, and with the file's name (ssl's error has none)
+        if path is not None and not os.access(path, os.R_OK):
+            reason = "no such file" if not os.path.exists(path) else "not readable"
+            print("routerwatch-collector: cannot set up the MQTT client: %s %s: %s"
+                  % (option, path, reason), file=sys.stderr)
+            return EXIT_RUNTIME
     store = _open(args.db, create=True, heartbeat_sample_spacing=args.heartbeat_sample_spacing)
     if store is None:
         return EXIT_RUNTIME

@@ -158,3 +158,22 @@ def test_an_unreadable_tls_file_is_exit_3_with_a_message(tmp_path, capsys):
     code, _, err = run_cli(capsys, "run", "--tls", "--ca-file", str(tmp_path / "missing.pem"),
                            "--db", str(tmp_path / "c.sqlite"))
     assert code == 3 and "cannot set up the MQTT client" in err and "Traceback" not in err
+    assert "--ca-file %s: no such file" % (tmp_path / "missing.pem") in err
+    assert not (tmp_path / "c.sqlite").exists(), "no database is left behind a typo"
+
+
+def test_run_makes_the_database_directory_of_the_readme_example(tmp_path, capsys):
+    """`run --db /var/lib/routerwatch/collector.sqlite` on a machine without that directory:
+    it is made, and the collector goes on to the broker (here one that refuses)."""
+    from broker import MosquittoBroker, find_mosquitto, make_password_file
+    if not find_mosquitto():
+        pytest.skip("mosquitto is not installed")
+    db = tmp_path / "var" / "lib" / "routerwatch" / "collector.sqlite"
+    passwords = make_password_file(tmp_path / "passwd", {"collector": "right"})
+    broker = MosquittoBroker(tmp_path / "broker",
+                             extra="allow_anonymous false\npassword_file %s" % passwords)
+    with broker:
+        code, _, err = run_cli(capsys, "run", "--port", str(broker.port), "--db", str(db),
+                               "--user", "collector", "--password", "wrong")
+    assert code == 3 and "refused the connection" in err      # past the database
+    assert db.exists() and oct(db.parent.stat().st_mode & 0o777) == "0o750"
