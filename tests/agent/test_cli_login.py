@@ -23,6 +23,7 @@ def agent(*args, cwd=None):
 @pytest.mark.parametrize("name, recognised, failures, sources", [
     ("dropbear-2022.83-busybox-syslogd.log", 11, 9, 2),
     ("dropbear-old-formats.log", 7, 6, 3),
+    ("dropbear-formats-by-release.log", 21, 15, 13),
     ("openwrt-23.05-dropbear-2022.82-attack.log", 28, 26, 14),
     ("openwrt-24.10-dropbear-2024.86-ipv6.log", 13, 12, 7),
     ("openwrt-dropbear-2026.94-ipv6-bracketed.log", 11, 11, 1),

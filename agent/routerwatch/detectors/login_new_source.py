@@ -30,8 +30,8 @@ log = logging.getLogger("routerwatch")
 STATE_FILE = "login_new_source.json"
 STATE_VERSION = 1
 MAX_STATE_BYTES = 1024 * 1024
-# a password that is right but still needs a second factor is no login yet
-NOT_A_LOGIN = ("password_partial",)
+# a password or key that is right but still needs a second factor is no login yet
+NOT_A_LOGIN = ("password_partial", "pubkey_partial")
 
 
 @dataclass(frozen=True)

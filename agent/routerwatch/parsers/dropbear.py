@@ -7,12 +7,20 @@ svr-authpasswd.c, svr-authpubkey.c, svr-authpam.c, svr-main.c, svr-session.c):
   Bad password attempt for '%s' from %s                           all ("bad ..." before 0.5x)
   Too-long password attempt for '%s' from %s                      2020.79+
   Password auth succeeded for '%s' from %s[, extra auth required] all (2FA suffix 2024.84+)
-  Pubkey auth succeeded for '%s' with %s key %s from %s           all
-  Pubkey auth bad signature for '%s' with key %s from %s          all
+  Pubkey auth succeeded for '%s' with %s key %s from %s           2020.79+ (key type added)
+  Pubkey auth succeeded for '%s' with %s key %s from %s, extra auth required   2024.84+ (-t)
+  Pubkey auth succeeded for '%s' with key %s from %s              <= 2019.78
+  pubkey auth succeeded for '%s' with key %s from %s              0.4x-0.5x
+  Pubkey auth bad signature for '%s' with key %s from %s          all ("pubkey ..." 0.4x-0.5x)
+      the key is "SHA256:<base64>" since 2020.79, before that "md5 <hex:hex:..>" (or
+      "sha1!! <hex:..>"): a fingerprint with a space in it
   Auth succeeded with blank password for '%s' from %s             -B
   Bad PAM password attempt for '%s' from %s / PAM auth succeeded for '%s' from %s   PAM builds
   Login attempt for nonexistent user from %s                      <= 2019.78 and 2024.86+
   Login attempt for nonexistent user                              2020.79 .. 2024.85 (no address)
+  Login attempt for nonexistent user '%s' from %s                 vendor builds before 2020.79
+      (seen in the field, e.g. `... user 'admin' from 198.51.100.5:5022`; upstream releases
+      print no name here, so the name is client-chosen text: cleaned and clipped like any)
   Login attempt with wrong user %s from %s                        non-root server
   root login rejected | User '%s' has invalid shell, rejected | User account '%s' is locked |
   User '%s' has blank password, rejected |
@@ -20,6 +28,8 @@ svr-authpasswd.c, svr-authpubkey.c, svr-authpam.c, svr-main.c, svr-session.c):
   Exit before auth from <%s>: (user '%s', %u fails): %s           2020.79+ (OpenWrt earlier)
   Exit before auth from <%s>: %s
   Exit before auth (user '%s', %u fails): Max auth tries reached - user '%s' from %s   older
+  Exit before auth (user '%s', %u fails): %s / Exit before auth: %s   <= 2019.78 without
+      OpenWrt's address patch (no address: the PID's connection line has it)
   Exit (%s) from <%s>: %s  /  Early exit[ from <%s>]: %s
 
 The user names dropbear prints are the passwd entry's (pw_name), but a line can be forged with
@@ -79,12 +89,21 @@ _add("passwo", r"password auth succeeded for " + _USER + r" from " + _ADDR, SUCC
 _add("PAM au", r"PAM auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
 _add("Auth s", r"Auth succeeded with blank password for " + _USER + r" from " + _ADDR,
      SUCCESS, "blank_password")
-_add("Pubkey", r"Pubkey auth succeeded for " + _USER + r" with [^\s']{1,64} key [^\s']{1,128}"
-     r" from " + _ADDR, SUCCESS, "pubkey")
-_add("Pubkey", r"Pubkey auth bad signature for " + _USER + r" with key [^\s']{1,128} from "
-     + _ADDR, FAILURE, "pubkey")
+# a key fingerprint: "SHA256:<base64>" (2020.79+), "md5 <hex:..>" or "sha1!! <hex:..>" before
+_KEY = r"(?:[^\s']{1,128}|md5 [0-9a-f:]{1,64}|sha1!! [0-9a-f:]{1,80})"
+_add("Pubkey", r"Pubkey auth succeeded for " + _USER + r" with [^\s']{1,64} key " + _KEY
+     + r" from " + _ADDR + r", extra auth required", SUCCESS, "pubkey_partial")
+_add("Pubkey", r"Pubkey auth succeeded for " + _USER + r" with (?:[^\s']{1,64} )?key " + _KEY
+     + r" from " + _ADDR, SUCCESS, "pubkey")
+_add("pubkey", r"pubkey auth succeeded for " + _USER + r" with key " + _KEY + r" from " + _ADDR,
+     SUCCESS, "pubkey")
+for _head, _text in (("Pubkey", "Pubkey"), ("pubkey", "pubkey")):
+    _add(_head, _text + r" auth bad signature for " + _USER + r" with key " + _KEY + r" from "
+         + _ADDR, FAILURE, "pubkey")
 for _head, _text in (("Login ", "Login"), ("login ", "login")):
     _add(_head, _text + r" attempt for nonexistent user(?: from " + _ADDR + r")?",
+         FAILURE, "unknown_user")
+    _add(_head, _text + r" attempt for nonexistent user " + _USER + r" from " + _ADDR,
          FAILURE, "unknown_user")
 _add("Login ", r"Login attempt with wrong user (?P<user>.*) from " + _ADDR, FAILURE, "wrong_user")
 _add("root l", r"root login rejected", FAILURE, "root_rejected")
@@ -100,6 +119,9 @@ for _head, _text in (("Exit b", "Exit"), ("exit b", "exit")):
          r"(?P<fails>\d{1,10}) fails\): )?(?P<reason>.*)", EXIT_BEFORE_AUTH, "")
     _add(_head, _text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
          r"(?P<reason>Max auth tries reached - user '.*') from " + _ADDR, EXIT_BEFORE_AUTH, "")
+    # without an address (tried after the two above): the PID's connection line names it
+    _add(_head, _text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
+         r"(?P<reason>.*)", EXIT_BEFORE_AUTH, "")
 _add("Exit (", r"Exit \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
 _add("exit a", r"exit after auth \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*",
      SESSION_END, "")
@@ -162,6 +184,7 @@ _CUT_PREFIXES = (
     ("Login attempt with wrong user ", FAILURE, "wrong_user"),
     ("Password auth succeeded for '", SUCCESS, "password"),
     ("Pubkey auth succeeded for '", SUCCESS, "pubkey"),
+    ("Login attempt for nonexistent user '", FAILURE, "unknown_user"),
 )
 
 

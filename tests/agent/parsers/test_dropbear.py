@@ -79,6 +79,38 @@ CASES = [
      (SESSION_END, "", "tuser", "127.0.0.1", 33098, None)),
     ("2022.83 captured", "Early exit: Terminated by signal",
      (SESSION_END, "", None, None, None, None)),
+    # releases before 2020.79 and vendor builds (mkj/dropbear history of svr-auth.c,
+    # svr-authpubkey.c, svr-session.c; the fixture dropbear-formats-by-release.log has them all)
+    ("vendor builds <2020.79", "Login attempt for nonexistent user 'admin' from "
+                               "198.51.100.5:5022",
+     (FAILURE, "unknown_user", "admin", "198.51.100.5", 5022, None)),
+    ("vendor builds <2020.79 (hostile name)", "Login attempt for nonexistent user 'x' from "
+                                              "10.0.0.1:22' from 198.51.100.5:5022",
+     (FAILURE, "unknown_user", "x' from 10.0.0.1:22", "198.51.100.5", 5022, None)),
+    ("<=2019.78 (md5 fingerprint)", "Pubkey auth succeeded for 'root' with key md5 "
+                                    "0f:1e:2d:3c:4b:5a:69:78:87:96:a5:b4:c3:d2:e1:f0 from "
+                                    "192.168.1.20:50001",
+     (SUCCESS, "pubkey", "root", "192.168.1.20", 50001, None)),
+    ("0.4x-0.5x", "pubkey auth succeeded for 'root' with key md5 0f:1e:2d from 192.0.2.1:9",
+     (SUCCESS, "pubkey", "root", "192.0.2.1", 9, None)),
+    ("<=2019.78 (sha1 fingerprint)", "Pubkey auth bad signature for 'root' with key sha1!! "
+                                     "0f:1e:2d:3c from 192.0.2.1:10",
+     (FAILURE, "pubkey", "root", "192.0.2.1", 10, None)),
+    ("0.4x-0.5x", "pubkey auth bad signature for 'root' with key md5 0f:1e from 192.0.2.1:11",
+     (FAILURE, "pubkey", "root", "192.0.2.1", 11, None)),
+    ("2024.84+ (-t 2FA)", "Pubkey auth succeeded for 'root' with ssh-ed25519 key %s from "
+                          "192.0.2.1:12, extra auth required" % KEY,
+     (SUCCESS, "pubkey_partial", "root", "192.0.2.1", 12, None)),
+    ("<=2019.78 without OpenWrt's patch", "Exit before auth (user 'root', 5 fails): "
+                                          "Exited normally",
+     (EXIT_BEFORE_AUTH, "exit", "root", None, None, 5)),
+    ("<=2019.78 without OpenWrt's patch", "Exit before auth: Max auth tries reached - user "
+                                          "'is invalid' from 203.0.113.20:51000",
+     (EXIT_BEFORE_AUTH, "max_tries", None, "203.0.113.20", 51000, None)),
+    ("<=2019.78 without OpenWrt's patch", "Exit before auth: Disconnect received",
+     (EXIT_BEFORE_AUTH, "exit", None, None, None, None)),
+    ("0.4x-0.5x", "exit before auth (user 'root', 1 fails): Exited normally",
+     (EXIT_BEFORE_AUTH, "exit", "root", None, None, 1)),
     ("journal (-E, fail2ban gh-3597)", "[825] Jul 10 23:53:52 Bad password attempt for 'root' "
                                        "from 1.2.3.4:52289",
      (FAILURE, "password", "root", "1.2.3.4", 52289, None)),
@@ -111,6 +143,9 @@ def test_2026_94_cut_ports_are_marked():
     "Bad password attempt for 'root' from 192.0.2.1:22 again",  # trailing text
     "Bad password attempt for root from 192.0.2.1:22",          # no quotes
     "Child connection from example.org:22",                     # names are never logged
+    "Login attempt for nonexistent user 'admin' from example.org:22",
+    "Pubkey auth succeeded for 'root' with key md5 0f 1e from 192.0.2.1:1",
+    "Exit before auth from <a b>: Exited normally",
 ])
 def test_other_or_malformed_messages_are_refused(message):
     assert parse_message(message) is None
