@@ -15,14 +15,15 @@ def _refuse_constant(name):
     raise ValueError("non-standard JSON constant %s" % name)
 
 
-def dumps(obj):
-    """Compact one-line JSON text (never contains a raw newline)."""
+def dumps(obj, ascii_only=False):
+    """Compact one-line JSON text (never contains a raw newline). ascii_only: every non-ASCII
+    character as a \\u escape, for output whose reader's encoding is unknown (a terminal)."""
     if _fast is not None:
         try:
-            return _fast.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
+            return _fast.dumps(obj, ensure_ascii=ascii_only, escape_forward_slashes=False)
         except (TypeError, OverflowError):
             pass  # fall through to the standard encoder for its clearer error or wider ints
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return json.dumps(obj, ensure_ascii=ascii_only, separators=(",", ":"), allow_nan=False)
 
 
 class DuplicateKeyError(ValueError):

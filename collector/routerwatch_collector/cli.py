@@ -20,6 +20,8 @@ import time
 from routerwatch import jsonio
 from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE, SEVERITIES
 
+from .store import GAP_CLAIM_MAX
+
 EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
 DEFAULT_DB = "routerwatch.sqlite"
 
@@ -35,6 +37,8 @@ commands:
   serve        the read-only web dashboard and JSON API (default http://127.0.0.1:8080/)
   anomalies    list stored anomalies, newest last    (--device --since --kind --limit --json)
   devices      list devices: last seen, status, firmware, counts
+  gaps         list sequence gaps: messages a router sent that never arrived (--device --json)
+  rejected     list refused messages by reason, with the latest sample (--json)
 
 exit codes:
   0 clean stop (SIGINT/SIGTERM) or query done     2 bad command line
@@ -197,6 +201,19 @@ def build_parser():
     devices = commands.add_parser("devices", help="list devices")
     devices.add_argument("--db", default=None, help=db_help)
     devices.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    gaps = commands.add_parser(
+        "gaps", help="list sequence gaps",
+        description="Ranges of anomaly or heartbeat sequence numbers a router's agent run sent "
+                    "that never arrived. A jump wider than %d is marked suspect and counted as "
+                    "one event, not as missing messages." % GAP_CLAIM_MAX)
+    gaps.add_argument("--db", default=None, help=db_help)
+    gaps.add_argument("--device", type=_matching(DEVICE_ID_RE, "--device", "rw-0a1b2c3d4e5f"))
+    gaps.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    rejected = commands.add_parser("rejected", help="list refused messages by reason")
+    rejected.add_argument("--db", default=None, help=db_help)
+    rejected.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -218,6 +235,10 @@ def setup_logging(verbose):
 
 
 def main(argv=None):
+    # what a router chose may not be encodable on this terminal (LANG=C, a pipe in latin-1):
+    # shown escaped rather than ending the command with a traceback
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return _main(argv)
     except BrokenPipeError:
@@ -246,6 +267,10 @@ def _main(argv):
             except ValueError as exc:
                 parser.error(str(exc))
         return list_anomalies(args, since)
+    if args.command == "gaps":
+        return list_gaps(args)
+    if args.command == "rejected":
+        return list_rejected(args)
     return list_devices(args)
 
 
@@ -498,7 +523,7 @@ def list_anomalies(args, since):
         store.close()
     for row in reversed(rows):   # newest last, like a log
         if args.json:
-            print(jsonio.dumps(row.as_dict()))
+            print(jsonio.dumps(row.as_dict(), ascii_only=True))
         else:
             print(format_anomaly(row))
     return EXIT_OK
@@ -526,10 +551,11 @@ def list_devices(args):
     now = time.time()
     if args.json:
         for row in rows:
-            print(jsonio.dumps(row.as_dict()))
+            print(jsonio.dumps(row.as_dict(), ascii_only=True))
         return EXIT_OK
     print("%-22s %-8s %-10s %-9s %-28s %9s %10s %5s" % (
         "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS", "GAPS"))
+    suspect = 0
     for row in rows:
         firmware = row.firmware or {}
         release = " ".join(str(firmware[k]) for k in ("DISTRIB_RELEASE", "model") if k in firmware)
@@ -537,8 +563,51 @@ def list_devices(args):
             printable(row.device), row.status or "-", _age(row.last_seen, now),
             "yes" if row.silent_since else "no", printable(release)[:28] or "-",
             row.anomalies, row.heartbeats, row.gaps_missing))
+        suspect += row.gaps_suspect
+    if suspect:
+        print("suspect sequence jumps: %d (routerwatch-collector gaps)" % suspect)
     if rejected:
         print("rejected messages: %s" % ", ".join("%s %d" % item for item in rejected.items()))
+    return EXIT_OK
+
+
+def list_gaps(args):
+    store = _open(args.db, create=False)
+    if store is None:
+        return EXIT_RUNTIME
+    try:
+        rows = store.gaps(device=args.device)
+    finally:
+        store.close()
+    if args.json:
+        for row in rows:
+            print(jsonio.dumps(row, ascii_only=True))
+        return EXIT_OK
+    print("%-20s %-22s %-16s %-9s %17s %17s %8s" % (
+        "DETECTED", "DEVICE", "RUN", "TYPE", "FIRST SEQ", "LAST SEQ", "MISSING"))
+    for row in rows:
+        print("%-20s %-22s %-16s %-9s %17d %17d %8s" % (
+            _iso(row["detected_at"]), printable(row["device"]), printable(row["run"]),
+            printable(row["type"]), row["first_seq"], row["last_seq"],
+            "suspect" if row["suspect"] else row["missing"]))
+    return EXIT_OK
+
+
+def list_rejected(args):
+    store = _open(args.db, create=False)
+    if store is None:
+        return EXIT_RUNTIME
+    try:
+        rows = store.rejected_rows()
+    finally:
+        store.close()
+    for row in rows:
+        if args.json:
+            print(jsonio.dumps(row, ascii_only=True))
+        else:
+            print("%-16s %8d  last %s from %s: %s" % (
+                printable(row["reason"]), row["count"], _iso(row["last_at"]),
+                printable(row["last_device"] or "-"), printable(row["last_detail"] or "")))
     return EXIT_OK
 
 

@@ -35,6 +35,21 @@ HEARTBEAT_HISTORY_SECONDS = 86400.0
 MAX_READ_ROWS = 1000
 
 
+# The most messages one gap can claim to be missing. A router loses at most what its spool
+# dropped (spool.max_items is at most 1,000,000) or the heartbeats of an outage (a year of the
+# shortest 5 s interval is 6.3 million, but heartbeats are numbered per run and a run rarely
+# lasts that long); a run that starts at seq 2^53 claims 9e15. A gap wider than this is counted
+# as one suspect event (`suspect`), not as missing messages: a router cannot inflate the fleet's
+# loss figures, and no sum over gaps can overflow.
+GAP_CLAIM_MAX = 1000000
+# SQL for one gap row (SQLite and PostgreSQL alike): whether it is suspect (1/0), and how many
+# messages it counts as missing (fill_gap never lets `filled` exceed the width)
+_GAP_WIDTH = "(last_seq - first_seq + 1)"
+_GAP_SUSPECT = "(CASE WHEN %s > %d THEN 1 ELSE 0 END)" % (_GAP_WIDTH, GAP_CLAIM_MAX)
+_GAP_MISSING = "(CASE WHEN %s > %d THEN 0 ELSE %s - filled END)" % (
+    _GAP_WIDTH, GAP_CLAIM_MAX, _GAP_WIDTH)
+
+
 @dataclass(frozen=True)
 class AnomalyFilter:
     """What the dashboard and the API select anomalies by; every field optional.
@@ -94,6 +109,7 @@ class DeviceRow:
     package_manager: Optional[str]
     silent_since: Optional[float]
     gaps_missing: int = 0          # sequence numbers never received (anomalies + heartbeats)
+    gaps_suspect: int = 0          # jumps too wide to be losses (GAP_CLAIM_MAX): one event each
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -198,6 +214,10 @@ class Store:
     def rejected(self):
         raise NotImplementedError
 
+    def rejected_rows(self):
+        """[{reason, count, first_at, last_at, last_device, last_detail}] by reason."""
+        raise NotImplementedError
+
     def close(self):
         raise NotImplementedError
 
@@ -285,6 +305,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 def _clip_limit(limit):
     return max(1, min(int(limit), MAX_READ_ROWS))
+
+
+def _gap_row(r):
+    return dict(r, suspect=bool(r["suspect"]))
 
 
 def _loads_or_none(text):
@@ -471,16 +495,18 @@ class SqliteStore(Store):
         return cur.rowcount > 0
 
     def gaps(self, device=None, limit=None):
+        """Gaps oldest first (with limit: the newest `limit`): `missing` is what each counts as
+        lost, 0 for a suspect one."""
         sql = ("SELECT device, run, type, first_seq, last_seq, detected_at, filled, "
-               "last_seq - first_seq + 1 - filled AS missing FROM gaps")
+               "%s AS missing, %s AS suspect FROM gaps" % (_GAP_MISSING, _GAP_SUSPECT))
         args = ()
         if device:
             sql += " WHERE device = ?"
             args = (device,)
         if limit is not None:
             rows = self._x(sql + " ORDER BY id DESC LIMIT ?", args + (_clip_limit(limit),))
-            return [dict(r) for r in reversed(rows.fetchall())]
-        return [dict(r) for r in self._x(sql + " ORDER BY id", args)]
+            return [_gap_row(r) for r in reversed(rows.fetchall())]
+        return [_gap_row(r) for r in self._x(sql + " ORDER BY id", args)]
 
     # ------------------------------------------------------------------ silence
     def silence_candidates(self, now, missed_heartbeats, listening_since=None):
@@ -623,16 +649,21 @@ class SqliteStore(Store):
 
     def _device_rows(self, sql, args):
         rows = self._x("SELECT * FROM devices" + sql, args).fetchall()
-        missing = {}
+        totals = {}
         if rows:
             names = [r["device"] for r in rows]
-            missing = {r["device"]: r["m"] for r in self._x(
-                "SELECT device, SUM(last_seq - first_seq + 1 - filled) AS m FROM gaps "
-                "WHERE device IN (%s) GROUP BY device" % ",".join("?" * len(names)), names)}
-        return [self._device_row(r, missing.get(r["device"]) or 0) for r in rows]
+            totals = self._gap_totals(" WHERE device IN (%s)" % ",".join("?" * len(names)), names)
+        return [self._device_row(r, totals.get(r["device"], (0, 0))) for r in rows]
+
+    def _gap_totals(self, where, args):
+        """{device: (messages missing, suspect jumps)}; each gap adds at most GAP_CLAIM_MAX,
+        so the sums stay far inside 64 bits."""
+        return {r["device"]: (r["m"] or 0, r["s"] or 0) for r in self._x(
+            "SELECT device, SUM(%s) AS m, SUM(%s) AS s FROM gaps%s GROUP BY device"
+            % (_GAP_MISSING, _GAP_SUSPECT, where), args)}
 
     @staticmethod
-    def _device_row(r, gaps_missing):
+    def _device_row(r, gap_totals):
         return DeviceRow(
             device=r["device"], first_seen=r["first_seen"], last_seen=r["last_seen"],
             run=r["run"], status=r["status"], status_at=r["status_at"],
@@ -642,7 +673,7 @@ class SqliteStore(Store):
             agent_version=r["agent_version"], firmware=_loads_or_none(r["firmware"]),
             firmware_hash=r["firmware_hash"], baseline_hash=r["baseline_hash"],
             package_manager=r["package_manager"], silent_since=r["silent_since"],
-            gaps_missing=gaps_missing)
+            gaps_missing=gap_totals[0], gaps_suspect=gap_totals[1])
 
     def device(self, device):
         rows = self._device_rows(" WHERE device = ?", [device])
@@ -670,15 +701,18 @@ class SqliteStore(Store):
         return [dict(r) for r in rows]
 
     def devices(self):
-        missing = {r["device"]: r["m"] for r in self._x(
-            "SELECT device, SUM(last_seq - first_seq + 1 - filled) AS m FROM gaps "
-            "GROUP BY device")}
-        return [self._device_row(r, missing.get(r["device"]) or 0)
+        totals = self._gap_totals("", [])
+        return [self._device_row(r, totals.get(r["device"], (0, 0)))
                 for r in self._x("SELECT * FROM devices ORDER BY device")]
 
     def rejected(self):
         return {r["reason"]: r["count"] for r in self._x(
             "SELECT reason, count FROM rejected ORDER BY reason")}
+
+    def rejected_rows(self):
+        return [dict(r) for r in self._x(
+            "SELECT reason, count, first_at, last_at, last_device, last_detail FROM rejected "
+            "ORDER BY reason")]
 
     def anomaly_count(self):
         return self._x("SELECT COUNT(*) AS n FROM anomalies").fetchone()["n"]

@@ -177,3 +177,37 @@ def test_run_makes_the_database_directory_of_the_readme_example(tmp_path, capsys
                                "--user", "collector", "--password", "wrong")
     assert code == 3 and "refused the connection" in err      # past the database
     assert db.exists() and oct(db.parent.stat().st_mode & 0o777) == "0o750"
+
+
+# ---------------------------------------------------------------- content a router chose
+
+def test_runs_starting_near_two_to_the_53_are_suspicious_events_not_missing_messages(
+        tmp_path, capsys):
+    # every new run may start anywhere: 1,100 runs whose first anomaly is near 2^53 once
+    # claimed ~2^53 missing messages each, and SUM() over them overflowed in `devices`
+    path = tmp_path / "collector.sqlite"
+    store = SqliteStore(path)
+    ingest = Ingest(store)
+    from dataclasses import replace
+    for n in range(1100):
+        first = replace(anomaly(1, run="%016x" % (n + 1)), seq=2 ** 53 - n)
+        ingest.handle(*_wire(first), now=NOW)
+    ingest.handle(*_wire(anomaly(1, run="%016x" % 5000)), now=NOW)
+    ingest.handle(*_wire(anomaly(4, run="%016x" % 5000)), now=NOW)    # a real gap of two
+    ingest.flush(NOW)
+    store.close()
+    code, out, err = run_cli(capsys, "devices", "--db", str(path), "--json")
+    assert code == 0 and "Traceback" not in err
+    (device,) = [json.loads(line) for line in out.splitlines()]
+    assert device["gaps_missing"] == 2 and device["gaps_suspect"] == 1100
+    code, out, _ = run_cli(capsys, "gaps", "--db", str(path), "--json")
+    gaps = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(gaps) == 1101
+    assert sum(g["missing"] for g in gaps) == 2
+    assert sum(1 for g in gaps if g["suspect"]) == 1100
+    code, out, _ = run_cli(capsys, "devices", "--db", str(path))
+    assert code == 0 and DEVICE in out
+
+
+def _wire(message):
+    return "routerwatch/%s/%s" % (message.device, message.type), _encode(message)
