@@ -150,7 +150,7 @@ def build_parser():
                      help="print a line per stored anomaly on stdout")
     notify = run.add_argument_group(
         "notifications", "send stored anomalies to people with Apprise URLs such as "
-        "ntfy://ntfy.sh/TOPIC, tgram://BOTTOKEN/CHATID, mailtos://user:pass@example.com, "
+        "ntfy://ntfy.sh/TOPIC, tgram://123456789:BOTTOKEN/CHATID, mailtos://user:pass@example.com, "
         "json://host/path (see the README); URLs may also come from $ROUTERWATCH_NOTIFY, "
         "separated by spaces, which keeps their tokens out of the process list")
     notify.add_argument("--notify", metavar="URL", action="append", default=[],
