@@ -18,6 +18,7 @@ TEST_PACKAGES=(
   dropbear-bin microsocks nftables conntrack python3-minimal libpython3.11-stdlib
   hydra curl                             # the attackers and the LAN client on the host side
   fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
+  chromium fonts-dejavu-core             # the dashboard's browser tests (headless, driven by Playwright)
 )
 case "${1:-test}" in
   demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;

@@ -85,7 +85,10 @@ def _advice(text):
 
 
 def _pretty(value):
-    return printable(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    """Evidence as indented JSON: JSON escapes the control characters inside strings, printable()
+    the bidi ones; the newlines left are the indentation's."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return escape("\n".join(printable(line) for line in text.split("\n")))
 
 
 def _ago(seconds):

@@ -66,7 +66,7 @@ def severity_bars(histogram, width=720, height=200):
     return Markup("".join(parts))
 
 
-def sparkline(samples, field, width=260, height=48, unit=""):
+def sparkline(samples, field, width=320, height=48, unit=""):
     """One heartbeat value over time as a line, with its latest value written beside it."""
     points = [(s["at"], s[field]) for s in samples if isinstance(s.get(field), (int, float))]
     if not points:
@@ -75,7 +75,7 @@ def sparkline(samples, field, width=260, height=48, unit=""):
     lo = min(v for _, v in points)
     hi = max(v for _, v in points)
     spread = (hi - lo) or 1.0
-    plot_w = width - 90
+    plot_w = width - 130
     coords = []
     for t, v in points:
         x = 2 + (plot_w - 4) * ((t - t0) / (t1 - t0) if t1 > t0 else 1.0)

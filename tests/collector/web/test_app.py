@@ -80,6 +80,7 @@ def test_the_device_page_shows_facts_health_charts_gaps_evidence_and_advice(clie
     assert "TP-Link Archer C7 v5" in html and "23.05.3" in html
     assert html.count('<svg class="spark"') == 5
     assert "&#34;port&#34;: 7777" in html                # evidence, pretty-printed and escaped
+    assert '<pre class="evidence">{\n  &#34;' in html
     assert "<code>/proc/&lt;pid&gt;/exe</code>" in html  # the advice with its code spans
     assert "3–3" in html                                  # the gap
 
