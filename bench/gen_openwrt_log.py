@@ -297,12 +297,196 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dropbear", choices=("2022.82", "2024.86", "mixed"), default="mixed",
-                        help="which dropbear's nonexistent-user line to write")
+    parser.add_argument("--dropbear", choices=("2019.78", "2022.82", "2024.86", "mixed"),
+                        default=None, help="which dropbear release's lines to write "
+                        "(default: mixed, or 2024.86 with --exposed-day; 2019.78 only there)")
+    parser.add_argument("--exposed-day", action="store_true",
+                        help="a day of an internet-facing router instead (bots, the owner, "
+                        "slow guessers, a spray)")
+    parser.add_argument("--benign-gap", type=float, default=2.0,
+                        help="--exposed-day: mean seconds between the router's other lines")
     args = parser.parse_args()
-    truth = generate(args.out, args.lines, args.seed, args.dropbear)
+    if args.exposed_day:
+        truth = generate_exposed_day(args.out, args.seed, args.dropbear or "2024.86",
+                                     args.benign_gap)
+        print(json.dumps({"lines": truth["lines"], "sources": len(truth["failures"])}))
+        return 0
+    if args.dropbear == "2019.78":
+        parser.error("--dropbear 2019.78 is only written with --exposed-day")
+    truth = generate(args.out, args.lines, args.seed, args.dropbear or "mixed")
     print(json.dumps({"lines": truth["lines"], "counts": truth["counts"]}, sort_keys=True))
     return 0
+
+
+
+# ---------------------------------------------------------------------------- an exposed router
+# A day in the log of a router whose SSH and LuCI face the internet, in one dropbear release's
+# formats: background bots all day, the owner's key and password logins (LAN, a remembered office
+# network, LuCI), a slow guesser under every 10-minute window, one at fail2ban's pace, a spray.
+# Its truth says which incidents a detector must report and which logins are the owner's.
+#
+#   python bench/gen_openwrt_log.py OUT.log --exposed-day --dropbear 2019.78 [--benign-gap 2]
+
+DAY = 86400
+OWNER_LAN = ("192.168.1.20", "192.168.1.21", "fd00:1::20")
+OWNER_OFFICE = "203.0.113.40"          # the owner's office: remembered by login.new_source
+SLOW_GUESSER = "198.51.100.200"        # 4 tries every 11 minutes: never 5 in 10 minutes
+STEADY_GUESSER = "198.51.100.201"      # 9 tries every 10-11 minutes, all day
+FAST_GUESSER = "2001:db8:bad:1::66"    # 6 tries in 6 seconds
+SPRAY_SOURCES = tuple("192.0.2.%d" % n for n in range(100, 140))
+PUBKEY = "SHA256:F0uwIzlhno8yKkDmOHl+Y52pLytTJe2kdMEdP1P9B5k"
+PUBKEY_MD5 = "md5 0f:1e:2d:3c:4b:5a:69:78:87:96:a5:b4:c3:d2:e1:f0"
+
+
+class ExposedDay(LogWriter):
+    """Lines are collected with their times and written in time order at the end."""
+
+    def __init__(self, rng, dropbear, benign_gap):
+        super().__init__(rng, None, 10 ** 9, dropbear)
+        self.records = []
+        self.benign_gap = benign_gap
+        self.failures = {}        # source -> failures it made (dropbear's count)
+        self.owner_logins = []
+
+    def emit(self, facility, tag, message, truth=None):
+        self.records.append((self.clock.now, len(self.records),
+                             "%s %s %s: %s" % (self.clock.stamp(), facility, tag, message)))
+
+    def at(self, when):
+        self.clock.now = when
+        return self
+
+    # ------------------------------------------------------------------ one SSH connection
+    def ssh(self, when, ip, user="root", fails=0, success=None, nonexistent=False):
+        """A connection from ip: `fails` wrong passwords for user (or one nonexistent-user try),
+        then a success ("password" | "pubkey") or an exit before auth."""
+        pid = self.next_pid()
+        tag = "dropbear[%d]" % pid
+        addr = "%s:%d" % (ip, self.rng.randrange(32768, 61000))
+        version = self.dropbear
+        t = when
+
+        def line(facility, msg):
+            nonlocal t
+            self.at(t).emit(facility, tag, msg)
+            t += self.rng.uniform(0.3, 1.2)
+
+        line("authpriv.info", "Child connection from %s" % addr)
+        counted = 0
+        if nonexistent:
+            counted = 1
+            if version == "2019.78":
+                line("authpriv.warn", "Login attempt for nonexistent user '%s' from %s"
+                     % (user, addr))
+                line("authpriv.info", "Exit before auth: Max auth tries reached - user "
+                     "'is invalid' from %s" % addr)
+            elif version == "2022.82":
+                line("authpriv.warn", "Login attempt for nonexistent user")
+                line("authpriv.info", "Exit before auth from <%s>: Max auth tries reached - user "
+                     "'is invalid'" % addr)
+            else:
+                line("authpriv.warn", "Login attempt for nonexistent user from %s" % addr)
+                line("authpriv.info", "Exit before auth from <%s>: Max auth tries reached - user "
+                     "'is invalid'" % addr)
+        for _ in range(fails):
+            line("authpriv.warn", "Bad password attempt for '%s' from %s" % (user, addr))
+            counted += 1
+        if counted:
+            self.failures[ip] = self.failures.get(ip, 0) + counted
+        if success == "password":
+            line("authpriv.notice", "Password auth succeeded for '%s' from %s" % (user, addr))
+        elif success == "pubkey":
+            if version == "2019.78":
+                line("authpriv.notice", "Pubkey auth succeeded for '%s' with key %s from %s"
+                     % (user, PUBKEY_MD5, addr))
+            else:
+                line("authpriv.notice", "Pubkey auth succeeded for '%s' with ssh-ed25519 key %s "
+                     "from %s" % (user, PUBKEY, addr))
+        if success:
+            self.owner_logins.append({"time": when, "ip": ip, "method": success,
+                                      "service": "ssh"})
+            line("authpriv.info", "Exit (%s) from <%s>: Disconnect received" % (user, addr))
+        elif not nonexistent:
+            if version == "2019.78":
+                line("authpriv.info", "Exit before auth (user '%s', %d fails): Exited normally"
+                     % (user, fails))
+            else:
+                line("authpriv.info", "Exit before auth from <%s>: (user '%s', %d fails): Exited "
+                     "normally" % (addr, user, fails))
+
+    def luci(self, when, ip, ok, user="root"):
+        self.at(when).emit("daemon.err", "uhttpd[%d]" % self.uhttpd_pid,
+                           "[info] luci: %s login on / for %s from %s"
+                           % ("accepted" if ok else "failed", user, ip))
+        if ok:
+            self.owner_logins.append({"time": when, "ip": ip, "method": "password",
+                                      "service": "luci"})
+        else:
+            self.failures[ip] = self.failures.get(ip, 0) + 1
+
+    # ------------------------------------------------------------------ the day
+    def day(self):
+        rng, start = self.rng, START_EPOCH
+        # the router's own chatter
+        self.clock.now = start
+        while self.clock.now < start + DAY:
+            self.benign()
+            self.clock.now += rng.expovariate(1.0 / self.benign_gap) - MEAN_GAP
+        # background bots: a few hundred addresses, each a connection or three, few tries each
+        bots = [a for a in self.attackers if a not in SPRAY_SOURCES][:400]
+        for ip in bots:
+            for _ in range(rng.choice((1, 1, 1, 2, 3))):
+                when = start + rng.uniform(0, DAY - 600)
+                if rng.random() < 0.35:
+                    self.ssh(when, ip, user=rng.choice(USERS[4:]), nonexistent=True)
+                else:
+                    self.ssh(when, ip, fails=rng.choice((1, 1, 2, 3)))
+        # the owner: key and password logins from home, the office, LuCI, all day
+        for hour in range(0, 24, 2):
+            when = start + hour * 3600 + rng.uniform(0, 3000)
+            ip = rng.choice(OWNER_LAN)
+            self.ssh(when, ip, success="pubkey" if hour % 4 else "password")
+            self.luci(when + 900, rng.choice(OWNER_LAN[:2]), True)
+        self.ssh(start + 9 * 3600 + 100, OWNER_OFFICE, success="password")
+        self.ssh(start + 15 * 3600 + 100, OWNER_OFFICE, fails=1, success="password")   # a typo
+        # a slow guesser and a steady one, all day
+        t = start + 600
+        while t < start + DAY - 700:
+            self.ssh(t, SLOW_GUESSER, fails=4)
+            t += 660
+        t = start + 300
+        while t < start + DAY - 700:
+            self.ssh(t, STEADY_GUESSER, fails=9)
+            t += rng.uniform(600, 660)
+        # a fast one, over SSH and LuCI
+        self.ssh(start + 4 * 3600, FAST_GUESSER, fails=3)
+        for i in range(3):
+            self.luci(start + 4 * 3600 + 3 + i, FAST_GUESSER, False)
+        # a spray on root from 40 addresses over the afternoon, one try each
+        for i, ip in enumerate(SPRAY_SOURCES):
+            self.ssh(start + 12 * 3600 + 200 * i, ip, fails=1)
+
+    def write(self, out):
+        self.records.sort()
+        for _, _, text in self.records:
+            out.write(text + "\n")
+        return len(self.records)
+
+
+def generate_exposed_day(path, seed=1, dropbear="2024.86", benign_gap=2.0):
+    """Write a day of an exposed router's log and its truth; returns the truth dict."""
+    path = Path(path)
+    writer = ExposedDay(random.Random(seed), dropbear, benign_gap)
+    writer.day()
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        lines = writer.write(out)
+    truth = {"lines": lines, "seed": seed, "dropbear": dropbear, "start": START_EPOCH,
+             "failures": writer.failures, "owner_logins": writer.owner_logins,
+             "owner_lan": list(OWNER_LAN), "owner_office": OWNER_OFFICE,
+             "slow_guesser": SLOW_GUESSER, "steady_guesser": STEADY_GUESSER,
+             "fast_guesser": FAST_GUESSER, "spray_sources": list(SPRAY_SOURCES)}
+    truth_path(path).write_text(json.dumps(truth))
+    return truth
 
 
 if __name__ == "__main__":

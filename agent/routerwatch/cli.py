@@ -63,7 +63,8 @@ def build_parser():
                         help="follow FILE (rotation and truncation handled) instead of logread")
     parser.add_argument("--stdin", action="store_true", help="read log lines from stdin")
     parser.add_argument("--once", action="store_true",
-                        help="scan once, print the anomalies as JSON lines, exit (1 if any is "
+                        help="scan once, print the anomalies as JSON lines (each incident once, "
+                             "with its final count and time span), exit (1 if any is "
                              "high or critical). Its state (baseline, device id, seen login "
                              "sources) goes to the state dir on OpenWrt (/etc/routerwatch) or "
                              "under --root; on any other machine to a temporary directory "

@@ -118,10 +118,19 @@ class Agent:
             for source in pending:
                 self._next_poll[id(source)] = 0.0
             produced.extend(self.step(now))
-        held = [self._stamp(finding, count, now) for finding, count in self.gate.flush()]
+        held = [self._stamp(self._final(finding), count, now)
+                for finding, count in self.gate.flush()]
         for anomaly in held:
             self.sink.send_anomaly(anomaly)
         return produced + held
+
+    def _final(self, finding):
+        """A held finding brought up to date by its detector (the incident's final count and
+        time span: detectors send findings only as an incident doubles)."""
+        for detector in self.detectors:
+            if detector.kind == finding.kind and hasattr(detector, "final"):
+                return detector.final(finding)
+        return finding
 
     def _feed(self, event, now):
         self.events_seen += 1

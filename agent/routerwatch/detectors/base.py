@@ -8,6 +8,8 @@ A detector module defines one class with:
     observe(event) -> list[Finding]   called for each event of those types
     tick(now) -> list[Finding]        optional, called once per loop (windows that close by time)
     drops() -> dict[str, int]         optional, counts of what its bounded state threw away
+    final(finding) -> Finding         optional, the finding with the incident's state as it is
+                                      now: --once sends each incident once, at the end
 
     inside                            the owner's side (inside.Inside): `address in self.inside`;
                                       the runtime replaces it when the LAN networks change

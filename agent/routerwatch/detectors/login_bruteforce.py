@@ -61,7 +61,7 @@ class Config(DetectorConfig):
 
 class _Source:
     __slots__ = ("recent", "in_window", "slow", "in_slow", "total", "first", "last", "users",
-                 "addresses", "services", "next_report", "inside")
+                 "addresses", "services", "next_report", "inside", "by")
 
     def __init__(self, time, inside):
         self.recent = deque()        # (time, attempts), at most `threshold` entries
@@ -76,9 +76,19 @@ class _Source:
         self.services = []
         self.next_report = 0         # total at which the next finding goes out (0 = not yet)
         self.inside = inside
+        self.by = None               # which window first reported it: "window" | "slow_window"
 
 
 MAX_ADDRESSES = 8
+
+
+class _Latest:
+    """What _finding reads of an event, for a finding rebuilt from the state alone."""
+    __slots__ = ("source_ip", "time")
+
+    def __init__(self, source_ip, time):
+        self.source_ip = source_ip
+        self.time = time
 
 
 class LoginBruteforce(Detector):
@@ -132,12 +142,24 @@ class LoginBruteforce(Detector):
                 by = "slow_window"
             else:
                 return []
+            state.by = by
             state.next_report = max(state.total * 2, short_limit * 2)
-            return [self._finding(key, state, event, by, short_limit, slow_limit)]
+            return [self._finding(key, state, event, short_limit, slow_limit)]
         if state.total < state.next_report:
             return []
         state.next_report = state.total * 2
-        return [self._finding(key, state, event, None, short_limit, slow_limit)]
+        return [self._finding(key, state, event, short_limit, slow_limit)]
+
+    def final(self, finding):
+        """The incident's finding with its count and span as they are now (--once)."""
+        state = self._sources.get(finding.incident)
+        if state is None or state.first != finding.evidence["first"]:
+            return finding         # forgotten, or a later incident of the source: keep it
+        cfg = self.config
+        short_limit = cfg.inside_threshold if state.inside else cfg.threshold
+        slow_limit = cfg.inside_slow_threshold if state.inside else cfg.slow_threshold
+        event = _Latest(finding.evidence["source_ip"], state.last)
+        return self._finding(finding.incident, state, event, short_limit, slow_limit)
 
     def _count_slow(self, state, now, attempts):
         bucket = int(now // self._bucket_seconds)
@@ -151,7 +173,7 @@ class LoginBruteforce(Detector):
         while slow and slow[0][0] <= oldest:
             state.in_slow -= slow.popleft()[1]
 
-    def _finding(self, key, state, event, by, short_limit, slow_limit):
+    def _finding(self, key, state, event, short_limit, slow_limit):
         cfg = self.config
         severity = "high" if state.total >= cfg.high_threshold else "medium"
         source = event.source_ip if key != UNKNOWN else None
@@ -159,7 +181,7 @@ class LoginBruteforce(Detector):
         side = "inside" if state.inside else "outside"
         summary = "%d failed logins from %s (%s, %s) in %d s" % (
             state.total, where, side, "+".join(state.services), state.last - state.first)
-        if by == "slow_window":
+        if state.by == "slow_window":
             summary += ", slowly: under the %d s window" % cfg.window
         evidence = {
             "source_ip": source,
@@ -175,9 +197,8 @@ class LoginBruteforce(Detector):
             "first": state.first,
             "last": state.last,
             "service": state.services[0] if len(state.services) == 1 else "+".join(state.services),
+            "by": state.by,
         }
-        if by is not None:
-            evidence["by"] = by
         return Finding(kind=self.kind, severity=severity, summary=summary, evidence=evidence,
                        incident=key, time=event.time)
 

@@ -26,6 +26,14 @@ from .base import Detector, DetectorConfig, Finding
 MAX_LISTED = 16
 
 
+class _At:
+    """The time of a finding rebuilt from the state alone."""
+    __slots__ = ("time",)
+
+    def __init__(self, time):
+        self.time = time
+
+
 @dataclass(frozen=True)
 class Config(DetectorConfig):
     cooldown: int = option(3600, 0, 86400,
@@ -108,6 +116,17 @@ class LoginSpray(Detector):
             if oldest is None or oldest[1] >= cutoff:
                 return
             table.pop(oldest[0])
+
+    def final(self, finding):
+        """The incident's finding with its counts and span as they are now (--once); the
+        distinct counts are the most the window held."""
+        if finding.evidence["first"] != self._first:
+            return finding
+        cfg = self.config
+        sources = max(len(self._sources), finding.evidence["distinct_sources"])
+        users = max(len(self._users), finding.evidence["distinct_users"])
+        return self._finding(_At(self._last), sources, users, sources >= cfg.min_sources,
+                             users >= cfg.min_users)
 
     def _finding(self, event, sources, users, by_sources, by_users):
         cfg = self.config

@@ -166,3 +166,17 @@ def test_tracked_sources_are_capped_and_evictions_reported():
     detector = LoginBruteforce(Config(max_sources=16))
     run(detector, [failure(1000, "198.51.100.%d" % i) for i in range(100)])
     assert detector.drops() == {"login.bruteforce.sources": 84}
+
+
+def test_final_brings_a_held_finding_up_to_date():
+    detector = LoginBruteforce(Config())
+    findings = run(detector, [failure(1000 + i, "203.0.113.7") for i in range(300)])
+    held = findings[-1]
+    assert held.evidence["failures"] == 160
+    final = detector.final(held)
+    assert (final.evidence["failures"], final.evidence["first"], final.evidence["last"]) == (
+        300, 1000, 1299)
+    assert final.evidence["by"] == "window" and final.time == 1299
+    # a later incident of the same source leaves an older finding as it was
+    run(detector, [failure(1000 + 86400 * 3 + i, "203.0.113.7") for i in range(5)])
+    assert detector.final(held) is held

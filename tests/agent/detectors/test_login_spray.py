@@ -68,3 +68,18 @@ def test_tracked_sources_are_capped():
     detector = LoginSpray(Config(max_tracked=16))
     run(detector, [failure(i, "198.51.100.%d" % i) for i in range(100)])
     assert detector.drops() == {"login.spray.tracked": 84}
+
+
+def test_final_gives_the_spray_as_it_ended():
+    from routerwatch.detectors.login_spray import Config as SprayConfig, LoginSpray
+    from routerwatch.events import LoginAttempt as Attempt
+    detector = LoginSpray(SprayConfig())
+    findings = []
+    for i in range(50):
+        findings += detector.observe(Attempt(time=1000 + 60 * i, service="ssh", outcome="failure",
+                                             method="password", user="root",
+                                             source_ip="198.51.100.%d" % (i + 1), source_port=1))
+    final = detector.final(findings[-1])
+    assert findings[-1].evidence["distinct_sources"] == 40
+    assert (final.evidence["distinct_sources"], final.evidence["failures"],
+            final.evidence["last"]) == (50, 50, 1000 + 60 * 49)
