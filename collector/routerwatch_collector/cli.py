@@ -132,8 +132,11 @@ def build_parser():
                                                      "--share-group", "collectors"),
                      help="MQTT 5 shared subscription group: collectors of one group split "
                           "the messages between them")
-    run.add_argument("--client-id", help="MQTT client id (default routerwatch-collector, with "
-                     "--share-group one per host and process)")
+    run.add_argument("--client-id", help="MQTT client id, the name of the persistent session "
+                     "and so the same on every start (default routerwatch-collector, with "
+                     "--share-group routerwatch-collector-GROUP-HOST; give a second collector "
+                     "on one host its own). Brokers set up as in ci/mosquitto/ replace it by "
+                     "the account's user name: one account per collector")
     run.add_argument("--protocol", choices=("3.1.1", "5"),
                      help="MQTT version (default 3.1.1, 5 with --share-group)")
     run.add_argument("--db", default=None, help=db_help)
@@ -307,8 +310,9 @@ def run(parser, args):
     port = args.port or (8883 if args.tls else 1883)
     client_id = args.client_id or "routerwatch-collector"
     if args.share_group and not args.client_id:
-        client_id = "routerwatch-collector-%s-%s-%d" % (
-            args.share_group, re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32], os.getpid())
+        # stable across restarts: a new id per start would leave the queue in the old session
+        client_id = "routerwatch-collector-%s-%s" % (
+            args.share_group, re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32])
     password = args.password or os.environ.get("ROUTERWATCH_MQTT_PASSWORD")
     notifier = _notifier(parser, args)
 

@@ -59,7 +59,8 @@ def start(broker_dir, conf, replace):
 @pytest.fixture
 def password_broker(tmp_path, pki):
     passwd = make_password_file(tmp_path / "passwd", {
-        "collector": "collector-secret", "rw-a": "secret-a", "rw-b": "secret-b"})
+        "collector": "collector-secret", "collector-2": "collector-2-secret",
+        "rw-a": "secret-a", "rw-b": "secret-b"})
     broker = start(tmp_path / "mosquitto", CONF / "production-password.conf", {
         "certfile": pki["server"][0], "keyfile": pki["server"][1],
         "password_file": passwd, "acl_file": ACL})
@@ -216,3 +217,161 @@ def test_a_router_without_a_certificate_is_refused(tmp_path, pki, mtls_broker):
         assert sink.counters()["mqtt.connects"] == 0
     finally:
         sink.close(timeout=0.5)
+
+
+# ---------------------------------------------------------------- client ids bound to accounts
+
+def connected_client(broker, client_id, username=None, password=None, tls=None,
+                     on_disconnect=None):
+    """A started paho client with a clean session, returned once the broker accepted it."""
+    import threading
+    client = new_client(client_id, "3.1.1", clean=True)
+    accepted = threading.Event()
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        client.tls_set(**tls)
+
+    def on_connect(client, userdata, flags, rc, *rest):
+        if int(getattr(rc, "value", rc)) == 0:
+            accepted.set()
+    client.on_connect = on_connect
+    if on_disconnect:
+        client.on_disconnect = on_disconnect
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    assert accepted.wait(10), "the broker did not accept %s" % client_id
+    return client
+
+
+def close(client):
+    client.disconnect()
+    client.loop_stop()
+
+
+def queue_for_an_away_collector(broker, collector_login, router_login, count=100):
+    """The collector subscribes with a persistent session and goes away; a router publishes
+    `count` QoS 1 messages that the broker keeps for it. Returns the payloads sent."""
+    Recorder(broker, ["routerwatch/#"], client_id="routerwatch-collector", clean=False,
+             **collector_login).start().stop()
+    router = connected_client(broker, "rw-a", **router_login)
+    try:
+        sent = [b"queued %d" % n for n in range(count)]
+        for payload in sent:
+            router.publish("routerwatch/rw-a/anomaly", payload, qos=1).wait_for_publish(10)
+    finally:
+        close(router)
+    return sent
+
+
+def collect_queue(broker, collector_login, expected):
+    collector = Recorder(broker, ["routerwatch/#"], client_id="routerwatch-collector",
+                         clean=False, **collector_login).start()
+    try:
+        return [m.payload for m in collector.wait_for(lambda m: len(m) >= expected, timeout=20)]
+    finally:
+        collector.stop()
+
+
+@pytest.mark.parametrize("stolen_id", ["routerwatch-collector", "collector"])
+def test_a_router_using_the_collectors_client_id_cannot_erase_its_queue(
+        tmp_path, pki, password_broker, stolen_id):
+    tls = {"ca_certs": pki["ca"]}
+    login = {"username": "collector", "password": "collector-secret", "tls": tls}
+    sent = queue_for_an_away_collector(password_broker, login,
+                                       {"username": "rw-a", "password": "secret-a", "tls": tls})
+    # rw-b, with its own valid password, claims the collector's client id with a clean session
+    close(connected_client(password_broker, stolen_id, username="rw-b", password="secret-b",
+                           tls=tls))
+    received = collect_queue(password_broker, login, len(sent))
+    assert received == sent, "%d of %d queued messages delivered" % (len(received), len(sent))
+
+
+def test_a_router_using_another_routers_client_id_does_not_disconnect_it(
+        tmp_path, pki, password_broker):
+    import threading
+    tls = {"ca_certs": pki["ca"]}
+    collector = Recorder(password_broker, ["routerwatch/#"], username="collector",
+                         password="collector-secret", tls=tls).start()
+    dropped = threading.Event()
+    victim = connected_client(password_broker, "rw-a", username="rw-a", password="secret-a",
+                              tls=tls, on_disconnect=lambda *args: dropped.set())
+    try:
+        attacker = connected_client(password_broker, "rw-a", username="rw-b",
+                                    password="secret-b", tls=tls)
+        # the broker handled the attacker's CONNECT before its CONNACK; a takeover would have
+        # closed the victim's connection by now, which its next round trip would notice
+        victim.publish("routerwatch/rw-a/heartbeat", b"still here", qos=1).wait_for_publish(10)
+        messages = collector.wait_for(lambda m: any(x.payload == b"still here" for x in m))
+        assert any(x.payload == b"still here" for x in messages)
+        assert not dropped.is_set(), "the victim router was disconnected"
+        close(attacker)
+    finally:
+        close(victim)
+        collector.stop()
+
+
+def test_with_certificates_a_router_cannot_erase_the_collectors_queue_either(
+        tmp_path, pki, mtls_broker):
+    def cert(name):
+        return {"tls": {"ca_certs": pki["ca"], "certfile": pki[name][0],
+                        "keyfile": pki[name][1]}}
+    sent = queue_for_an_away_collector(mtls_broker, cert("collector"), cert("rw-a"))
+    close(connected_client(mtls_broker, "routerwatch-collector", **cert("rw-b")))
+    received = collect_queue(mtls_broker, cert("collector"), len(sent))
+    assert received == sent, "%d of %d queued messages delivered" % (len(received), len(sent))
+
+
+def publish_as_router(broker, tls, count):
+    router = connected_client(broker, "rw-a", username="rw-a", password="secret-a", tls=tls)
+    try:
+        for n in range(count):
+            router.publish("routerwatch/rw-a/anomaly", b"%d" % n, qos=1).wait_for_publish(10)
+    finally:
+        close(router)
+
+
+def wait_for_numbers(recorders, count):
+    import time
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        numbers = sorted(int(m.payload) for r in recorders for m in r.snapshot())
+        if numbers == list(range(count)):
+            break
+        time.sleep(0.05)
+    return [sorted(int(m.payload) for m in r.snapshot()) for r in recorders]
+
+
+def test_a_collector_keeps_its_session_across_restarts_whatever_client_id_it_picks(
+        tmp_path, pki, password_broker):
+    # a collector that names itself after its process id (a new id on each start) would leave
+    # its queue behind in the old session; the account names the session instead
+    tls = {"ca_certs": pki["ca"]}
+    second = {"username": "collector-2", "password": "collector-2-secret", "tls": tls}
+    Recorder(password_broker, ["routerwatch/#"], client_id="collector-pid-100", clean=False,
+             **second).start().stop()
+    publish_as_router(password_broker, tls, 20)
+    back = Recorder(password_broker, ["routerwatch/#"], client_id="collector-pid-200",
+                    clean=False, **second).start()
+    try:
+        assert wait_for_numbers([back], 20) == [list(range(20))]
+    finally:
+        back.stop()
+
+
+def test_collectors_of_one_share_group_each_have_an_account_and_split_the_messages(
+        tmp_path, pki, password_broker):
+    tls = {"ca_certs": pki["ca"]}
+    share = ["$share/collectors/routerwatch/+/anomaly"]
+    members = [Recorder(password_broker, share, client_id="routerwatch-collector", clean=False,
+                        protocol="5", username=user, password=secret, tls=tls).start()
+               for user, secret in (("collector", "collector-secret"),
+                                    ("collector-2", "collector-2-secret"))]
+    try:
+        publish_as_router(password_broker, tls, 20)
+        first, second = wait_for_numbers(members, 20)
+    finally:
+        for member in members:
+            member.stop()
+    # one client id in both configs, yet neither took the other's place: both received
+    assert sorted(first + second) == list(range(20)) and first and second
