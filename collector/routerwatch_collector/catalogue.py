@@ -77,8 +77,9 @@ WHAT_TO_DO = {
         '`sha256sums` for the release and reflash from openwrt.org'),
     "agent.silent": (
         'Check whether the router is up and reachable. If it is but the agent is not running, '
-        "someone may have killed it: look at the router's last anomalies and log (logins just "
-        'before?), restart the agent and watch for it to fall silent again.'),
+        'someone may have killed or stopped it (reason `stopped`: nobody rebooted or upgraded '
+        "it?): look at the router's last anomalies and log (logins just before?), restart the "
+        'agent and watch for it to fall silent again.'),
 }
 
 

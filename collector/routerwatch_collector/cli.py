@@ -143,6 +143,12 @@ def build_parser():
     run.add_argument("--missed-heartbeats", type=_bounded_int("--missed-heartbeats", 1, 1000),
                      default=3, help="raise agent.silent after this many heartbeat intervals "
                      "without a heartbeat")
+    run.add_argument("--stop-grace", metavar="SECONDS", default=900.0,
+                     type=_bounded_float("--stop-grace", 0.0, 30 * 86400.0),
+                     help="raise agent.silent (reason stopped) when an agent that stopped cleanly "
+                     "is not back online within this many seconds: long enough for a reboot or "
+                     "a sysupgrade, short enough that `/etc/init.d/routerwatch stop` does not "
+                     "switch monitoring off unnoticed")
     run.add_argument("--flush-interval", type=_bounded_float("--flush-interval", 0.01, 60.0),
                      default=0.25, help="seconds a received message may wait for its batch")
     run.add_argument("--batch-size", type=_bounded_int("--batch-size", 1, 100000), default=500,
@@ -341,7 +347,7 @@ def run(parser, args):
             store.close()
             return EXIT_RUNTIME
     ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
-                    dedupe_window=args.dedupe_window)
+                    dedupe_window=args.dedupe_window, stop_grace=args.stop_grace)
     on_stored = _stored_hook(args.print_anomalies, notifier)
     try:
         subscriber = Subscriber(

@@ -22,6 +22,8 @@ log = logging.getLogger("routerwatch_collector")
 
 SILENT_KIND = "agent.silent"
 SILENT_SEVERITY = "high"
+# a reboot takes a router one to three minutes, a sysupgrade with its flash write five to ten
+DEFAULT_STOP_GRACE = 900.0
 
 # Why a message was refused. A bounded set on purpose: the error text contains attacker-chosen
 # bits, so it is kept only as the latest sample per reason, never as a key.
@@ -61,10 +63,13 @@ def reject_reason(error):
 
 class Ingest:
     def __init__(self, store, prefix=DEFAULT_PREFIX, missed_heartbeats=3, dedupe_window=65536,
-                 max_pending=20000, run_id=None):
+                 max_pending=20000, run_id=None, stop_grace=DEFAULT_STOP_GRACE):
         self.store = store
         self.prefix = prefix
         self.missed_heartbeats = missed_heartbeats
+        # seconds an agent that stopped cleanly may stay away (a reboot, a sysupgrade) before
+        # agent.silent says monitoring is off; None: a clean stop is never a silence
+        self.stop_grace = stop_grace
         self.max_pending = max_pending
         # the collector's own run id: agent.silent anomalies are numbered under it
         self.run_id = run_id or secrets.token_hex(8)
@@ -266,7 +271,7 @@ class Ingest:
         stored = self.flush(now)
         with self.store.transaction():
             for device, reason, alive_at, interval, run in self.store.silence_candidates(
-                    now, self.missed_heartbeats, listening_since):
+                    now, self.missed_heartbeats, listening_since, stop_grace=self.stop_grace):
                 if not self.store.claim_silence(device, now):
                     continue
                 anomaly = self._silent_anomaly(device, reason, alive_at, interval, run, now)
@@ -285,6 +290,10 @@ class Ingest:
         if reason == "last_will":
             summary = ("agent on %s went offline without a clean stop (its Last Will was sent)"
                        % device)
+        elif reason == "stopped":
+            evidence["stop_grace"] = self.stop_grace
+            summary = ("agent on %s was stopped %s ago and is not back: the router is not "
+                       "monitored" % (device, _duration(now - alive_at if alive_at else 0)))
         else:
             missed = int((now - alive_at) // interval) if interval else self.missed_heartbeats
             evidence.update(heartbeat_interval=interval, missed_heartbeats=missed)
@@ -293,3 +302,11 @@ class Ingest:
         return validate(Anomaly(device=device, run=self.run_id, seq=self._silent_seq,
                                 time=float(now), kind=SILENT_KIND, severity=SILENT_SEVERITY,
                                 summary=summary, evidence=evidence))
+
+
+def _duration(seconds):
+    seconds = max(0, int(seconds))
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return "%d %s" % (seconds // size, unit)
+    return "%d s" % seconds

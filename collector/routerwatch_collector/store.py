@@ -155,7 +155,7 @@ class Store:
     def fill_gap(self, device, run, message_type, seq):
         raise NotImplementedError
 
-    def silence_candidates(self, now, missed_heartbeats, listening_since=None):
+    def silence_candidates(self, now, missed_heartbeats, listening_since=None, stop_grace=None):
         raise NotImplementedError
 
     def claim_silence(self, device, now):
@@ -509,21 +509,32 @@ class SqliteStore(Store):
         return [_gap_row(r) for r in self._x(sql + " ORDER BY id", args)]
 
     # ------------------------------------------------------------------ silence
-    def silence_candidates(self, now, missed_heartbeats, listening_since=None):
-        """Devices that said goodbye by Last Will, or whose heartbeats stopped, and for which
-        no agent.silent has been raised yet: [(device, reason, alive_at, interval, run)].
-        Heartbeats count as missed only while the collector was listening (since
-        `listening_since`): after a broker outage nobody is silent for having been unheard."""
+    def silence_candidates(self, now, missed_heartbeats, listening_since=None, stop_grace=None):
+        """Devices that said goodbye by Last Will, whose heartbeats stopped, or that stopped
+        cleanly more than `stop_grace` seconds ago and did not come back (None: a clean stop is
+        never a silence), and for which no agent.silent has been raised yet:
+        [(device, reason, alive_at, interval, run)], reason last_will | heartbeats | stopped;
+        for `stopped` alive_at is when the stop arrived.
+        Heartbeats and the grace count only while the collector was listening (since
+        `listening_since`): after a broker outage nobody is silent for having been unheard, and
+        a router that came back meanwhile has its retained `online` replayed first."""
+        since = listening_since if listening_since is not None else float("-inf")
         rows = self._x(
             "SELECT device, status, alive_at, heartbeat_interval, run FROM devices "
             "WHERE silent_since IS NULL AND (status IS NULL OR status != ?) AND "
             "(status = ? OR (heartbeat_interval IS NOT NULL AND alive_at IS NOT NULL AND "
             "alive_at + ? * heartbeat_interval < ? AND ? + ? * heartbeat_interval < ?))",
             (STATUS_STOPPED, STATUS_OFFLINE, missed_heartbeats, now,
-             listening_since if listening_since is not None else float("-inf"),
-             missed_heartbeats, now)).fetchall()
-        return [(r["device"], "last_will" if r["status"] == STATUS_OFFLINE else "heartbeats",
-                 r["alive_at"], r["heartbeat_interval"], r["run"]) for r in rows]
+             since, missed_heartbeats, now)).fetchall()
+        found = [(r["device"], "last_will" if r["status"] == STATUS_OFFLINE else "heartbeats",
+                  r["alive_at"], r["heartbeat_interval"], r["run"]) for r in rows]
+        if stop_grace is not None and since + stop_grace < now:
+            found += [(r["device"], STATUS_STOPPED, r["status_at"], r["heartbeat_interval"],
+                       r["run"]) for r in self._x(
+                "SELECT device, status_at, heartbeat_interval, run FROM devices WHERE "
+                "silent_since IS NULL AND status = ? AND status_at + ? < ?",
+                (STATUS_STOPPED, stop_grace, now))]
+        return found
 
     def claim_silence(self, device, now):
         """Mark a device silent; False if another collector process already did (one alarm)."""

@@ -49,12 +49,12 @@ def rows(db, sql, args=()):
         con.close()
 
 
-def start_collector(port, db, workdir):
+def start_collector(port, db, workdir, *options):
     log = open(workdir / "collector.log", "ab")
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "routerwatch_collector.cli", "run", "--port", str(port),
-             "--db", str(db), "--print"],
+             "--db", str(db), "--print"] + list(options),
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
     finally:
         log.close()
@@ -297,3 +297,43 @@ def collector_subscribed(workdir, count=1):
     """The collector logged its subscription `count` times (once per start)."""
     log = workdir / "collector.log"
     return log.exists() and log.read_text(errors="replace").count("subscribed to") >= count
+
+
+def silences(db):
+    return [jsonio.loads(row["evidence"])["reason"] for row in rows(
+        db, "SELECT evidence FROM anomalies WHERE kind = 'agent.silent' ORDER BY id")]
+
+
+@pytest.mark.slow
+def test_what_the_owner_sees_when_the_agent_is_stopped_rebooted_or_killed(
+        mosquitto_broker, tmp_path):
+    db = tmp_path / "collector.sqlite"
+    log_file = tmp_path / "messages"
+    log_file.touch()
+    collector = start_collector(mosquitto_broker.port, db, tmp_path, "--stop-grace", "6")
+    agent = start_agent(mosquitto_broker.port, log_file, tmp_path)
+    try:
+        wait_until(lambda: device_online(db), what="the agent online")
+        # stopped (`/etc/init.d/routerwatch stop`, `kill <pid>`): a clean offline, then nothing
+        assert stop(agent) == 0
+        wait_until(lambda: silences(db) == ["stopped"], timeout=40,
+                   what="agent.silent (stopped) once the grace is over")
+        # a reboot or sysupgrade: stopped cleanly and back within the grace, no alarm
+        agent = start_agent(mosquitto_broker.port, log_file, tmp_path)
+        wait_until(lambda: rows(db, "SELECT 1 FROM devices WHERE status = 'online' AND "
+                                    "silent_since IS NULL"), what="the agent back online")
+        assert stop(agent) == 0
+        agent = start_agent(mosquitto_broker.port, log_file, tmp_path)
+        wait_until(lambda: rows(db, "SELECT 1 FROM devices WHERE status = 'online' AND "
+                                    "silent_since IS NULL"), what="the agent back after a reboot")
+        time.sleep(8)                                   # past the grace of that stop
+        assert silences(db) == ["stopped"]
+        # killed (kill -9, the OOM killer, a crash): the broker publishes the Last Will at once
+        agent.kill()
+        agent.wait(10)
+        wait_until(lambda: silences(db) == ["stopped", "last_will"], timeout=30,
+                   what="agent.silent (last_will) after kill -9")
+    finally:
+        if agent.poll() is None:
+            stop(agent)
+        assert stop(collector) == 0

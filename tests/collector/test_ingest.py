@@ -179,11 +179,48 @@ def test_the_last_will_raises_agent_silent_at_once(ingest, store):
     assert silent(ingest.tick(T0 + 1000)) == []
 
 
-def test_a_clean_stop_is_not_a_silence(ingest):
+def test_a_clean_stop_not_followed_by_a_return_within_the_grace_is_a_silence(ingest, store):
+    # `kill <pid>` or `/etc/init.d/routerwatch stop`: a clean offline, then nothing
     feed(ingest, [status("online", 1), heartbeat(1)], now=T0)
     feed(ingest, [status("offline", 2)], now=T0 + 5)
     assert silent(ingest.tick(T0 + 5)) == []
-    assert silent(ingest.tick(T0 + 10000)) == []
+    assert silent(ingest.tick(T0 + 5 + 899)) == []           # a reboot or upgrade takes this
+    (alarm,) = silent(ingest.tick(T0 + 5 + 901))
+    assert alarm.evidence["reason"] == "stopped" and alarm.evidence["stop_grace"] == 900
+    assert alarm.evidence["last_alive"] == T0 + 5 and alarm.evidence["agent_run"] == RUN
+    assert "stopped 15 min ago" in alarm.summary
+    assert silent(ingest.tick(T0 + 10000)) == []             # once per stop
+    assert store.devices()[0].silent_since == T0 + 5 + 901
+    # it comes back, stops again, and this time stays away: a new alarm
+    feed(ingest, [status("online", 1, run="fedcba9876543210")], now=T0 + 20000)
+    feed(ingest, [status("offline", 3, run="fedcba9876543210")], now=T0 + 20100)
+    assert len(silent(ingest.tick(T0 + 20100 + 901))) == 1
+
+
+def test_a_reboot_or_upgrade_back_within_the_grace_is_not_a_silence(ingest):
+    feed(ingest, [status("online", 1), heartbeat(1)], now=T0)
+    feed(ingest, [status("offline", 2)], now=T0 + 5)           # procd stops it on reboot
+    new_run = "fedcba9876543210"
+    feed(ingest, [status("online", 1, run=new_run)], now=T0 + 400)     # the new firmware's
+    for n in range(1, 12):
+        feed(ingest, [heartbeat(n, run=new_run)], now=T0 + 400 + 60 * n)
+        assert silent(ingest.tick(T0 + 400 + 60 * n)) == []
+    assert T0 + 400 + 60 * 11 > T0 + 5 + 900                   # well past the grace
+
+
+def test_the_stop_grace_counts_only_while_the_collector_listens(store):
+    ingest = Ingest(store, stop_grace=60.0)
+    feed(ingest, [status("online", 1), status("offline", 2)], now=T0)
+    # the collector was cut off from the broker until T0 + 1000: the router may have come back
+    assert silent(ingest.tick(T0 + 1001, listening_since=T0 + 1000)) == []
+    assert len(silent(ingest.tick(T0 + 1061, listening_since=T0 + 1000))) == 1
+
+
+def test_without_a_stop_grace_a_clean_stop_is_never_a_silence(store):
+    ingest = Ingest(store, stop_grace=None)
+    feed(ingest, [status("online", 1), heartbeat(1)], now=T0)
+    feed(ingest, [status("offline", 2)], now=T0 + 5)
+    assert silent(ingest.tick(T0 + 10 ** 6)) == []
 
 
 def test_a_retained_last_will_replayed_to_a_restarted_collector_does_not_alarm_twice(store):
