@@ -171,10 +171,12 @@ class Ingest:
     def _isolate(self, batch, rejects, now):
         """The batch failed as a whole: tell the messages the store refuses from a store that
         refuses everything. The counted rejects go first, in their own transaction; if even they
-        cannot be written, the store is down and everything is kept. Then each message alone: one
-        that fails twice while the store still records its rejection is unstorable, rejected
-        and, like every reject, acknowledged; one that fails when nothing else can be written
-        either means the store went down, so it and the rest are kept and the error raised."""
+        cannot be written, the store is down and everything is kept. Then the batch is halved
+        until each failing part is one message (a few transactions per bad message, not one per
+        message of the batch: a stream of poison must not slow storage for everyone). A message
+        that fails twice while the store still records its rejection is unstorable: rejected
+        and, like every reject, acknowledged. If the rejection cannot be written either, the
+        store went down: that message and all after it are kept and the error raised."""
         try:
             with self.store.transaction():
                 self._write_rejects(rejects)
@@ -182,30 +184,41 @@ class Ingest:
             self._keep(batch, rejects)
             raise
         stored = []
-        for index, item in enumerate(batch):
+        ranges = [(0, len(batch))]          # a stack: the earliest range on top, so order holds
+        while ranges:
+            start, end = ranges.pop()
+            attempts = 1 if end - start > 1 else 2   # a lock or a hiccup passes; poison does not
             error = None
-            for _attempt in range(2):      # a lock or a hiccup passes; a poison message does not
+            for _attempt in range(attempts):
                 try:
                     with self.store.transaction():
-                        stored.extend(self._write([item], now))
+                        stored.extend(self._write(batch[start:end], now))
                     error = None
                     break
                 except Exception as exc:
                     error = exc
             if error is None:
                 continue
-            message = item[0]
+            if end - start > 1:
+                middle = (start + end) // 2
+                ranges.append((middle, end))
+                ranges.append((start, middle))
+                continue
+            message = batch[start][0]
             detail = storable_detail("the store refused %s seq %d of run %s: %s: %s" % (
                 message.type, message.seq, message.run, type(error).__name__, error))
             try:
                 with self.store.transaction():
                     self.store.record_rejected("unstorable", 1, now, message.device, detail)
             except Exception:
-                self._keep(batch[index:], {})
+                self._keep(batch[start:], {})
                 raise error from None
-            log.warning("rejected a message the store cannot hold: %s", detail)
             self.counters["rejected"] += 1
             self.rejects["unstorable"] = self.rejects.get("unstorable", 0) + 1
+            count = self.rejects["unstorable"]
+            if count <= 10 or count % 1000 == 0:    # a router sending poison must not flood logs
+                log.warning("rejected a message the store cannot hold (%d so far): %s",
+                            count, detail)
         return stored
 
     def _write(self, batch, now):
