@@ -10,9 +10,10 @@ Times are seconds since the epoch, passed in by the caller (the collector's cloc
 never read here.
 """
 import contextlib
+import math
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from routerwatch import jsonio
@@ -33,6 +34,15 @@ HEARTBEAT_HISTORY_SECONDS = 86400.0
 
 # Every read the dashboard makes is bounded: a caller's limit is clipped to this.
 MAX_READ_ROWS = 1000
+
+# anomaly_counts holds the number of anomalies per 5 minutes (by arrival), severity and kind, so
+# the fleet's chart and top kinds over a day or a month read a few thousand rows, not millions.
+# Histogram bars are whole multiples of it (the dashboard's are 5 min and longer).
+ROLLUP_SECONDS = 300
+
+
+def rollup_bucket(received_at):
+    return float(math.floor(received_at / ROLLUP_SECONDS) * ROLLUP_SECONDS)
 
 
 # The most messages one gap can claim to be missing. A router loses at most what its spool
@@ -176,7 +186,9 @@ class Store:
         raise NotImplementedError
 
     def anomaly_histogram(self, where, bucket_seconds):
-        """{(bucket_start, severity): count} over where.since .. where.until (both required)."""
+        """{(bucket_start, severity): count} over where.since .. where.until (both required);
+        bars start at multiples of bucket_seconds (since the epoch), a multiple of
+        ROLLUP_SECONDS or shorter than it."""
         raise NotImplementedError
 
     def top_kinds(self, where, limit=10):
@@ -184,7 +196,9 @@ class Store:
         raise NotImplementedError
 
     def top_devices(self, where, limit=10):
-        """[(device, count, worst severity)] in the filter, most anomalies first."""
+        """[(device, count, worst severity)] in the filter, most anomalies first. Reads the
+        anomalies themselves: give it a narrow filter (the dashboard asks for high and
+        critical ones)."""
         raise NotImplementedError
 
     def fleet_counts(self):
@@ -291,6 +305,17 @@ CREATE TABLE IF NOT EXISTS heartbeat_samples (
 );
 CREATE INDEX IF NOT EXISTS heartbeat_samples_by_device ON heartbeat_samples (device, at);
 CREATE INDEX IF NOT EXISTS anomalies_severity_received ON anomalies (severity, received_at);
+-- the fleet's counts by state read this index, not the device rows with their JSON
+CREATE INDEX IF NOT EXISTS devices_state ON devices (silent_since, status);
+
+-- anomalies per ROLLUP_SECONDS of arrival, severity and kind (the dashboard's chart, top kinds)
+CREATE TABLE IF NOT EXISTS anomaly_counts (
+    bucket   REAL    NOT NULL,
+    severity TEXT    NOT NULL,
+    kind     TEXT    NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (bucket, severity, kind)
+);
 
 CREATE TABLE IF NOT EXISTS rejected (
     reason      TEXT PRIMARY KEY,
@@ -334,6 +359,8 @@ class SqliteStore(Store):
         # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        if not read_only:
+            self._fill_anomaly_counts()
         if read_only:
             # the dashboard's connections: nothing it runs can change the store
             self._db.execute("PRAGMA query_only=ON")
@@ -379,6 +406,9 @@ class SqliteStore(Store):
                 if cur.rowcount == 1:
                     self._x("UPDATE devices SET anomalies = anomalies + 1 WHERE device = ?",
                             (a.device,))
+                    self._x("INSERT INTO anomaly_counts (bucket, severity, kind, n) "
+                            "VALUES (?,?,?,1) ON CONFLICT (bucket, severity, kind) DO UPDATE "
+                            "SET n = n + 1", (rollup_bucket(received_at), a.severity, a.kind))
                     new.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
                                              a.summary, a.evidence, a.count, received_at, origin))
         return new
@@ -572,7 +602,7 @@ class SqliteStore(Store):
 
     # ------------------------------------------------------------------ dashboard reads
     @staticmethod
-    def _where(where):
+    def _where(where, time_column="received_at"):
         clauses, args = [], []
         if where.device:
             clauses.append("device = ?")
@@ -591,10 +621,10 @@ class SqliteStore(Store):
                            else "0")
             args.extend(severities)
         if where.since is not None:
-            clauses.append("received_at >= ?")
+            clauses.append("%s >= ?" % time_column)
             args.append(where.since)
         if where.until is not None:
-            clauses.append("received_at < ?")
+            clauses.append("%s < ?" % time_column)
             args.append(where.until)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
@@ -608,53 +638,108 @@ class SqliteStore(Store):
                         "count, received_at, origin FROM anomalies")
 
     def find_anomalies(self, where, limit=100, before_id=None):
+        # newest by arrival, then by id: the order of the received_at indexes (whose entries end
+        # in the row id), so the newest page reads `limit` index entries, not the whole range
+        if before_id is not None:
+            cursor = self._x("SELECT received_at FROM anomalies WHERE id = ?",
+                             (int(before_id),)).fetchone()
+            if cursor is None:
+                return []
+            # a range bound the index can use, besides the exact cursor condition below
+            bound = math.nextafter(cursor["received_at"], math.inf)
+            where = replace(where, until=bound if where.until is None else min(where.until,
+                                                                               bound))
         sql, args = self._where(where)
         if before_id is not None:
-            sql += (" AND " if sql else " WHERE ") + "id < ?"
-            args.append(int(before_id))
-        # arrival order is id order (one writer commits at a time), and id is what pages
+            sql += " AND (received_at < ? OR (received_at = ? AND id < ?))"
+            args += [cursor["received_at"], cursor["received_at"], int(before_id)]
         args.append(_clip_limit(limit))
         return [self._anomaly(r) for r in self._x(
-            self._ANOMALY_COLUMNS + sql + " ORDER BY id DESC LIMIT ?", args)]
+            self._ANOMALY_COLUMNS + sql + " ORDER BY received_at DESC, id DESC LIMIT ?", args)]
 
     def anomaly(self, anomaly_id):
         row = self._x(self._ANOMALY_COLUMNS + " WHERE id = ?", (int(anomaly_id),)).fetchone()
         return None if row is None else self._anomaly(row)
 
+    def _fill_anomaly_counts(self):
+        """A store made before anomaly_counts existed: count what it holds, once."""
+        if self._x("SELECT 1 FROM anomaly_counts LIMIT 1").fetchone() is not None or \
+                self._x("SELECT 1 FROM anomalies LIMIT 1").fetchone() is None:
+            return
+        with self.transaction():
+            if self._x("SELECT 1 FROM anomaly_counts LIMIT 1").fetchone() is None:
+                self._x("INSERT INTO anomaly_counts (bucket, severity, kind, n) SELECT "
+                        "CAST(received_at / ? AS INTEGER) * ?, severity, kind, COUNT(*) "
+                        "FROM anomalies GROUP BY 1, 2, 3",
+                        (ROLLUP_SECONDS, float(ROLLUP_SECONDS)))
+
+    def _counts(self, where, bucket_seconds=None):
+        """[(bucket, severity, kind, n)] in where.since .. where.until, exact: whole rollup
+        buckets from anomaly_counts, the partial ones at both ends (and anything filtered by
+        device, or cut finer than the rollup) from the anomalies themselves. Without
+        bucket_seconds, one bucket (0) for the whole range."""
+        if where.since is None or where.until is None:
+            raise ValueError("counts need since and until")
+        if bucket_seconds is None:
+            bucket, group, size_args = "0", "2, 3", []
+        else:
+            bucket, group = "CAST(%s / ? AS INTEGER) * ?", "1, 2, 3"
+            size_args = [float(bucket_seconds)] * 2
+        raw_sql = ("SELECT %s AS b, severity, kind, COUNT(*) AS n FROM anomalies%%s "
+                   "GROUP BY %s" % (bucket % "received_at" if "%" in bucket else bucket, group))
+        lo = math.ceil(where.since / ROLLUP_SECONDS) * ROLLUP_SECONDS
+        hi = math.floor(where.until / ROLLUP_SECONDS) * ROLLUP_SECONDS
+        if where.device or (bucket_seconds or ROLLUP_SECONDS) < ROLLUP_SECONDS or lo >= hi:
+            sql, args = self._where(where)
+            return [tuple(r) for r in self._x(raw_sql % sql, size_args + args)]
+        out = []
+        for edge in (replace(where, until=lo), replace(where, since=hi)):
+            if edge.since < edge.until:
+                sql, args = self._where(edge)
+                out.extend(tuple(r) for r in self._x(raw_sql % sql, size_args + args))
+        sql, args = self._where(replace(where, since=lo, until=hi), time_column="bucket")
+        out.extend(tuple(r) for r in self._x(
+            "SELECT %s AS b, severity, kind, SUM(n) AS n FROM anomaly_counts%s GROUP BY %s"
+            % (bucket % "bucket" if "%" in bucket else bucket, sql, group), size_args + args))
+        return out
+
     def anomaly_histogram(self, where, bucket_seconds):
         if where.since is None or where.until is None:
             raise ValueError("a histogram needs since and until")
-        sql, args = self._where(where)
         out = {}
-        for r in self._x("SELECT CAST((received_at - ?) / ? AS INTEGER) AS b, severity, "
-                         "COUNT(*) AS n FROM anomalies" + sql + " GROUP BY b, severity",
-                         [where.since, float(bucket_seconds)] + args):
-            out[(where.since + r["b"] * bucket_seconds, r["severity"])] = r["n"]
+        for bucket, severity, _, n in self._counts(where, bucket_seconds):
+            out[(bucket, severity)] = out.get((bucket, severity), 0) + n
         return out
 
-    def _top(self, column, where, limit):
+    def top_kinds(self, where, limit=10):
+        totals, worst = {}, {}
+        for _, severity, kind, n in self._counts(where):
+            totals[kind] = totals.get(kind, 0) + n
+            worst[kind] = max(worst.get(kind, 0), SEVERITIES.index(severity)
+                              if severity in SEVERITIES else 0)
+        ranked = sorted(totals, key=lambda k: (-totals[k], k))[:_clip_limit(limit)]
+        return [(k, totals[k], SEVERITIES[worst[k]]) for k in ranked]
+
+    def top_devices(self, where, limit=10):
         sql, args = self._where(where)
         rank = "CASE severity %s END" % " ".join(
             "WHEN '%s' THEN %d" % (s, i) for i, s in enumerate(SEVERITIES))
-        rows = self._x("SELECT %s AS k, COUNT(*) AS n, MAX(%s) AS worst FROM anomalies%s "
-                       "GROUP BY %s ORDER BY n DESC, k LIMIT ?" % (column, rank, sql, column),
+        rows = self._x("SELECT device AS k, COUNT(*) AS n, MAX(%s) AS worst FROM anomalies%s "
+                       "GROUP BY device ORDER BY n DESC, k LIMIT ?" % (rank, sql),
                        args + [_clip_limit(limit)])
         return [(r["k"], r["n"], SEVERITIES[r["worst"]]) for r in rows]
-
-    def top_kinds(self, where, limit=10):
-        return self._top("kind", where, limit)
-
-    def top_devices(self, where, limit=10):
-        return self._top("device", where, limit)
 
     _STATUS_SQL = ("CASE WHEN silent_since IS NOT NULL THEN 'silent' "
                    "WHEN status IS NULL THEN 'unknown' ELSE status END")
 
     def fleet_counts(self):
         counts = dict.fromkeys(("online", "silent", "stopped", "offline", "unknown"), 0)
-        for r in self._x("SELECT %s AS s, COUNT(*) AS n FROM devices GROUP BY s"
-                         % self._STATUS_SQL):
-            counts[r["s"]] = r["n"]
+        # two reads of the devices_state index, neither sorting nor touching device rows
+        counts["silent"] = self._x("SELECT COUNT(*) AS n FROM devices WHERE silent_since IS "
+                                   "NOT NULL").fetchone()["n"]
+        for r in self._x("SELECT status, COUNT(*) AS n FROM devices WHERE silent_since IS NULL "
+                         "GROUP BY status"):
+            counts[r["status"] if r["status"] in counts else "unknown"] += r["n"]
         counts["total"] = sum(counts.values())
         return counts
 

@@ -5,6 +5,7 @@ Query parameters are parsed strictly: anything that does not fit is a BadRequest
 parameter, never a query. Every store read here is bounded by a limit or a time range.
 """
 import datetime
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -155,7 +156,9 @@ def histogram(store, where, since, until):
     size = bucket_seconds(since, until)
     counts = store.anomaly_histogram(where, size)
     buckets = []
-    start = since
+    # bars on multiples of their length (what the store counts by); the first one may begin
+    # before `since`, but counts only what arrived from `since` on
+    start = float(math.floor(since / size) * size)
     while start < until:
         buckets.append({"start": start, "counts": {s: counts.get((start, s), 0)
                                                    for s in SEVERITIES}})
@@ -192,8 +195,10 @@ def fleet(store, filters, now):
         "histogram": histogram(store, where, filters.since, filters.until),
         "top_kinds": [{"kind": k, "count": n, "worst": worst}
                       for k, n, worst in store.top_kinds(where, 10)],
+        # by their high and critical anomalies: what needs a look, and a narrow read
         "top_devices": [{"device": d, "count": n, "worst": worst}
-                        for d, n, worst in store.top_devices(where, 10)],
+                        for d, n, worst in store.top_devices(replace(where, severities=severe),
+                                                             10)],
         "newest_severe": [anomaly_dict(a) for a in store.find_anomalies(
             replace(where, severities=severe), limit=filters.limit, before_id=filters.before)],
         "silent_devices": [device_dict(d, now) for d in store.device_page(status="silent",
