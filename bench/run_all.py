@@ -17,7 +17,7 @@ from pathlib import Path
 
 import harness
 
-BENCHMARKS = ("logins", "integrity", "conntrack", "delivery", "latency", "footprint")
+BENCHMARKS = ("logins", "integrity", "conntrack", "delivery", "latency", "footprint", "dashboard")
 
 
 def main(argv=None):

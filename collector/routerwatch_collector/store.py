@@ -681,12 +681,15 @@ class SqliteStore(Store):
         if where.since is None or where.until is None:
             raise ValueError("counts need since and until")
         if bucket_seconds is None:
-            bucket, group, size_args = "0", "2, 3", []
+            def bucket(column):
+                return "0"
+            group, size_args = "2, 3", []
         else:
-            bucket, group = "CAST(%s / ? AS INTEGER) * ?", "1, 2, 3"
-            size_args = [float(bucket_seconds)] * 2
+            def bucket(column):
+                return "CAST(%s / ? AS INTEGER) * ?" % column
+            group, size_args = "1, 2, 3", [float(bucket_seconds)] * 2
         raw_sql = ("SELECT %s AS b, severity, kind, COUNT(*) AS n FROM anomalies%%s "
-                   "GROUP BY %s" % (bucket % "received_at" if "%" in bucket else bucket, group))
+                   "GROUP BY %s" % (bucket("received_at"), group))
         lo = math.ceil(where.since / ROLLUP_SECONDS) * ROLLUP_SECONDS
         hi = math.floor(where.until / ROLLUP_SECONDS) * ROLLUP_SECONDS
         if where.device or (bucket_seconds or ROLLUP_SECONDS) < ROLLUP_SECONDS or lo >= hi:
@@ -700,7 +703,7 @@ class SqliteStore(Store):
         sql, args = self._where(replace(where, since=lo, until=hi), time_column="bucket")
         out.extend(tuple(r) for r in self._x(
             "SELECT %s AS b, severity, kind, SUM(n) AS n FROM anomaly_counts%s GROUP BY %s"
-            % (bucket % "bucket" if "%" in bucket else bucket, sql, group), size_args + args))
+            % (bucket("bucket"), sql, group), size_args + args))
         return out
 
     def anomaly_histogram(self, where, bucket_seconds):
