@@ -319,6 +319,26 @@ def test_inventory_and_heartbeat_strings_are_checked_too(ingest, store):
     assert store.rejected() == {"invalid_field": 2}
 
 
+@pytest.mark.parametrize("topic_type, payload", [
+    ("anomaly", encode(anomaly(1)).replace(b'"seq":1', b'"seq":1,"seq":2')),
+    ("anomaly", encode(anomaly(1)).replace(b'"severity":"high"',
+                                           b'"severity":"info","severity":"high"')),
+    ("anomaly", encode(anomaly(1)).replace(b'"failures":10', b'"failures":10,"failures":1')),
+    ("anomaly", encode(anomaly(1, a=[{"b": 1}])).replace(b'{"b":1}',
+                                                                     b'{"b":1,"b":1}')),
+    ("inventory", encode(inventory()).replace(b'"model"', b'"model":"x","model"')),
+    ("heartbeat", encode(heartbeat(1)).replace(b'"lines":10', b'"lines":10,"lines":0')),
+])
+def test_a_key_said_twice_anywhere_is_rejected_even_with_the_same_value(
+        ingest, store, topic_type, payload):
+    # json.loads keeps the last value; another parser may keep the first: one payload, two
+    # meanings. Refused whole, whichever value would have won.
+    assert ingest.handle("routerwatch/%s/%s" % (DEVICE, topic_type), payload, T0) == \
+        "rejected:duplicate_key"
+    ingest.flush(T0)
+    assert store.rejected() == {"duplicate_key": 1} and store.anomaly_count() == 0
+
+
 def test_paired_surrogate_escapes_are_one_character_and_are_stored(ingest, store):
     assert ingest.handle("routerwatch/%s/anomaly" % DEVICE,
                          raw_anomaly(summary=r'"smile \ud83d\ude00"'), T0) == "accepted"
