@@ -12,6 +12,8 @@ import gzip
 import hashlib
 import os
 import re
+import struct
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 BASELINE_FILE = "baseline.gz"
@@ -27,6 +29,48 @@ class Entry:
     digest: str      # sha256 hex | "whiteout" | "opaque" | "unhashed" (larger than max_file_bytes)
     size: int
     mode: int
+
+
+class Manifest(MutableMapping):
+    """{path: Entry}, stored packed: one bytes record per path (size, mode and the raw 32-byte
+    digest, about 80 bytes) instead of an Entry with a 64-character hex string and two ints
+    (about 300). The agent holds the baseline and one scan's manifest, each up to
+    integrity.max_files paths, on a router with 64-256 MB."""
+
+    __slots__ = ("_packed",)
+    _FIXED = struct.Struct("<QI")                       # size, mode
+    _MARKERS = {"whiteout": b"w", "opaque": b"o", "unhashed": b"u"}
+    _NAMES = {code: name for name, code in _MARKERS.items()}
+
+    def __init__(self, entries=()):
+        self._packed = {}
+        self.update(entries)
+
+    def __setitem__(self, path, entry):
+        digest = entry.digest
+        tail = self._MARKERS.get(digest) or bytes.fromhex(digest)
+        self._packed[path] = self._FIXED.pack(entry.size, entry.mode) + tail
+
+    def __getitem__(self, path):
+        record = self._packed[path]
+        size, mode = self._FIXED.unpack_from(record)
+        tail = record[self._FIXED.size:]
+        return Entry(self._NAMES.get(tail) or tail.hex(), size, mode)
+
+    def __delitem__(self, path):
+        del self._packed[path]
+
+    def __contains__(self, path):
+        return path in self._packed
+
+    def __iter__(self):
+        return iter(self._packed)
+
+    def __len__(self):
+        return len(self._packed)
+
+    def __repr__(self):
+        return "Manifest(%d paths)" % len(self)
 
 
 class BaselineError(Exception):
@@ -51,25 +95,31 @@ def unescape_path(text):
     return "".join(out)
 
 
-def canonical_text(entries):
-    """The manifest as bytes: one sorted line per path (the thing that is hashed)."""
-    lines = []
+def canonical_lines(entries):
+    """The manifest's canonical text, one encoded line at a time in path order."""
     for path in sorted(entries):
         entry = entries[path]
-        lines.append("%s\t%s\t%d\t%o\n" % (escape_path(path), entry.digest, entry.size,
-                                           entry.mode))
-    return "".join(lines).encode("utf-8", "surrogateescape")
+        yield ("%s\t%s\t%d\t%o\n" % (escape_path(path), entry.digest, entry.size,
+                                       entry.mode)).encode("utf-8", "surrogateescape")
+
+
+def canonical_text(entries):
+    """The manifest as bytes: one sorted line per path (the thing that is hashed)."""
+    return b"".join(canonical_lines(entries))
 
 
 def manifest_hash(entries):
-    return hashlib.sha256(canonical_text(entries)).hexdigest()
+    hasher = hashlib.sha256()
+    for line in canonical_lines(entries):
+        hasher.update(line)
+    return hasher.hexdigest()
 
 
 def parse(data, origin="baseline"):
     """{path: Entry} from canonical text (bytes); BaselineError names the first bad line."""
     if len(data) > MAX_BASELINE_BYTES:
         raise BaselineError("%s is larger than %d bytes" % (origin, MAX_BASELINE_BYTES))
-    entries = {}
+    entries = Manifest()
     text = data.decode("utf-8", "surrogateescape")
     for number, line in enumerate(text.split("\n"), 1):
         if not line:
@@ -107,12 +157,7 @@ def load(path):
 def save(path, entries):
     """Write the manifest atomically; returns False (and writes nothing) when the file already
     holds exactly this manifest."""
-    text = canonical_text(entries)
-    try:
-        current = load(path)
-    except BaselineError:
-        current = None
-    if current is not None and canonical_text(current) == text:
+    if _stored_text_hash(path) == manifest_hash(entries):
         return False
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -121,7 +166,8 @@ def save(path, entries):
         with open(temporary, "wb") as raw:
             # mtime=0: the same manifest always compresses to the same bytes
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
-                zipped.write(text)
+                for line in canonical_lines(entries):
+                    zipped.write(line)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temporary, path)
@@ -129,6 +175,19 @@ def save(path, entries):
         if os.path.exists(temporary):
             os.unlink(temporary)
     return True
+
+
+def _stored_text_hash(path):
+    """sha256 of the uncompressed text of the baseline file at `path`, read in chunks; None when
+    it cannot be read."""
+    hasher = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as unzipped:
+            for chunk in iter(lambda: unzipped.read(256 * 1024), b""):
+                hasher.update(chunk)
+    except (OSError, EOFError):
+        return None
+    return hasher.hexdigest()
 
 
 def state_path(config, name):
@@ -139,5 +198,5 @@ def state_path(config, name):
 def describe(entries):
     """Lines for `routerwatch-agent baseline show`."""
     yield "# baseline %s, %d paths" % (manifest_hash(entries), len(entries))
-    for line in canonical_text(entries).decode("utf-8", "surrogateescape").splitlines():
-        yield line
+    for line in canonical_lines(entries):
+        yield line.decode("utf-8", "surrogateescape").rstrip("\n")

@@ -19,6 +19,8 @@ DETECTOR_MODULES = (
     "integrity_rom_shadowed",
     "integrity_package_mismatch",
     "integrity_baseline_drift",
+    "integrity_special_file",
+    "integrity_file_flood",
     "integrity_exec_from_tmp",
     "integrity_deleted_exe",
     "integrity_firmware_changed",

@@ -9,23 +9,29 @@ layer — small on a healthy router — and /rom is read only where upper shadow
 overlay (a plain Linux system, or a fixture tree without one) the sensitive paths and the
 package files are checked in place instead.
 
+The parts, one module each: overlay_walk (which files, most important first, bounded),
+overlay_hashing (sha256 with its cache), overlay_packages (the package database's owners and
+checksums), overlay_firmware (the firmware identity), overlay_paths (what a path is),
+overlay_tree (reading the layered tree). This module runs a scan over them and judges.
+
 Each scan emits FileFinding events when the state of a path changes (first seen in this run, or
-new content) and one FirmwareIdentity. Hashing is paid once per file: later scans rehash only what
-changed size, mtime or inode. A scan stops when it has used integrity.cpu_budget seconds of CPU
-and resumes at the next poll (it is a generator), so the loop never stalls on a slow flash.
+new content) and one FirmwareIdentity. A scan stops when it has used integrity.cpu_budget seconds
+of CPU and resumes at the next poll (it is a generator), so the loop never stalls on a slow flash.
 
 Finding names (FileFinding.finding) and their detail keys:
   shadowed          upper file differs from the /rom file: sha256, rom_sha256, size, rom_size
   whiteout          a /rom file deleted in the overlay: rom_sha256 (when hashed)
   opaque            a /rom directory hidden wholesale by an opaque upper directory
+  special_file      a FIFO, device node or socket over a /rom file or in a sensitive or code
+                    place (never opened): file_type, mode, shadows_rom, rom_mode, rdev
   new_executable    an executable in the overlay that is neither in /rom nor in a package
   package_mismatch  a package file whose content fails the package database's checksum
   baseline_drift    a tracked file differs from the baseline: change, sha256, baseline_sha256
+  flood             more files than integrity.max_files: max_files, files, dropped,
+                    dropped_by_rank, too_deep, directories and subtrees (the largest, with counts)
 Every detail also has class (executable | library | script | routine | config | data) and
-sensitive (bool): see classify() and is_sensitive().
+sensitive (bool): see overlay_paths.classify() and is_sensitive().
 """
-import fnmatch
-import hashlib
 import logging
 import os
 import stat
@@ -33,136 +39,25 @@ import sys
 import time
 
 from .. import baseline as baseline_store
-from .. import jsonio
 from ..bounded import BoundedDict
-from ..events import FileFinding, FirmwareIdentity
-from ..parsers.apk_installed import parse_installed
-from ..parsers.openwrt_release import parse_release
-from ..parsers.opkg_status import parse_list, parse_status
+from ..events import FileFinding
+from . import overlay_packages
+from .overlay_firmware import FIRMWARE_STATE_FILE, FirmwareRecord, fingerprint_rom, read_identity
+from .overlay_hashing import FileHasher, open_regular, read_link, rom_key  # noqa: F401 (API)
+from .overlay_packages import load_packages
+from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_CODE, RANK_NAMES, SENSITIVE_PATTERNS,
+                            classify, detail_for, directory_rank, is_executable,  # noqa: F401
+                            is_opaque, is_sensitive, is_whiteout, special_type)
+from .overlay_tree import OverlayTree
+from .overlay_walk import Candidates, FloodCounter, walk
 
 log = logging.getLogger("routerwatch")
 
-CHUNK_BYTES = 256 * 1024          # read size; the CPU budget is checked between chunks
 RESUME_INTERVAL = 2               # seconds between polls while a scan is unfinished
-MAX_DB_BYTES = 32 * 1024 * 1024   # package databases
-MAX_SMALL_FILE_BYTES = 64 * 1024  # release files, sysinfo
-FIRMWARE_STATE_FILE = "firmware.json"
-LEGACY_WHITEOUT_TARGET = "(overlay-whiteout)"
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-# --------------------------------------------------------------------------- path classes
-
-# Paths every configured OpenWrt router changes on its own or by its owner's ordinary use: the
-# first boot generates host keys and board files, LuCI writes /etc/config, setting the root
-# password writes /etc/shadow, enabling a service adds an /etc/rc.d link, installing a package
-# rewrites the package database. Seen on the first scan they are at most `info`.
-ROUTINE_PATTERNS = (
-    "/etc/config/*", "/etc/shadow", "/etc/shadow-", "/etc/group", "/etc/group-", "/etc/passwd-",
-    "/etc/board.json", "/etc/urandom.seed", "/etc/dropbear/dropbear_*_host_key",
-    "/etc/uhttpd.crt", "/etc/uhttpd.key", "/etc/luci-uploads/*", "/etc/rc.d/*",
-    "/etc/localtime", "/etc/TZ", "/etc/ethers", "/etc/sysupgrade.conf", "/etc/opkg/*",
-    "/etc/apk/*", "/etc/apk/*/*", "/lib/apk/db/*", "/lib/apk/packages/*", "/usr/lib/opkg/*",
-    "/usr/lib/opkg/info/*", "/etc/routerwatch/*", "/etc/*.apk-new", "/etc/config/*.apk-new",
-    "/etc/wireless/*", "/etc/hosts", "/etc/crontabs", "/etc/dropbear",
-)
-
-# Where a change means someone can log in or get code run: login accounts and keys, the boot
-# and cron hooks, the web root.
-SENSITIVE_PATTERNS = (
-    "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/dropbear/authorized_keys",
-    "/root/.ssh/authorized_keys", "/etc/rc.local", "/etc/crontabs/*", "/etc/init.d/*",
-    "/etc/rc.d/*", "/etc/uci-defaults/*", "/etc/hotplug.d/*", "/etc/hotplug.d/*/*",
-    "/etc/profile", "/etc/profile.d/*", "/etc/shinit", "/etc/sudoers", "/etc/sudoers.d/*",
-    "/etc/config/dropbear", "/etc/config/rpcd", "/etc/config/uhttpd", "/etc/config/firewall",
-    "/www/*",
-)
-
-# Code that is not compiled: shell, Lua, ucode, CGI, the boot and cron hooks.
-SCRIPT_PATTERNS = (
-    "/etc/init.d/*", "/etc/hotplug.d/*", "/etc/uci-defaults/*", "/etc/rc.local",
-    "/etc/crontabs/*", "/etc/profile", "/etc/profile.d/*", "/etc/shinit", "/lib/functions/*",
-    "/lib/functions.sh", "/lib/netifd/*", "/lib/preinit/*", "/lib/upgrade/*", "/lib/wifi/*",
-    "/usr/lib/lua/*", "/usr/share/ucode/*", "/usr/share/rpcd/ucode/*", "/usr/libexec/*",
-    "/www/cgi-bin/*", "/www/*", "/usr/share/udhcpc/*", "*.sh", "*.lua", "*.uc",
-)
-
-# The package managers' own bookkeeping: maintainer scripts (opkg info/<pkg>.postinst, apk's
-# /lib/apk/packages/<pkg>.*) are executable but listed by no package; they are the database.
-PACKAGE_METADATA_DIRS = ("/usr/lib/opkg/", "/lib/apk/")
-
-EXECUTABLE_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/libexec/")
-LIBRARY_DIRS = ("/lib/", "/usr/lib/")
-
-
-def _matches(path, patterns):
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
-
-
-def is_sensitive(path):
-    return _matches(path, SENSITIVE_PATTERNS)
-
-
-def classify(path, head=b"", mode=0):
-    """What kind of file `path` is, from its name, first bytes and mode:
-    executable | library | script | routine | config | data."""
-    base = os.path.basename(path)
-    is_elf = head.startswith(b"\x7fELF")
-    if is_elf or base.endswith(".ko"):
-        if ".so" in base or base.endswith(".ko") or (
-                path.startswith(LIBRARY_DIRS) and not mode & 0o111):
-            return "library"
-        return "executable"
-    if ".so." in base or base.endswith(".so"):
-        return "library"
-    if head.startswith(b"#!") or _matches(path, SCRIPT_PATTERNS):
-        return "script"
-    if mode & 0o111 and stat.S_ISREG(mode) and path.startswith(EXECUTABLE_DIRS):
-        return "executable"
-    if _matches(path, ROUTINE_PATTERNS):
-        return "routine"
-    if path.startswith("/etc/"):
-        return "config"
-    return "data"
-
-
-def is_executable(head, mode):
-    return stat.S_ISREG(mode) and bool(
-        mode & 0o111 or head.startswith(b"\x7fELF") or head.startswith(b"#!"))
-
-
-def is_whiteout(st, abs_path):
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        return True
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            return os.readlink(abs_path) == LEGACY_WHITEOUT_TARGET
-        except OSError:
-            return False
-    return False
-
-
-def is_opaque(abs_path):
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(abs_path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:  # not set, not permitted (trusted.* needs CAP_SYS_ADMIN), unsupported
-            continue
-    return False
-
-
-# --------------------------------------------------------------------------- the source
-
-class _Packages:
-    """What the package database says about files: owners and checksums."""
-
-    def __init__(self):
-        self.manager = "none"
-        self.owned = {}               # every path a package lists -> (package, version)
-        self.rom_versions = {}        # package -> version in /rom's database (what shipped)
-        self.checksums = {}           # path -> (algorithm, digest bytes, package, version)
-        self.conffiles = {}           # path -> (algorithm, hex, package, version)   (opkg)
-        self.truncated = False
+# New findings one scan hands to the detectors; the rest wait for the next scan. The walk goes
+# most important first, so what waits is the least important, and a flood of executables
+# cannot fill the memory with events.
+MAX_NEW_FINDINGS_PER_SCAN = 500
 
 
 class IntegritySource:
@@ -172,13 +67,12 @@ class IntegritySource:
     def __init__(self, config):
         self.config = config
         self.settings = config.integrity
-        self.root = config.root
-        self.rom = os.path.join(self.root, "rom")
-        self.upper = os.path.join(self.root, "overlay", "upper")
+        self.tree = OverlayTree(config.root)
+        self.root, self.rom, self.upper = self.tree.root, self.tree.rom, self.tree.upper
         self._scan_interval = config.intervals.integrity
         # the agent's own state on flash (baseline, remembered identity) changes by design
         self._own_state = "/" + config.state_dir.strip("/")
-        self._cache = BoundedDict(self.settings.max_files)   # abs path -> (sig, digest, head)
+        self.hasher = FileHasher(self.settings.max_file_bytes)
         self._reported = BoundedDict(self.settings.max_files)    # (finding, path) -> signature
         self._scan = None
         self._next_scan = 0.0
@@ -186,21 +80,18 @@ class IntegritySource:
         self._events = []
         self._first_scan = True
         self._rom_fingerprint = None
-        self.hashes = 0              # files hashed (the counter tests and benchmarks read)
-        self.bytes_hashed = 0
         self.scans = 0
         self.resumes = 0
         self._untracked = 0
-        self._unreadable = 0
         self._failed = 0
+        self._deferred = 0
         self._baseline_path = self.settings.baseline or baseline_store.state_path(
             config, baseline_store.BASELINE_FILE)
         self._baseline_supplied = bool(self.settings.baseline)
         self._baseline = self._load_baseline()
         self.baseline_hash = (baseline_store.manifest_hash(self._baseline)
                               if self._baseline is not None else "")
-        self._identity_path = baseline_store.state_path(config, FIRMWARE_STATE_FILE)
-        self._previous_identity = self._load_identity()
+        self._firmware = FirmwareRecord(baseline_store.state_path(config, FIRMWARE_STATE_FILE))
 
     # ------------------------------------------------------------------ runtime interface
     @property
@@ -240,6 +131,15 @@ class IntegritySource:
 
     unfinished = scanning    # the runtime's name for "more of this read is still to come"
 
+    @property
+    def hashes(self):
+        """Files hashed (the counter tests and benchmarks read)."""
+        return self.hasher.hashes
+
+    @property
+    def bytes_hashed(self):
+        return self.hasher.bytes_hashed
+
     def counters(self):
         return {"integrity_scans": self.scans, "integrity_files_hashed": self.hashes,
                 "integrity_bytes_hashed": self.bytes_hashed,
@@ -247,8 +147,8 @@ class IntegritySource:
 
     def drops(self):
         return {"integrity_untracked_files": self._untracked,
-                "integrity_unreadable_files": self._unreadable,
-                "integrity_hash_cache": self._cache.evicted,
+                "integrity_unreadable_files": self.hasher.unreadable,
+                "integrity_findings_deferred": self._deferred,
                 "integrity_reported": self._reported.evicted,
                 "integrity_scans_failed": self._failed}
 
@@ -271,7 +171,6 @@ class IntegritySource:
                           % self.settings.max_files)
         return self._baseline_path, self._baseline
 
-    # ------------------------------------------------------------------ state on flash
     def _load_baseline(self):
         try:
             return baseline_store.load(self._baseline_path)
@@ -279,155 +178,31 @@ class IntegritySource:
             log.warning("integrity baseline ignored: %s", exc)
             return None
 
-    def _load_identity(self):
-        try:
-            with open(self._identity_path, "rb") as handle:
-                record = jsonio.loads(handle.read(MAX_SMALL_FILE_BYTES))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("identity_hash"), str):
-            return None
-        return record
-
-    def _save_identity(self, record):
-        if self._previous_identity_saved == record:
-            return
-        directory = os.path.dirname(self._identity_path)
-        temporary = self._identity_path + ".tmp"
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            with open(temporary, "w") as handle:
-                handle.write(jsonio.dumps(record))
-            os.replace(temporary, self._identity_path)
-            self._previous_identity_saved = record
-        except OSError as exc:
-            log.warning("cannot remember the firmware identity in %s: %s", directory, exc)
-
-    _previous_identity_saved = None
-
     # ------------------------------------------------------------------ reading the tree
     @property
     def has_overlay(self):
-        return os.path.isdir(self.upper) and os.path.isdir(self.rom)
+        return self.tree.has_overlay
 
     def live_path(self, rel):
-        """Where the file the router sees at /<rel> is, or None when it does not exist.
+        return self.tree.live_path(rel)
 
-        On a router (root /) /<rel> is the merged view itself. A fixture tree may hold only the
-        layers, so then the overlay rules are applied by hand: upper wins, a whiteout or an
-        opaque directory on the way hides /rom."""
-        direct = os.path.join(self.root, rel)
-        if os.path.lexists(direct):
-            return direct
-        if not self.has_overlay:
-            return None
-        parts = rel.split("/")
-        for depth in range(1, len(parts) + 1):
-            upper = os.path.join(self.upper, *parts[:depth])
-            try:
-                st = os.lstat(upper)
-            except OSError:
-                break
-            if is_whiteout(st, upper):
-                return None
-            if depth == len(parts):
-                return upper
-            if stat.S_ISDIR(st.st_mode) and is_opaque(upper):
-                return None
-        rom = os.path.join(self.rom, rel)
-        return rom if os.path.lexists(rom) else None
+    def read_small(self, rel, limit=None):
+        return self.tree.read_small(rel) if limit is None else self.tree.read_small(rel, limit)
 
-    def live_listdir(self, rel):
-        direct = os.path.join(self.root, rel)
-        if os.path.isdir(direct):
-            try:
-                return sorted(os.listdir(direct))
-            except OSError:
-                return []
-        names = set()
-        upper_dir = os.path.join(self.upper, rel)
-        hidden = set()
-        if os.path.isdir(upper_dir):
-            for name in os.listdir(upper_dir):
-                try:
-                    st = os.lstat(os.path.join(upper_dir, name))
-                except OSError:
-                    continue
-                (hidden if is_whiteout(st, os.path.join(upper_dir, name)) else names).add(name)
-            if is_opaque(upper_dir):
-                return sorted(names)
-        rom_dir = os.path.join(self.rom, rel)
-        if os.path.isdir(rom_dir):
-            names.update(n for n in os.listdir(rom_dir) if n not in hidden)
-        return sorted(names)
-
-    def read_small(self, rel, limit=MAX_SMALL_FILE_BYTES):
-        path = self.live_path(rel)
-        if path is None:
-            return None
-        try:
-            with open_regular(path, follow=True) as handle:
-                return handle.read(limit)
-        except OSError:
-            return None
-
-    def _digest(self, abs_path, st):
-        """Generator: (sha256 hex or None when too large/unreadable, first bytes). Cached by
-        size, mtime and inode, so an unchanged file is never read twice."""
-        signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
-        cached = self._cache.get(abs_path)
-        if cached is not None and cached[0] == signature:
-            return cached[1], cached[2]
-        if st.st_size > self.settings.max_file_bytes:
-            self._cache.set(abs_path, (signature, None, b""))
-            return None, b""
-        hasher = hashlib.sha256()
-        head = b""
-        remaining = self.settings.max_file_bytes
-        try:
-            with open_regular(abs_path) as handle:
-                while remaining > 0:
-                    chunk = handle.read(min(CHUNK_BYTES, remaining))
-                    remaining -= len(chunk)
-                    if not chunk:
-                        break
-                    if not head:
-                        head = chunk[:4]
-                    hasher.update(chunk)
-                    self.bytes_hashed += len(chunk)
-                    if len(chunk) == CHUNK_BYTES:
-                        yield
-        except OSError:
-            self._unreadable += 1
-            return None, b""
-        self.hashes += 1
-        digest = hasher.hexdigest()
-        self._cache.set(abs_path, (signature, digest, head))
-        return digest, head
-
-    def _file_digest(self, abs_path):
-        """Generator: (stat, sha256, head) of any file by path, None sha256 if unreadable."""
-        try:
-            st = os.lstat(abs_path)
-        except OSError:
-            return None, None, b""
-        if stat.S_ISLNK(st.st_mode):
-            try:
-                target = os.readlink(abs_path)
-            except OSError:
-                return st, None, b""
-            return st, hashlib.sha256(os.fsencode(target)).hexdigest(), b""
-        if not stat.S_ISREG(st.st_mode):
-            return st, None, b""
-        digest, head = yield from self._digest(abs_path, st)
-        return st, digest, head
+    def _file_digest(self, key, abs_path):
+        return self.hasher.file_digest(key, abs_path)
 
     # ------------------------------------------------------------------ findings
     def _emit(self, finding, path, detail, signature):
         key = (finding, path)
-        self._seen.add(key)
         if self._reported.get(key) == signature:
+            self._seen.add(key)
             return
+        if self._new_findings >= MAX_NEW_FINDINGS_PER_SCAN and finding != "flood":
+            self._deferred += 1      # not remembered as reported: the next scan sends it
+            return
+        self._seen.add(key)
+        self._new_findings += 1
         self._reported.set(key, signature)
         self._events.append(FileFinding(time=self._now, finding=finding, path=path,
                                         detail=detail, first_scan=self._first_scan))
@@ -436,137 +211,149 @@ class IntegritySource:
     def _run_scan(self):
         self._seen = set()
         self._truncated = False
-        packages = self._load_packages()
+        self._new_findings = 0
+        self.hasher.start_scan()
+        packages = load_packages(self.tree)
         yield
-        manifest = {}
+        manifest = baseline_store.Manifest()
         if self.has_overlay:
             yield from self._walk_upper(manifest, packages)
             if self._rom_fingerprint is None:
-                self._rom_fingerprint = yield from self._fingerprint_rom()
+                self._rom_fingerprint = yield from fingerprint_rom(self.rom,
+                                                                   self.settings.max_files)
         else:
             yield from self._walk_plain(manifest, packages)
             if self._rom_fingerprint is None:
                 self._rom_fingerprint = ""
         self._compare_baseline(manifest, packages)
-        self._events.append(self._identity(packages))
+        del manifest
+        self._events.append(read_identity(self.tree, self._firmware, self._now,
+                                          self._rom_fingerprint, self.baseline_hash,
+                                          packages.manager))
         if not self._truncated:
             for key in self._reported.keys():
                 if key not in self._seen:
                     self._reported.pop(key)
+        self._seen = set()
+        self.hasher.finish_scan()
         self.scans += 1
         self._first_scan = False
 
-    def _track(self, manifest):
-        if len(manifest) >= self.settings.max_files:
-            self._untracked += 1
-            self._truncated = True
-            return False
-        return True
-
     def _walk_upper(self, manifest, packages):
-        stack = [""]
-        while stack:
-            rel_dir = stack.pop()
+        """The overlay's upper layer, most important files first (see overlay_walk)."""
+        candidates = Candidates(self.settings.max_files)
+        flood = FloodCounter()
+        yield from walk(self.upper, self.rom, candidates, flood, skip=(self._own_state,))
+        for _rank, path in candidates.drain():
+            abs_path = os.path.join(self.upper, path[1:])
             try:
-                entries = sorted(os.scandir(os.path.join(self.upper, rel_dir)),
-                                 key=lambda e: e.name)
+                st = os.lstat(abs_path)
             except OSError:
-                self._unreadable += 1
                 continue
-            for entry in entries:
-                rel = os.path.join(rel_dir, entry.name) if rel_dir else entry.name
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if "/" + rel == self._own_state:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    if is_opaque(entry.path) and os.path.isdir(os.path.join(self.rom, rel)):
-                        path = "/" + rel
-                        if self._track(manifest):
-                            manifest[path] = baseline_store.Entry("opaque", 0, st.st_mode)
-                        self._emit("opaque", path, self._detail(path, b"", st.st_mode),
-                                   "opaque")
-                    stack.append(rel)
-                    continue
-                if not self._track(manifest):
-                    continue
-                yield from self._check_upper_entry(rel, entry.path, st, manifest, packages)
-                yield
+            if stat.S_ISDIR(st.st_mode):
+                if is_opaque(abs_path) and os.path.isdir(os.path.join(self.rom, path[1:])):
+                    manifest[path] = baseline_store.Entry("opaque", 0, st.st_mode)
+                    self._emit("opaque", path, detail_for(path, b"", st.st_mode), "opaque")
+            else:
+                yield from self._check_upper_entry(path, abs_path, st, manifest, packages)
             yield
+        self.hasher.unreadable += flood.unreadable
+        self._report_flood(candidates, flood)
 
-    def _check_upper_entry(self, rel, abs_path, st, manifest, packages):
-        path = "/" + rel
-        rom_path = os.path.join(self.rom, rel)
+    def _report_flood(self, candidates, flood):
+        dropped = candidates.dropped_total + flood.too_deep
+        if not dropped:
+            return
+        self._truncated = True
+        self._untracked += dropped
+        largest, subtrees = flood.largest(), flood.largest_subtrees()
+        where = flood.where()
+        detail = {"class": "data", "sensitive": False, "max_files": self.settings.max_files,
+                  "files": flood.files, "dropped": candidates.dropped_total,
+                  "dropped_by_rank": {name: n for name, n in zip(RANK_NAMES, candidates.dropped)
+                                      if n},
+                  "too_deep": flood.too_deep,
+                  "directories": [{"path": d.path, "files": d.files} for d in largest],
+                  "subtrees": [{"path": d.path, "files": d.files} for d in subtrees]}
+        self._emit("flood", where, detail, where)
+
+    def _check_upper_entry(self, path, abs_path, st, manifest, packages):
+        rom_path = os.path.join(self.rom, path[1:])
         if is_whiteout(st, abs_path):
             manifest[path] = baseline_store.Entry("whiteout", 0, stat.S_IFCHR)
-            rom_st, rom_digest, rom_head = yield from self._file_digest(rom_path)
+            rom_st, rom_digest, rom_head = yield from self._file_digest(rom_key(path), rom_path)
             if rom_st is not None:
-                detail = self._detail(path, rom_head, rom_st.st_mode)
+                detail = detail_for(path, rom_head, rom_st.st_mode)
                 detail.update(rom_sha256=rom_digest, rom_size=rom_st.st_size,
                               legacy=stat.S_ISLNK(st.st_mode))
                 self._emit("whiteout", path, detail, "whiteout")
             return
-        st, digest, head = yield from self._file_digest(abs_path)
+        if special_type(st.st_mode) is not None:
+            self._check_special(path, st, rom_path)
+            return
+        st, digest, head = yield from self._file_digest(path, abs_path)
         if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             return
         manifest[path] = baseline_store.Entry(digest or "unhashed", st.st_size, st.st_mode)
-        rom_st, rom_digest, rom_head = yield from self._file_digest(rom_path)
+        rom_st, rom_digest, rom_head = yield from self._file_digest(rom_key(path), rom_path)
         if rom_st is not None and not stat.S_ISDIR(rom_st.st_mode):
             if digest is None or rom_digest is None or digest != rom_digest \
                     or stat.S_IFMT(rom_st.st_mode) != stat.S_IFMT(st.st_mode):
-                detail = self._detail(path, head or rom_head, st.st_mode)
-                detail.update(sha256=digest, rom_sha256=rom_digest, size=st.st_size,
-                              rom_size=rom_st.st_size, mode="%o" % st.st_mode,
-                              rom_mode="%o" % rom_st.st_mode)
-                if stat.S_ISLNK(st.st_mode):
-                    detail.update(link=_readlink(abs_path), rom_link=_readlink(rom_path))
-                owner = packages.owned.get(path)
-                if owner is not None:
-                    # an owner's package upgrade also shadows /rom files: the database then
-                    # names a newer version than /rom's, and (apk) the new file passes its
-                    # checksum. The same version with other content is not an upgrade.
-                    shipped = packages.rom_versions.get(owner[0])
-                    detail.update(package=owner[0], package_version=owner[1],
-                                  rom_package_version=shipped,
-                                  package_upgraded=shipped is not None and shipped != owner[1],
-                                  package_verified=self._verified(
-                                      path, baseline_store.Entry(digest or "", 0, 0), packages))
-                self._emit("shadowed", path, detail, digest or "unhashed")
+                self._report_shadowed(path, abs_path, st, digest, head, rom_path, rom_st,
+                                      rom_digest, rom_head, packages)
         elif is_executable(head, st.st_mode) and path not in packages.owned \
                 and not path.startswith(PACKAGE_METADATA_DIRS):
-            detail = self._detail(path, head, st.st_mode)
+            detail = detail_for(path, head, st.st_mode)
             detail.update(sha256=digest, size=st.st_size, mode="%o" % st.st_mode,
                           elf=head.startswith(b"\x7fELF"))
             self._emit("new_executable", path, detail, digest or "unhashed")
-        self._check_package(path, st, digest, head, packages, abs_path)
+        for detail in overlay_packages.mismatches(packages, path, st, digest, head, abs_path):
+            self._emit("package_mismatch", path, detail, digest)
 
-    def _check_package(self, path, st, digest, head, packages, abs_path):
-        expected = packages.checksums.get(path)
-        if expected is not None and stat.S_ISREG(st.st_mode) and digest is not None:
-            algorithm, wanted, package, version = expected
-            actual = _recompute(abs_path, algorithm, digest)
-            if actual is not None and actual != wanted:
-                detail = self._detail(path, head, st.st_mode)
-                detail.update(package=package, version=version, algorithm=algorithm,
-                              expected=wanted.hex(), actual=actual.hex(), sha256=digest,
-                              size=st.st_size, conffile=False)
-                self._emit("package_mismatch", path, detail, digest)
-        conffile = packages.conffiles.get(path)
-        if conffile is not None and stat.S_ISREG(st.st_mode) and digest is not None:
-            algorithm, wanted, package, version = conffile
-            actual = digest if algorithm == "sha256" else _recompute(abs_path, "md5", digest)
-            actual = actual.hex() if isinstance(actual, bytes) else actual
-            if actual is not None and actual != wanted:
-                detail = self._detail(path, head, st.st_mode)
-                detail.update(package=package, version=version, algorithm=algorithm,
-                              expected=wanted, actual=actual, sha256=digest, size=st.st_size,
-                              conffile=True)
-                self._emit("package_mismatch", path, detail, digest)
+    def _report_shadowed(self, path, abs_path, st, digest, head, rom_path, rom_st, rom_digest,
+                         rom_head, packages):
+        detail = detail_for(path, head or rom_head, st.st_mode)
+        detail.update(sha256=digest, rom_sha256=rom_digest, size=st.st_size,
+                      rom_size=rom_st.st_size, mode="%o" % st.st_mode,
+                      rom_mode="%o" % rom_st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            detail.update(link=read_link(abs_path), rom_link=read_link(rom_path))
+        owner = packages.owned.get(path)
+        if owner is not None:
+            # an owner's package upgrade also shadows /rom files: the database then names a
+            # newer version than /rom's, and (apk) the new file passes its checksum. The same
+            # version with other content is not an upgrade.
+            shipped = packages.rom_versions.get(owner[0])
+            detail.update(package=owner[0], package_version=owner[1],
+                          rom_package_version=shipped,
+                          package_upgraded=shipped is not None and shipped != owner[1],
+                          package_verified=overlay_packages.verified(
+                              packages, path, digest, abs_path))
+        self._emit("shadowed", path, detail, digest or "unhashed")
+
+    def _check_special(self, path, st, rom_path):
+        """A FIFO, device node or socket: looked at (lstat), never opened. Reported where it
+        stands in for a /rom file or sits where logins, autostart or code are read from."""
+        try:
+            rom_st = os.lstat(rom_path)
+        except OSError:
+            rom_st = None
+        parent = os.path.dirname(path).rstrip("/") + "/"
+        sensitive = is_sensitive(path)
+        if rom_st is None and not sensitive and directory_rank(parent) > RANK_CODE:
+            return
+        kind = special_type(st.st_mode)
+        detail = detail_for(path, b"", rom_st.st_mode if rom_st is not None else st.st_mode)
+        detail.update(file_type=kind, mode="%o" % st.st_mode, shadows_rom=rom_st is not None,
+                      rom_mode="%o" % rom_st.st_mode if rom_st is not None else None,
+                      rom_size=rom_st.st_size if rom_st is not None else None)
+        if kind in ("char_device", "block_device"):
+            detail["rdev"] = "%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+        self._emit("special_file", path, detail, "%s:%o:%d" % (kind, st.st_mode, st.st_rdev))
 
     def _walk_plain(self, manifest, packages):
         """No overlay: the sensitive paths and every file with a package checksum, in place."""
+        limit = self.settings.max_files
         candidates = []
         for pattern in SENSITIVE_PATTERNS:
             rel = pattern.lstrip("/")
@@ -577,11 +364,12 @@ class IntegritySource:
             directory = head.rstrip("/")
             if tail or not directory:
                 continue   # only "dir/*" patterns are expanded here; deeper ones are rare
-            for name in self.live_listdir(directory)[: self.settings.max_files]:
+            for name in self.tree.live_listdir(directory, limit):
                 candidates.append(directory + "/" + name)
         candidates.extend(p.lstrip("/") for p in sorted(packages.checksums))
         candidates.extend(p.lstrip("/") for p in sorted(packages.conffiles))
         done = set()
+        dropped = 0
         for rel in candidates:
             if rel in done:
                 continue
@@ -589,98 +377,32 @@ class IntegritySource:
             abs_path = os.path.join(self.root, rel)
             if not os.path.lexists(abs_path) or os.path.isdir(abs_path):
                 continue
-            if not self._track(manifest):
-                break
-            st, digest, head = yield from self._file_digest(abs_path)
-            if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            if len(manifest) >= limit:
+                dropped += 1
                 continue
             path = "/" + rel
+            st, digest, head = yield from self._file_digest(path, abs_path)
+            if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                continue
             manifest[path] = baseline_store.Entry(digest or "unhashed", st.st_size, st.st_mode)
-            self._check_package(path, st, digest, head, packages, abs_path)
+            for detail in overlay_packages.mismatches(packages, path, st, digest, head,
+                                                      abs_path):
+                self._emit("package_mismatch", path, detail, digest)
             yield
-
-    def _fingerprint_rom(self):
-        """sha256 over the sorted (path, size, mode, mtime, link) of /rom: cheap (stat only) and
-        enough to notice a different squashfs behind the same version string."""
-        hasher = hashlib.sha256()
-        stack = [""]
-        count = 0
-        while stack and count < self.settings.max_files:
-            rel_dir = stack.pop()
-            try:
-                entries = sorted(os.scandir(os.path.join(self.rom, rel_dir)),
-                                 key=lambda e: e.name)
-            except OSError:
-                continue
-            for entry in entries:
-                rel = os.path.join(rel_dir, entry.name) if rel_dir else entry.name
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                link = _readlink(entry.path) if stat.S_ISLNK(st.st_mode) else ""
-                hasher.update(("%s\t%d\t%o\t%d\t%s\n" % (
-                    baseline_store.escape_path("/" + rel), st.st_size if not stat.S_ISDIR(
-                        st.st_mode) else 0, st.st_mode, int(st.st_mtime), link)).encode(
-                    "utf-8", "surrogateescape"))
-                count += 1
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(rel)
-            yield
-        return hasher.hexdigest()
-
-    # ------------------------------------------------------------------ package database
-    def _load_packages(self):
-        packages = _Packages()
-        apk = self.read_small("lib/apk/db/installed", MAX_DB_BYTES)
-        if apk is not None:
-            packages.manager = "apk"
-            database = parse_installed(apk)
-            packages.truncated = database.truncated
-            for package in database.packages:
-                for item in package.files:
-                    packages.owned[item.path] = (package.name, package.version)
-                    if item.digest is not None and item.algorithm != "sha512":
-                        packages.checksums[item.path] = (item.algorithm, item.digest,
-                                                         package.name, package.version)
-            packages.rom_versions = self._rom_versions("lib/apk/db/installed", parse_installed)
-            return packages
-        status = self.read_small("usr/lib/opkg/status", MAX_DB_BYTES)
-        if status is None:
-            return packages
-        packages.manager = "opkg"
-        database = parse_status(status)
-        packages.truncated = database.truncated
-        for package in database.packages:
-            if not package.installed:
-                continue
-            for conffile in package.conffiles:
-                packages.conffiles[conffile.path] = (conffile.algorithm, conffile.checksum,
-                                                     package.name, package.version)
-            listing = self.read_small("usr/lib/opkg/info/%s.list" % package.name,
-                                      MAX_DB_BYTES)
-            if listing is not None:
-                packages.owned.update((path, (package.name, package.version))
-                                      for path in parse_list(listing))
-        packages.rom_versions = self._rom_versions("usr/lib/opkg/status", parse_status)
-        return packages
-
-    def _rom_versions(self, rel, parse):
-        if not self.has_overlay:
-            return {}
-        try:
-            with open_regular(os.path.join(self.rom, rel)) as handle:
-                database = parse(handle.read(MAX_DB_BYTES))
-        except OSError:
-            return {}
-        return {package.name: package.version for package in database.packages}
+        if dropped:
+            self._truncated = True
+            self._untracked += dropped
+            self._emit("flood", "/", {"class": "data", "sensitive": False, "max_files": limit,
+                                      "files": len(manifest) + dropped, "dropped": dropped,
+                                      "dropped_by_rank": {}, "too_deep": 0, "directories": [],
+                                      "subtrees": []}, "/")
 
     # ------------------------------------------------------------------ baseline
     def _compare_baseline(self, manifest, packages):
         if self._baseline is None:
             if self._truncated:
                 return   # a partial manifest would make a misleading baseline
-            self._baseline = dict(manifest)
+            self._baseline = manifest
             self.baseline_hash = baseline_store.manifest_hash(self._baseline)
             if not self._baseline_supplied:
                 try:
@@ -689,96 +411,42 @@ class IntegritySource:
                     log.warning("cannot write the integrity baseline %s: %s",
                                 self._baseline_path, exc)
             return
-        for path in sorted(set(manifest) | set(self._baseline)):
-            now_entry = manifest.get(path)
-            then = self._baseline.get(path)
-            if now_entry == then:
-                continue
-            if now_entry is None:
-                if self._truncated:
-                    continue
-                change = "removed"
-            elif then is None:
-                change = "added"
-            elif now_entry.digest != then.digest:
-                change = "modified"
-            elif now_entry.mode != then.mode:
-                change = "mode"
-            else:
-                continue   # only the size field differs for an unhashed file: not evidence
-            head = b""
-            if now_entry is not None:
-                cached = self._cache.get(self.live_path(path.lstrip("/")) or "")
-                head = cached[2] if cached else b""
-            mode = (now_entry or then).mode
-            detail = self._detail(path, head, mode)
-            detail.update(change=change,
-                          sha256=now_entry.digest if now_entry else None,
-                          baseline_sha256=then.digest if then else None,
-                          size=now_entry.size if now_entry else None,
-                          baseline_size=then.size if then else None,
-                          mode="%o" % mode)
-            if then is not None and now_entry is not None and now_entry.mode != then.mode:
-                detail["baseline_mode"] = "%o" % then.mode
-            detail["package_owned"] = path in packages.owned
-            detail["package_verified"] = self._verified(path, now_entry, packages)
-            self._emit("baseline_drift", path, detail,
-                       "%s:%s" % (change, now_entry.digest if now_entry else "-"))
+        for path in sorted(manifest):
+            self._compare_path(path, manifest.get(path), self._baseline.get(path), packages)
+        if not self._truncated:
+            for path in sorted(self._baseline):
+                if path not in manifest:
+                    self._compare_path(path, None, self._baseline[path], packages)
 
-    def _verified(self, path, entry, packages):
-        """True when the package database's checksum for `path` matches its current content."""
-        expected = packages.checksums.get(path)
-        if expected is None or entry is None or len(entry.digest) != 64:
-            return False
-        live = self.live_path(path.lstrip("/"))
-        actual = _recompute(live, expected[0], entry.digest) if live else None
-        return actual is not None and actual == expected[1]
-
-    # ------------------------------------------------------------------ identity
-    def _identity(self, packages):
-        release = parse_release(self.read_small("etc/openwrt_release") or b"")
-        if not release:
-            os_release = parse_release(self.read_small("etc/os-release")
-                                       or self.read_small("usr/lib/os-release") or b"")
-            release = {k: v for k, v in os_release.items() if k in (
-                "NAME", "VERSION", "ID", "VERSION_ID", "BUILD_ID", "PRETTY_NAME",
-                "OPENWRT_BOARD", "OPENWRT_ARCH", "OPENWRT_RELEASE", "OPENWRT_TAINTS")}
-        release = dict(list(release.items())[:24])
-        board = _first_line(self.read_small("tmp/sysinfo/board_name"))
-        model = _first_line(self.read_small("tmp/sysinfo/model"))
-        kernel = _first_line(self.read_small("proc/sys/kernel/osrelease"))
-        if not kernel:
-            version = _first_line(self.read_small("proc/version")).split()
-            kernel = version[2] if len(version) > 2 else ""
-        rom_db = None
-        if self.has_overlay:
-            for rel in ("lib/apk/db/installed", "usr/lib/opkg/status"):
-                try:
-                    with open(os.path.join(self.rom, rel), "rb") as handle:
-                        rom_db = handle.read(MAX_DB_BYTES)
-                    break
-                except OSError:
-                    continue
-        rom_packages_hash = hashlib.sha256(rom_db).hexdigest() if rom_db is not None else ""
-        record = {"release": release, "board": board, "model": model, "kernel": kernel,
-                  "rom_hash": self._rom_fingerprint or "",
-                  "rom_packages_hash": rom_packages_hash}
-        identity_hash = hashlib.sha256(_canonical_json(record).encode("utf-8")).hexdigest()
-        record["identity_hash"] = identity_hash
-        previous = self._previous_identity
-        self._save_identity(record)
-        return FirmwareIdentity(
-            time=self._now, release=release, board=board, model=model, kernel=kernel,
-            identity_hash=identity_hash,
-            previous_hash=previous.get("identity_hash") if previous else None,
-            baseline_hash=self.baseline_hash, package_manager=packages.manager,
-            rom_hash=record["rom_hash"], rom_packages_hash=rom_packages_hash,
-            previous=previous)
-
-    # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _detail(path, head, mode):
-        return {"class": classify(path, head, mode), "sensitive": is_sensitive(path)}
+    def _compare_path(self, path, now_entry, then, packages):
+        if now_entry == then:
+            return
+        if now_entry is None:
+            change = "removed"
+        elif then is None:
+            change = "added"
+        elif now_entry.digest != then.digest:
+            change = "modified"
+        elif now_entry.mode != then.mode:
+            change = "mode"
+        else:
+            return   # only the size field differs for an unhashed file: not evidence
+        head = self.hasher.head(path) if now_entry is not None else b""
+        mode = (now_entry or then).mode
+        detail = detail_for(path, head, mode)
+        detail.update(change=change,
+                      sha256=now_entry.digest if now_entry else None,
+                      baseline_sha256=then.digest if then else None,
+                      size=now_entry.size if now_entry else None,
+                      baseline_size=then.size if then else None,
+                      mode="%o" % mode)
+        if then is not None and now_entry is not None and now_entry.mode != then.mode:
+            detail["baseline_mode"] = "%o" % then.mode
+        detail["package_owned"] = path in packages.owned
+        detail["package_verified"] = now_entry is not None and overlay_packages.verified(
+            packages, path, now_entry.digest, self.live_path(path.lstrip("/")))
+        self._emit("baseline_drift", path, detail,
+                   "%s:%s" % (change, now_entry.digest if now_entry else "-"))
 
 
 def baseline_command(config, action, now):
@@ -803,62 +471,3 @@ def baseline_command(config, action, now):
     for line in baseline_store.describe(source._baseline):
         print(line)
     return 0
-
-
-def open_regular(path, follow=False):
-    """A binary file object for a regular file, never blocking and, unless `follow`, never
-    through a symlink: between the walk's lstat and this open a hostile process may have put a
-    FIFO, a device or a symlink to /dev/zero in its place."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= os.O_NOFOLLOW
-    fd = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError("not a regular file: %s" % path)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _canonical_json(record):
-    """One text per identity whatever the dict order: sorted [key, value] pairs, two levels."""
-    def pairs(mapping):
-        return [[key, pairs(value) if isinstance(value, dict) else value]
-                for key, value in sorted(mapping.items())]
-    return jsonio.dumps(pairs(record))
-
-
-def _first_line(data):
-    if not data:
-        return ""
-    text = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
-    return "".join(ch for ch in text if ch.isprintable())[:128]
-
-
-def _readlink(path):
-    try:
-        return os.readlink(path)[:1024]
-    except OSError:
-        return None
-
-
-def _recompute(abs_path, algorithm, sha256_hex):
-    """The digest a package database would record for this file, in that database's algorithm
-    (bytes), reusing the sha256 already computed where the algorithm allows."""
-    if algorithm == "sha256":
-        return bytes.fromhex(sha256_hex)
-    if algorithm == "sha256-160":
-        return bytes.fromhex(sha256_hex)[:20]
-    name = {"sha1": "sha1", "md5": "md5"}.get(algorithm)
-    if name is None:
-        return None
-    hasher = hashlib.new(name)
-    try:
-        with open_regular(abs_path) as handle:
-            for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-                hasher.update(chunk)
-    except OSError:
-        return None
-    return hasher.digest()

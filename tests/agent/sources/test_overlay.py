@@ -11,7 +11,7 @@ from routerwatch import baseline
 from routerwatch import config as cfg
 from routerwatch.events import FileFinding, FirmwareIdentity
 from routerwatch.sources import overlay
-from routerwatch.sources.overlay import IntegritySource, classify
+from routerwatch.sources.overlay import IntegritySource
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(200)
 
@@ -278,20 +278,6 @@ def test_opkg_router_owned_files_and_conffile_checksums(tmp_path):
     assert identity(events).package_manager == "opkg"
 
 
-@pytest.mark.parametrize("path, head, mode, expected", [
-    ("/usr/sbin/dropbear", b"\x7fELF", 0o100755, "executable"),
-    ("/usr/lib/libfoo.so.1", b"\x7fELF", 0o100755, "library"),
-    ("/etc/init.d/x", b"#!/b", 0o100755, "script"),
-    ("/usr/bin/tool.sh", b"echo", 0o100644, "script"),
-    ("/etc/config/network", b"conf", 0o100644, "routine"),
-    ("/etc/dropbear/dropbear_ed25519_host_key", b"\x00\x00", 0o100600, "routine"),
-    ("/etc/sysctl.conf", b"net.", 0o100644, "config"),
-    ("/root/notes", b"hi", 0o100644, "data"),
-])
-def test_classify(path, head, mode, expected):
-    assert classify(path, head, mode) == expected
-
-
 def test_fifos_and_devices_never_block_or_get_read(clean, tmp_path):
     os.mkfifo(clean / "overlay/upper/etc/pipe")
     os.mkfifo(clean / "overlay/upper/etc/openwrt_release")   # shadows the release file
@@ -300,17 +286,6 @@ def test_fifos_and_devices_never_block_or_get_read(clean, tmp_path):
     release = identity(events).release        # falls back to /etc/os-release
     assert "DISTRIB_RELEASE" not in release and release["VERSION_ID"] == "25.12.0"
     assert "/etc/pipe" not in baseline.load(str(tmp_path / "state" / "baseline.gz"))
-
-
-def test_open_regular_refuses_symlinks_unless_asked(tmp_path):
-    (tmp_path / "real").write_bytes(b"data")
-    os.symlink(tmp_path / "real", tmp_path / "link")
-    with pytest.raises(OSError):
-        overlay.open_regular(str(tmp_path / "link"))
-    with overlay.open_regular(str(tmp_path / "link"), follow=True) as handle:
-        assert handle.read() == b"data"
-    with pytest.raises(OSError):
-        overlay.open_regular("/dev/zero", follow=True)
 
 
 def _upgrade_dropbear(tree, version, content):
@@ -342,3 +317,109 @@ def test_a_database_edited_to_match_a_replaced_program_is_not_an_upgrade(clean, 
     got = findings(full_scan(make_source(clean, tmp_path / "edited")))
     detail = got[("shadowed", "/usr/sbin/dropbear")].detail
     assert detail["package_upgraded"] is False and detail["package_verified"] is True
+
+
+# ----------------------------------------------------------------------- floods and special files
+from fixtures.junk_flood import JUNK_DIR, flood, replace_dropbear   # noqa: E402
+
+
+def test_a_junk_flood_never_pushes_out_a_replaced_program(clean, tmp_path):
+    upper = clean / "overlay/upper"
+    flood(upper, 3000, per_directory=1000)
+    replace_dropbear(upper)
+    source = make_source(clean, tmp_path / "state", "integrity.max_files=500")
+    got = findings(full_scan(source))
+    assert got[("shadowed", "/usr/sbin/dropbear")].detail["class"] == "executable"
+    assert ("package_mismatch", "/usr/sbin/dropbear") in got
+    # what every router has is still looked at too: the routine shadows and the whiteout
+    assert {("shadowed", "/etc/shadow"), ("whiteout", "/etc/uci-defaults/10_migrate-shadow")} \
+        <= set(got)
+    (cap,) = [e for e in got.values() if e.finding == "flood"]
+    assert cap.path == "/" + JUNK_DIR
+    assert cap.detail["files"] > 3000 and cap.detail["max_files"] == 500
+    assert cap.detail["dropped"] == cap.detail["files"] - 500
+    assert set(cap.detail["dropped_by_rank"]) == {"data"}      # nothing but junk was dropped
+    assert [d["files"] for d in cap.detail["directories"]][:3] == [1000, 1000, 1000]
+    assert cap.detail["subtrees"][0] == {"path": "/" + JUNK_DIR, "files": 3000}
+    assert source.drops()["integrity_untracked_files"] == cap.detail["dropped"]
+    assert not os.path.exists(tmp_path / "state" / "baseline.gz")   # no partial baseline
+
+
+def test_a_flood_of_programs_still_leaves_rom_shadows_and_access_paths_first(clean, tmp_path):
+    upper = clean / "overlay/upper"
+    bin_dir = upper / "usr/bin"
+    bin_dir.mkdir(parents=True)
+    for n in range(600):
+        (bin_dir / ("tool%04d" % n)).write_bytes(ELF + str(n).encode())
+    replace_dropbear(upper)
+    (upper / "etc/crontabs").mkdir(parents=True)
+    (upper / "etc/crontabs/root").write_text("* * * * * /tmp/.x\n")
+    source = make_source(clean, tmp_path / "state", "integrity.max_files=300")
+    events = full_scan(source)
+    got = findings(events)
+    assert ("shadowed", "/usr/sbin/dropbear") in got
+    (cap,) = [e for e in got.values() if e.finding == "flood"]
+    assert cap.path == "/usr/bin"
+    # programs outrank config, so both were dropped; nothing that shadows /rom or gives access
+    assert set(cap.detail["dropped_by_rank"]) == {"code", "config"}
+    assert source.hasher.head("/etc/crontabs/root") == b"* * "   # an access path: hashed
+    assert source.hashes <= 300 + 40                          # the cap bounds the reading too
+
+
+def test_new_findings_beyond_the_per_scan_limit_wait_for_the_next_scan(clean, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setattr(overlay, "MAX_NEW_FINDINGS_PER_SCAN", 5)
+    bin_dir = clean / "overlay/upper/usr/bin"
+    bin_dir.mkdir(parents=True)
+    for n in range(12):
+        (bin_dir / ("x%02d" % n)).write_bytes(ELF + bytes([n]))
+    source = make_source(clean, tmp_path / "state")
+    seen = set()
+    for scan in range(6):
+        seen |= set(findings(full_scan(source, 1000.0 + scan * 1000), "new_executable"))
+    assert len(seen) == 12
+    assert source.drops()["integrity_findings_deferred"] > 0
+
+
+def test_a_fifo_over_etc_passwd_is_reported_and_never_read(clean, tmp_path):
+    fifo = clean / "overlay/upper/etc/passwd"
+    os.mkfifo(fifo)        # opening it for reading would block the scan forever
+    source = make_source(clean, tmp_path / "state")
+    got = findings(full_scan(source), "special_file")
+    detail = got[("special_file", "/etc/passwd")].detail
+    assert (detail["file_type"], detail["shadows_rom"], detail["sensitive"]) == ("fifo", True, True)
+    assert detail["rom_mode"] == "100644"
+    assert "/etc/passwd" not in baseline.load(str(tmp_path / "state" / "baseline.gz"))
+
+
+def test_special_files_are_reported_where_they_matter_only(clean, tmp_path):
+    import socket
+    upper = clean / "overlay/upper"
+    (upper / "etc/init.d").mkdir(parents=True, exist_ok=True)
+    os.mkfifo(upper / "etc/init.d/backdoor")           # sensitive place, not in /rom
+    (upper / "root").mkdir(exist_ok=True)
+    os.mkfifo(upper / "root/my-pipe")                  # the owner's own: not reported
+    (upper / "usr/sbin").mkdir(parents=True, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind(str(upper / "usr/sbin/helper"))  # a code directory
+        got = findings(full_scan(make_source(clean, tmp_path / "state")), "special_file")
+    finally:
+        listener.close()
+    assert set(got) == {("special_file", "/etc/init.d/backdoor"),
+                        ("special_file", "/usr/sbin/helper")}
+    assert got[("special_file", "/usr/sbin/helper")].detail["file_type"] == "socket"
+    assert got[("special_file", "/usr/sbin/helper")].detail["shadows_rom"] is False
+
+
+@pytest.mark.skipif(not can_make_devices(), reason="creating device nodes needs root")
+def test_a_device_node_over_a_rom_program_is_reported_with_its_numbers(clean, tmp_path):
+    import stat as stat_module
+    target = clean / "overlay/upper/usr/sbin/dropbear"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(target, stat_module.S_IFCHR | 0o755, os.makedev(1, 5))     # /dev/zero's numbers
+    got = findings(full_scan(make_source(clean, tmp_path / "state")))
+    detail = got[("special_file", "/usr/sbin/dropbear")].detail
+    assert (detail["file_type"], detail["rdev"], detail["shadows_rom"]) == (
+        "char_device", "1:5", True)
+    assert ("whiteout", "/usr/sbin/dropbear") not in got

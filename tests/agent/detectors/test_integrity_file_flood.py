@@ -1,0 +1,43 @@
+"""integrity.file_flood: given a scan that reached integrity.max_files, then one anomaly naming
+where the files are, medium while only bulk data was left unchecked, high when code was."""
+from integrity_helpers import file_finding
+from routerwatch.detectors.integrity_file_flood import Config, IntegrityFileFlood
+
+
+def flood(dropped_by_rank, where="/www/luci-static/cache"):
+    return file_finding("flood", where, "data", max_files=50000, files=200012,
+                        dropped=sum(dropped_by_rank.values()), dropped_by_rank=dropped_by_rank,
+                        too_deep=0,
+                        directories=[{"path": where + "/d%03d" % n, "files": 5000}
+                                     for n in range(7)],
+                        subtrees=[{"path": where, "files": 200000}])
+
+
+def run(event, **config):
+    return IntegrityFileFlood(Config(**config)).observe(event)
+
+
+def test_junk_beyond_the_cap_is_medium_and_names_the_flood():
+    (finding,) = run(flood({"data": 150012}))
+    assert (finding.kind, finding.severity) == ("integrity.file_flood", "medium")
+    assert finding.evidence["path"] == "/www/luci-static/cache"
+    assert finding.evidence["subtrees"] == [{"path": "/www/luci-static/cache", "files": 200000}]
+    assert len(finding.evidence["directories"]) == 5          # bounded
+    assert finding.evidence["dropped"] == 150012 and finding.evidence["max_files"] == 50000
+    assert "/www/luci-static/cache" in finding.summary and "150012" in finding.summary
+    assert finding.incident == "overlay"
+
+
+def test_code_left_unchecked_is_high():
+    (finding,) = run(flood({"code": 3, "data": 150009}))
+    assert finding.severity == "high" and "including code" in finding.summary
+    assert run(flood({"access": 1}), code_dropped_severity="critical")[0].severity == "critical"
+
+
+def test_other_findings_are_not_floods():
+    assert run(file_finding("shadowed", "/usr/sbin/dropbear", "executable")) == []
+
+
+def test_a_hostile_directory_name_is_clipped():
+    (finding,) = run(flood({"data": 1}, where="/x" + "\udcff" * 5000))
+    assert len(finding.evidence["path"]) <= 512
