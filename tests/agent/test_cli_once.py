@@ -151,22 +151,21 @@ def test_baseline_show_without_one_says_so(tmp_path):
 def test_a_junk_flood_does_not_hide_a_replaced_dropbear_and_memory_stays_bounded(tmp_path):
     """80,000 junk files in the overlay and a replaced /usr/sbin/dropbear: --once reports the
     dropbear and the flood, exits 1, and its peak RSS stays under 64 MB (a 128 MB router)."""
-    import os
+    from pathlib import Path
     from fixtures.junk_flood import JUNK_DIR, flood, replace_dropbear
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from procmem import run_with_peak_rss
     tree = build_tree("router-clean", tmp_path / "flooded")
     flood(tree / "overlay/upper", 80000)
     replace_dropbear(tree / "overlay/upper")
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "routerwatch.cli", "--root", str(tree), "--once",
-             "--log-file", str(tree / "var/log/messages"),
-             "--set", "state_dir=%s" % (tmp_path / "state")], stdout=out, stderr=err)
-        # wait4: this child's own rusage, not the maximum over every child pytest ever had
-        _pid, status, usage = os.wait4(agent.pid, 0)
-        agent.returncode = os.waitstatus_to_exitcode(status)
+        code, peak_kb, _seconds = run_with_peak_rss(
+            [sys.executable, "-m", "routerwatch.cli", "--root", tree, "--once",
+             "--log-file", tree / "var/log/messages", "--set",
+             "state_dir=%s" % (tmp_path / "state")], stdout=out, stderr=err)
     anomalies = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
-    assert agent.returncode == 1, err_path.read_text()[-2000:]
+    assert code == 1, err_path.read_text()[-2000:]
     by_kind = {}
     for anomaly in anomalies:
         by_kind.setdefault(anomaly["kind"], []).append(anomaly)
@@ -175,5 +174,4 @@ def test_a_junk_flood_does_not_hide_a_replaced_dropbear_and_memory_stays_bounded
     (cap,) = by_kind["integrity.file_flood"]
     assert cap["severity"] == "medium" and cap["evidence"]["path"] == "/" + JUNK_DIR
     assert cap["evidence"]["dropped"] >= 80000 - 50000
-    peak_mb = usage.ru_maxrss / 1024.0          # kilobytes on Linux
-    assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb
+    assert peak_kb / 1024.0 < 64, "peak RSS %.1f MB" % (peak_kb / 1024.0)
