@@ -22,12 +22,21 @@ and ':', which become '_'. Every entity has a unique_id (`routerwatch_<node>_<ob
 
 Small on the router: the configs are built when they are sent (a few per connect) and not kept;
 the state is one dict, the 24 h counts 24 hourly buckets of five counters.
+
+The latest serious anomaly and the counts are kept in run_dir (RAM) as well, written when they
+change (at most once per heartbeat, at once for a serious anomaly): an attacker who kills the
+agent and lets procd start it again must not switch "Compromise suspected" off.
 """
+import logging
+import math
+import os
 import re
 from collections import deque
 
 from .. import __version__, jsonio
-from ..contract import SEVERITIES, topic
+from ..contract import KIND_RE, MAX_SUMMARY_CHARS, SEVERITIES, topic
+
+log = logging.getLogger("routerwatch")
 
 ORIGIN = {"name": "routerwatch", "sw_version": __version__}
 STATE_LEVEL = "homeassistant"      # <prefix>/<device>/homeassistant
@@ -65,6 +74,9 @@ class HomeAssistantDiscovery:
         self.latest_serious = None        # {"kind", "severity", "summary", "time"}
         self._buckets = deque(maxlen=24)  # [hour, [count per severity]]
         self._health = {name: "" for name in self.watchers}   # watcher -> problem ("" = ok)
+        self.state_file = os.path.join(config.run_dir, "homeassistant.json")
+        self._unsaved = False
+        self._load()
 
     # ------------------------------------------------------------------ what happens
     def observe_anomaly(self, anomaly):
@@ -76,11 +88,58 @@ class HomeAssistantDiscovery:
             if bucket_hour <= hour:      # a late one joins its hour, or the newest one
                 counts[SEVERITIES.index(anomaly.severity)] += max(1, anomaly.count)
                 break
+        self._unsaved = True
         if anomaly.severity in SERIOUS and (self.latest_serious is None
                                             or anomaly.time >= self.latest_serious["time"]):
             self.latest_serious = {"kind": anomaly.kind, "severity": anomaly.severity,
                                    "summary": anomaly.summary, "time": anomaly.time}
+            self.save()
         return True
+
+    # ------------------------------------------------------------------ kept across restarts
+    def save(self):
+        """Write the latest serious anomaly and the counts to run_dir (RAM), if they changed."""
+        if not self._unsaved:
+            return
+        self._unsaved = False
+        data = {"latest": self.latest_serious or {}, "buckets": list(self._buckets)}
+        temporary = self.state_file + ".new"
+        try:
+            os.makedirs(os.path.dirname(self.state_file), mode=0o700, exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(jsonio.dumps(data))
+            os.replace(temporary, self.state_file)
+        except OSError as exc:
+            log.warning("cannot keep the Home Assistant state in %s: %s", self.state_file, exc)
+
+    def _load(self):
+        """What an earlier run of the agent kept; anything malformed is ignored as a whole."""
+        try:
+            with open(self.state_file, "rb") as handle:
+                data = jsonio.loads(handle.read(16 * 1024 + 1))
+            latest, buckets = data["latest"], data["buckets"]
+            if latest:
+                checked = {"kind": latest["kind"], "severity": latest["severity"],
+                           "summary": latest["summary"], "time": float(latest["time"])}
+                if not (isinstance(checked["kind"], str) and KIND_RE.match(checked["kind"])
+                        and checked["severity"] in SERIOUS and isinstance(checked["summary"], str)
+                        and len(checked["summary"]) <= MAX_SUMMARY_CHARS
+                        and math.isfinite(checked["time"])):
+                    raise ValueError("latest")
+                latest = checked
+            kept = deque(maxlen=24)
+            for hour, counts in buckets[-24:]:
+                if not (isinstance(hour, int) and len(counts) == len(SEVERITIES)
+                        and all(isinstance(n, int) and 0 <= n < 2 ** 53 for n in counts)):
+                    raise ValueError("buckets")
+                kept.append([hour, list(counts)])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning("ignoring %s: %s", self.state_file, exc)
+            return
+        self.latest_serious = latest or None
+        self._buckets = kept
 
     def observe_health(self, problems):
         """{watcher: problem text, "" when healthy}; True when any changed."""

@@ -250,6 +250,7 @@ class MqttSink:
             return
         with self._lock:
             self.homeassistant.observe_health(problems)
+            self.homeassistant.save()
             # the hold time and the 24 h counts move with the clock: the state is compared with
             # what was sent last and sent only when it differs
             self._ha_state_due = True

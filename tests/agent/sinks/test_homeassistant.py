@@ -5,6 +5,7 @@ are retained, sent again on Home Assistant's birth message, and bound to the age
 Last Will. tests/homeassistant runs the real Home Assistant against them."""
 import json
 import re
+import tempfile
 import time
 
 import pytest
@@ -93,8 +94,9 @@ def resolve(obj, path):
 # --------------------------------------------------------------------------- helpers
 
 
-def discovery(device_id=DEVICE, hold_time=None, **sections):
+def discovery(device_id=DEVICE, hold_time=None, run_dir=None, **sections):
     raw = {"device_id": device_id, "mqtt": {"host": "broker.lan"},
+           "run_dir": str(run_dir or tempfile.mkdtemp(prefix="rw-ha-")),
            "homeassistant": dict({"discovery": True}, **sections.pop("homeassistant", {}))}
     raw.update(sections)
     config = load(defaults=raw)
@@ -241,6 +243,32 @@ def test_counts_cover_the_last_24_hours_by_severity_in_bounded_buckets():
     assert sum(counts.values()) == 48 and counts["info"] == 2 * 5
     assert len(ha._buckets) == 24
     assert sum(json.loads(ha.state_payload(T0 + 80 * 3600))["anomalies_24h"].values()) == 0
+
+
+def test_a_restarted_agent_keeps_the_compromise_and_the_counts(tmp_path):
+    ha = discovery(run_dir=tmp_path, hold_time=600)
+    ha.observe_anomaly(anomaly(1, severity="low", at=T0))
+    ha.observe_anomaly(anomaly(2, at=T0 + 5))        # critical: written at once
+    again = discovery(run_dir=tmp_path, hold_time=600)
+    state = json.loads(again.state_payload(T0 + 60))
+    assert state["compromise"] == "ON" and state["latest"]["time"] == T0 + 5
+    assert state["anomalies_24h"]["critical"] == 1 and state["anomalies_24h"]["low"] == 1
+    ha.observe_anomaly(anomaly(3, severity="info", at=T0 + 6))
+    ha.save()                                          # the rest: with the heartbeat
+    assert json.loads(discovery(run_dir=tmp_path).state_payload(T0 + 60))[
+        "anomalies_24h"]["info"] == 1
+
+
+@pytest.mark.parametrize("content", [
+    b"not json", b"[]", b'{"latest": {}, "buckets": [[1, [1, 2]]]}',
+    b'{"latest": {"kind": "x", "severity": "high", "summary": "s", "time": 1}, "buckets": []}',
+    b'{"latest": {"kind": "conn.scan", "severity": "low", "summary": "s", "time": 1},'
+    b' "buckets": []}',
+    b'{"latest": {}, "buckets": [[1, [1, 2, 3, 4, -5]]]}', b"{" * 20000])
+def test_a_damaged_state_file_is_ignored_whole(tmp_path, content):
+    (tmp_path / "homeassistant.json").write_bytes(content)
+    state = json.loads(discovery(run_dir=tmp_path).state_payload(T0))
+    assert state["compromise"] == "OFF" and sum(state["anomalies_24h"].values()) == 0
 
 
 def test_watcher_health_shows_the_problem_and_its_reason():
