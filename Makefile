@@ -1,7 +1,7 @@
 # Newcomer entry points: `make demo` and `make test` (both set up what they need).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-.PHONY: setup system-packages demo-packages venv test unit demo e2e bench bench-quick ipk clean
+.PHONY: setup system-packages demo-packages venv homeassistant test unit demo e2e bench bench-quick ipk clean
 
 setup: system-packages venv
 
@@ -21,11 +21,15 @@ $(VENV)/.installed: setup.py collector/pyproject.toml requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-test: setup
+# Home Assistant Core in .venv-ha for tests/homeassistant (once; about 4 min from PyPI)
+homeassistant:
+	@bash ci/install-homeassistant.sh
+
+test: setup homeassistant
 	$(PY) -m pytest -q tests
 
 unit: venv
-	$(PY) -m pytest -q tests --ignore=tests/e2e
+	$(PY) -m pytest -q tests --ignore=tests/e2e --ignore=tests/homeassistant
 
 demo: demo-packages venv
 	$(PY) demo/run_demo.py
@@ -43,4 +47,4 @@ ipk: venv
 	$(PY) openwrt/build_ipk.py --out dist
 
 clean:
-	rm -rf $(VENV) dist build *.egg-info agent/*.egg-info collector/*.egg-info
+	rm -rf $(VENV) .venv-ha dist build *.egg-info agent/*.egg-info collector/*.egg-info
