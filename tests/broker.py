@@ -34,6 +34,15 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 
+def missing_tool(reason):
+    """A tool a test needs is not installed: skip, except under CI=true, where a skip would hide
+    that the test never ran (ci/install-system-packages.sh installs every tool)."""
+    import pytest
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but %s" % reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def find_mosquitto():
     """Path of the mosquitto binary, or None (Debian puts it in /usr/sbin, often not on PATH)."""
     found = shutil.which("mosquitto")

@@ -1,14 +1,14 @@
 """Shared fixtures. tests/ is on sys.path, so tests import helpers as `from broker import ...`."""
 import pytest
 
-from broker import MosquittoBroker, find_mosquitto
+from broker import MosquittoBroker, find_mosquitto, missing_tool
 
 
 @pytest.fixture
 def mosquitto_broker(tmp_path):
     """A started mosquitto on a free loopback port; stop()/start() keep the port; always killed."""
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed (ci/install-system-packages.sh installs it)")
+        missing_tool("mosquitto is not installed (ci/install-system-packages.sh installs it)")
     broker = MosquittoBroker(tmp_path / "mosquitto")
     try:
         broker.start()

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from broker import (MosquittoBroker, Recorder, find_mosquitto, find_mosquitto_passwd, free_port,
-                    make_certificates, make_password_file, render_config, REPO)
+                    make_certificates, make_password_file, missing_tool, render_config, REPO)
 from routerwatch.config import load
 from routerwatch.contract import Anomaly, decode
 from routerwatch.sinks.mqtt import PAHO_V2, MqttSink, new_client
@@ -14,9 +14,13 @@ CONF = REPO / "ci" / "mosquitto"
 ACL = CONF / "routerwatch.acl"
 RUN = "00000000000000c1"
 
-pytestmark = pytest.mark.skipif(
-    not (find_mosquitto() and find_mosquitto_passwd() and shutil.which("openssl")),
-    reason="needs mosquitto, mosquitto_passwd and openssl (ci/install-system-packages.sh)")
+
+
+@pytest.fixture(autouse=True)
+def needs_tools():
+    if not (find_mosquitto() and find_mosquitto_passwd() and shutil.which("openssl")):
+        missing_tool("needs mosquitto, mosquitto_passwd and openssl "
+                     "(ci/install-system-packages.sh)")
 
 
 def anomaly(device, seq):

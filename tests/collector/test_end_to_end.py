@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from broker import MosquittoBroker, find_mosquitto
+from broker import MosquittoBroker, find_mosquitto, missing_tool
 from routerwatch import jsonio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,12 @@ import attack_replay  # noqa: E402
 
 DEVICE = "rw-e2e-router"
 
-pytestmark = pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
+
+
+@pytest.fixture(autouse=True)
+def needs_mosquitto():
+    if not find_mosquitto():
+        missing_tool("mosquitto is not installed")
 
 
 def wait_until(condition, timeout=30.0, what="condition"):
