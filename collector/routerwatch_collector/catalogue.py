@@ -2,8 +2,9 @@
 (the "what to do" column), the notifications and the dashboard show.
 
 tests/collector/test_catalogue.py checks that every row of the README's tables says exactly what
-is written here, so the text is edited here and copied to the README (or the other way round) and
-the two never drift apart. A kind without an entry (a newer agent's) gets GENERIC_WHAT_TO_DO.
+is written here (a `|` is written `\\|` in a README table), so the text is edited here and copied
+to the README (or the other way round) and the two never drift apart; a new kind's README row
+needs its entry here. A kind without an entry (a newer agent's) gets GENERIC_WHAT_TO_DO.
 """
 
 GENERIC_WHAT_TO_DO = ("Look at the anomaly's evidence and the router's other anomalies around "
@@ -75,6 +76,16 @@ WHAT_TO_DO = {
     "integrity.firmware_changed": (
         'expected after your own sysupgrade; otherwise compare the image with the published '
         '`sha256sums` for the release and reflash from openwrt.org'),
+    "integrity.special_file": (
+        'a router makes none of these: find the process holding it (`ls -l /proc/*/fd | grep '
+        '<name>`), remove it (`rm` on the path in `/overlay/upper`), then treat the router as '
+        'compromised (reflash, change passwords and keys)'),
+    "integrity.file_flood": (
+        'look at the named directory (`ls /overlay/upper/<dir> | head`); junk written to fill the'
+        ' overlay means someone with root is hiding something: check the other integrity '
+        'anomalies, then reflash. A package that keeps data on flash: move its data to external '
+        'storage, or raise `integrity.max_files` if the router has the RAM (about 400 bytes per '
+        'file)'),
     "agent.silent": (
         'Check whether the router is up and reachable. If it is but the agent is not running, '
         'someone may have killed or stopped it (reason `stopped`: nobody rebooted or upgraded '

@@ -20,7 +20,9 @@ def test_every_readme_row_says_what_the_catalogue_says():
     assert len(rows) >= 18
     for kind, cells in rows.items():
         assert kind in WHAT_TO_DO, "%s has a README row but no catalogue entry" % kind
-        assert cells[-1] == WHAT_TO_DO[kind], "%s: README and catalogue differ" % kind
+        # a | inside a table cell is written \\| in the README
+        assert cells[-1].replace("\\|", "|") == WHAT_TO_DO[kind], \
+            "%s: README and catalogue differ" % kind
 
 
 def test_the_catalogue_has_no_kind_the_readme_lacks():
