@@ -322,7 +322,7 @@ def decode(data, expected_type=None):
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
     try:
-        obj = jsonio.loads(data)
+        obj = jsonio.loads(data, unique_keys=True)
     except jsonio.DuplicateKeyError as exc:
         raise ContractError("payload has a duplicate key: %s" % clip(exc, 120)) from None
     except (ValueError, RecursionError) as exc:

@@ -42,9 +42,11 @@ def _unique_object(pairs):
     return obj
 
 
-def loads(text):
-    """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON,
-    DuplicateKeyError (a ValueError) on an object that repeats a key at any depth."""
+def loads(text, unique_keys=False):
+    """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON.
+    unique_keys (what a peer sends): DuplicateKeyError, a ValueError, on an object that repeats
+    a key at any depth; otherwise the last value wins, as in the standard library."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_object)
+    return json.loads(text, parse_constant=_refuse_constant,
+                      object_pairs_hook=_unique_object if unique_keys else None)
