@@ -95,7 +95,7 @@ def hostile_messages():
                   firmware={"DISTRIB_DESCRIPTION": SCRIPT, "model": RLO,
                             "board_name": BREAKOUT, "kernel": CONTROL},
                   firmware_hash="", baseline_hash="", package_manager=IMG),
-        Heartbeat(device=HOSTILE, run=run, seq=1, time=now, interval=60, uptime=1,
+        Heartbeat(device=HOSTILE, run=run, seq=1, time=now, interval=600, uptime=1,
                   rss_kb=1, cpu_percent=0.0, spool_depth=0, counters={"lines": 1},
                   drops={"source_errors": 0}),
         Anomaly(device=HOSTILE, run=run, seq=1, time=now, kind="login.bruteforce",
