@@ -193,32 +193,40 @@ def _check_json_value(value, where, depth):
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _path_part(key):
-    """A key as it may appear in an error text: escaped, short, whatever it holds."""
-    return clip(ascii(key)[1:-1], 40)
+def _path_text(path):
+    """A chain of (parent, key or list index) -> 'payload.evidence.paths[2]', cut short, the
+    keys escaped."""
+    parts = []
+    while path is not None:
+        path, part = path
+        parts.append("[%d]" % part if isinstance(part, int)
+                     else "." + clip(ascii(part)[1:-1], 40))
+    return clip("payload" + "".join(reversed(parts)), 160)
 
 
 def _check_storable(obj):
     """Every string of a decoded payload, keys included and at any depth, must be text that
     encodes to UTF-8 and that SQLite and PostgreSQL TEXT accept; ContractError names the first
-    that is not. Iterative: the parser already bounds the depth, this walk adds no recursion."""
-    stack = [(obj, "payload")]
+    that is not. Iterative (the parser already bounds the depth, this walk adds no recursion),
+    and a path is a chain of (parent, step) pairs, spelled out only for the error text: a deep
+    payload with many siblings must not cost a string per value."""
+    stack = [(obj, None)]
     while stack:
-        value, where = stack.pop()
+        value, path = stack.pop()
         if isinstance(value, str):
             found = _UNSTORABLE_RE.search(value)
             if found:
                 raise ContractError("string at %s cannot be stored: it holds U+%04X"
-                                    % (clip(where, 160), ord(found.group())))
+                                    % (_path_text(path), ord(found.group())))
         elif isinstance(value, dict):
             for key, item in value.items():
                 found = _UNSTORABLE_RE.search(key)
                 if found:
                     raise ContractError("key at %s cannot be stored: it holds U+%04X"
-                                        % (clip(where, 160), ord(found.group())))
-                stack.append((item, "%s.%s" % (where, _path_part(key))))
+                                        % (_path_text(path), ord(found.group())))
+                stack.append((item, (path, key)))
         elif isinstance(value, list):
-            stack.extend((item, "%s[%d]" % (where, i)) for i, item in enumerate(value))
+            stack.extend((item, (path, i)) for i, item in enumerate(value))
 
 
 def _is_int(value):

@@ -262,3 +262,22 @@ def test_nesting_deeper_than_the_parser_allows_is_a_contract_error():
         decode(text[:64 * 1024 - 2] + b"}}")
     except ContractError:
         pass
+
+
+def test_checking_every_string_of_a_deep_payload_with_many_siblings_stays_small():
+    # 300 levels of 40-character keys, then 12,000 strings: naming each value's path up front
+    # would cost a 12 kB string per value (150 MB); the check must stay in bounded memory
+    import tracemalloc
+    key = "k" * 40
+    data = (('{"%s":' % key) * 300 + "[" + ",".join(['"x"'] * 12000) + "]" + "}" * 300).encode()
+    assert len(data) <= MAX_PAYLOAD_BYTES
+    tracemalloc.start()
+    try:
+        try:
+            decode(data)
+        except ContractError:
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, "peak %.1f MB" % (peak / 1e6)
