@@ -106,8 +106,12 @@ def _duration(seconds):
     if seconds < 60:
         return "%ds" % seconds
     if seconds < 3600:
-        return "%dm %ds" % divmod(seconds, 60)
-    return "%dh %dm" % (seconds // 3600, seconds % 3600 // 60)
+        minutes, rest = divmod(seconds, 60)
+        return "%dm %ds" % (minutes, rest) if rest else "%dm" % minutes
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    if hours >= 48 and not minutes and not hours % 24:
+        return "%dd" % (hours // 24)
+    return "%dh %dm" % (hours, minutes) if minutes else "%dh" % hours
 
 
 def _url(path, params):

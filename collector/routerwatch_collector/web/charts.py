@@ -59,6 +59,8 @@ def severity_bars(histogram, width=720, height=200):
                             escape(_label_time(bucket["start"], span)), n, severity))
     ticks = max(1, len(buckets) // 6)
     for i in range(0, len(buckets), ticks):
+        if left + i * bar_w > width - 70:      # a label there would run off the chart
+            break
         parts.append('<text class="axis" x="%.1f" y="%d">%s</text>'
                      % (left + i * bar_w, height - 6,
                         escape(_label_time(buckets[i]["start"], span))))
