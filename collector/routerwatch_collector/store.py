@@ -304,7 +304,9 @@ CREATE TABLE IF NOT EXISTS heartbeat_samples (
     source_errors INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS heartbeat_samples_by_device ON heartbeat_samples (device, at);
-CREATE INDEX IF NOT EXISTS anomalies_severity_received ON anomalies (severity, received_at);
+-- the newest high/critical anomalies and the devices with the most of them, read from the index
+CREATE INDEX IF NOT EXISTS anomalies_severity_received_device ON anomalies (severity, received_at,
+                                                                            device);
 -- the fleet's counts by state read this index, not the device rows with their JSON
 CREATE INDEX IF NOT EXISTS devices_state ON devices (silent_since, status);
 
