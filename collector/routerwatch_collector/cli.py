@@ -446,8 +446,8 @@ def _bind_check(host, port):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError as exc:
-        print("routerwatch-collector: cannot listen on %s:%d: %s" % (host, port, exc.strerror),
-              file=sys.stderr)
+        print("routerwatch-collector: cannot listen on %s:%d: %s" % (
+            "[%s]" % host if ":" in host else host, port, exc.strerror), file=sys.stderr)
         return False
     return True
 

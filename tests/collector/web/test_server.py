@@ -113,3 +113,15 @@ def test_serve_with_tls_and_a_token(db, tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def test_a_port_in_use_is_a_clear_error(db):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = serve("--db", str(db), "--listen", "127.0.0.1:%d" % port)
+        out, err = result.communicate(timeout=20)
+    assert result.returncode == 3
+    assert "cannot listen on 127.0.0.1:%d" % port in err and "Traceback" not in err
