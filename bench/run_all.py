@@ -17,7 +17,8 @@ from pathlib import Path
 
 import harness
 
-BENCHMARKS = ("logins", "integrity", "conntrack", "delivery", "latency", "footprint", "dashboard")
+BENCHMARKS = ("logins", "integrity", "conntrack", "delivery", "latency", "footprint", "dashboard",
+              "homeassistant")
 
 
 def main(argv=None):

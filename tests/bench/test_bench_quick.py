@@ -15,6 +15,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import bench_conntrack  # noqa: E402
 import bench_delivery  # noqa: E402
 import bench_footprint  # noqa: E402
+import bench_homeassistant  # noqa: E402
 import bench_integrity  # noqa: E402
 import bench_latency  # noqa: E402
 import bench_logins  # noqa: E402
@@ -182,3 +183,13 @@ def test_run_all_writes_the_results_file(tmp_path, monkeypatch):
     data = json.loads(out.read_text())
     assert data["results"][0]["benchmark"] == "conntrack"
     assert data["results"][0]["wall_seconds"] >= 0
+
+
+def test_homeassistant(tmp_path):
+    mosquitto_or_skip()
+    res = bench_homeassistant.run(quick=True, workdir=tmp_path, seconds=3, rate=20, repeat=1)
+    assert_well_formed(res, "homeassistant")
+    (round_,) = res["rounds"]
+    # discovery adds the configs and the state; both agents saw the same brute force
+    assert round_["messages"]["on"] > round_["messages"]["off"] > 0
+    assert round_["lines"] == 60

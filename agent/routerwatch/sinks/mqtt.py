@@ -196,6 +196,9 @@ class MqttSink:
             self._client = None
         self._process_acks()
         self.spool.close()
+        if self.homeassistant is not None:
+            with self._lock:
+                self.homeassistant.save()
         left = self.spool.depth()
         if not left:
             return

@@ -165,3 +165,14 @@ def _count(db, table):
         return 0
     finally:
         con.close()
+
+
+def test_the_command_line_refuses_an_unknown_url_before_opening_anything(tmp_path, capsys):
+    from routerwatch_collector.cli import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--db", str(tmp_path / "c.sqlite"), "--notify",
+              "nosuch://user:secret@host/x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Apprise does not understand the URL nosuch://host" in err and "secret" not in err
+    assert not (tmp_path / "c.sqlite").exists()
