@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages, by what they are for. Idempotent.
-#   bash ci/install-system-packages.sh demo    what `make demo` needs: a venv and mosquitto
+#   bash ci/install-system-packages.sh demo    what `make demo` needs: make, a venv, mosquitto
 #   bash ci/install-system-packages.sh [test]  everything the tests and benchmarks need (CI)
 set -euo pipefail
 DEMO_PACKAGES=(
-  python3-venv
+  make python3-venv                      # `make demo`/`make test`, and the project's .venv
   mosquitto                              # the real broker for the demo and the integration tests
 )
 TEST_PACKAGES=(

@@ -2,7 +2,6 @@
 commands the venv installs (.venv/bin/routerwatch-agent) on a machine that is not a router: no
 traceback, the exit codes the README gives. The one that starts a long-running agent against
 broker.example is left out (it would keep its state in this machine's /etc/routerwatch)."""
-import os
 import re
 import shlex
 import subprocess

@@ -20,6 +20,7 @@ import bench_integrity  # noqa: E402
 import bench_latency  # noqa: E402
 import bench_logins  # noqa: E402
 import harness  # noqa: E402
+from broker import missing_tool  # noqa: E402
 import run_all  # noqa: E402
 from gen_openwrt_log import FAILURE_CATEGORIES, generate  # noqa: E402
 from gen_rootfs import change_files, plan  # noqa: E402
@@ -29,7 +30,7 @@ def mosquitto_or_skip():
     from services import mosquitto_missing
     reason = mosquitto_missing()
     if reason:
-        pytest.skip(reason)
+        missing_tool(reason)
 
 
 def assert_well_formed(res, name):
@@ -86,8 +87,9 @@ def test_change_files_changes_content_and_mtime(tmp_path):
 
 # --------------------------------------------------------------------------- benchmarks
 
-@pytest.mark.skipif(not bench_logins.fail2ban_available(), reason="fail2ban is not installed")
 def test_logins_routerwatch_and_fail2ban_agree_where_both_can_see(tmp_path):
+    if not bench_logins.fail2ban_available():
+        missing_tool("fail2ban is not installed (ci/install-system-packages.sh installs it)")
     res = bench_logins.run(quick=True, workdir=tmp_path, lines=4000, repeat=1)
     assert_well_formed(res, "logins")
     rows = res["agreement"]["by_category"]

@@ -28,10 +28,10 @@ def asked_to_install(tmp_path, *args):
                     and word != "install"}
 
 
-def test_the_demo_set_is_mosquitto_and_a_venv(tmp_path):
+def test_the_demo_set_is_make_mosquitto_and_a_venv(tmp_path):
     result, packages = asked_to_install(tmp_path, "demo")
     assert result.returncode == 0, result.stderr
-    assert packages == {"mosquitto", "python3-venv"}
+    assert packages == {"make", "mosquitto", "python3-venv"}
 
 
 def test_the_test_set_is_the_default_and_holds_the_demo_set(tmp_path):

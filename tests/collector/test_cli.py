@@ -141,9 +141,9 @@ def test_help_lists_the_commands_and_exit_codes():
 
 
 def test_run_against_a_broker_that_refuses_the_credentials_exits_3(tmp_path, capsys):
-    from broker import MosquittoBroker, find_mosquitto, make_password_file
+    from broker import MosquittoBroker, find_mosquitto, make_password_file, missing_tool
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     passwords = make_password_file(tmp_path / "passwd", {"collector": "right"})
     broker = MosquittoBroker(tmp_path / "broker",
                              extra="allow_anonymous false\npassword_file %s" % passwords)
@@ -165,9 +165,9 @@ def test_an_unreadable_tls_file_is_exit_3_with_a_message(tmp_path, capsys):
 def test_run_makes_the_database_directory_of_the_readme_example(tmp_path, capsys):
     """`run --db /var/lib/routerwatch/collector.sqlite` on a machine without that directory:
     it is made, and the collector goes on to the broker (here one that refuses)."""
-    from broker import MosquittoBroker, find_mosquitto, make_password_file
+    from broker import MosquittoBroker, find_mosquitto, make_password_file, missing_tool
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     db = tmp_path / "var" / "lib" / "routerwatch" / "collector.sqlite"
     passwords = make_password_file(tmp_path / "passwd", {"collector": "right"})
     broker = MosquittoBroker(tmp_path / "broker",

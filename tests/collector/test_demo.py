@@ -7,14 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from broker import find_mosquitto
+from broker import find_mosquitto, missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def needs_mosquitto():
+    if not find_mosquitto():
+        missing_tool("mosquitto is not installed (ci/install-system-packages.sh installs it)")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
 def test_the_demo_prints_the_attack_and_the_killed_agent_then_stops_by_itself():
+    needs_mosquitto()
     result = subprocess.run([sys.executable, str(REPO / "demo" / "run_demo.py"), "--duration",
                              "18", "--discard"], capture_output=True, text=True, timeout=120)
     out = result.stdout
@@ -29,8 +34,8 @@ def test_the_demo_prints_the_attack_and_the_killed_agent_then_stops_by_itself():
     assert "Traceback" not in out + result.stderr
 
 
-@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
 def test_the_demo_stops_cleanly_on_ctrl_c():
+    needs_mosquitto()
     import signal
     import time
     process = subprocess.Popen([sys.executable, str(REPO / "demo" / "run_demo.py")],

@@ -5,9 +5,7 @@ import shutil
 import threading
 import time
 
-import pytest
-
-from broker import MosquittoBroker, find_mosquitto, make_certificates
+from broker import MosquittoBroker, find_mosquitto, make_certificates, missing_tool
 from collector_messages import anomaly, heartbeat, wire
 from routerwatch.sinks.mqtt import new_client
 from routerwatch_collector.ingest import Ingest
@@ -112,7 +110,7 @@ def test_messages_sent_while_the_collector_is_away_wait_in_its_session(mosquitto
 
 def test_the_collector_receives_over_mutual_tls(tmp_path):
     if not (find_mosquitto() and shutil.which("openssl")):
-        pytest.skip("needs mosquitto and openssl")
+        missing_tool("needs mosquitto and openssl (ci/install-system-packages.sh installs them)")
     pki = make_certificates(tmp_path / "pki", clients=("collector", "rw-0a1b2c3d4e5f"))
     extra = "certfile %s\nkeyfile %s\ncafile %s\nrequire_certificate true\n" % (
         pki["server"] + (pki["ca"],))

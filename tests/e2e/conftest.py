@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from router_harness import Bench, netns  # noqa: E402
-from broker import find_mosquitto  # noqa: E402
+from broker import find_mosquitto, missing_tool  # noqa: E402
 
 TOOLS = ("qemu-system-x86_64", "hydra", "dbclient", "dropbearkey", "mksquashfs", "cpio",
          "busybox", "apt-get", "dpkg-deb", "curl")
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config, items):
 def bench():
     missing = _missing()
     if missing:
-        pytest.skip("end-to-end tests need %s (ci/install-system-packages.sh installs them)"
+        missing_tool("end-to-end tests need %s (ci/install-system-packages.sh installs them)"
                     % ", ".join(missing))
     reason = netns.netns_available()
     if reason:

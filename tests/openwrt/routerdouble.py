@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from broker import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 SHIM = Path(__file__).resolve().parent / "shim"
@@ -24,8 +24,8 @@ FILES = REPO / "files"
 def busybox():
     path = shutil.which("busybox")
     if not path:
-        pytest.skip("busybox is not installed (ci/install-system-packages.sh installs "
-                    "busybox-static)")
+        missing_tool("busybox is not installed (ci/install-system-packages.sh installs "
+                     "busybox-static)")
     return path
 
 

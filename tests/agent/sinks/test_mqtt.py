@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broker import MosquittoBroker, find_mosquitto
+from broker import MosquittoBroker, find_mosquitto, missing_tool
 from routerwatch.config import load
 from routerwatch.contract import Anomaly, Inventory, decode
 from routerwatch.detectors.base import Detector, DetectorConfig, Finding
@@ -67,7 +67,7 @@ def wait_until(condition, timeout=30.0):
 def persistent_broker(tmp_path):
     """A broker that keeps sessions and queued messages over a graceful restart."""
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed (ci/install-system-packages.sh installs it)")
+        missing_tool("mosquitto is not installed (ci/install-system-packages.sh installs it)")
     broker = MosquittoBroker(tmp_path / "mosquitto", persistent=True)
     try:
         yield broker.start()
@@ -285,7 +285,7 @@ def test_reconnect_delays_double_with_jitter_up_to_the_cap_and_restart_after_a_c
 
 def test_a_config_reload_hands_what_the_ram_spool_holds_to_the_next_sink(tmp_path):
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
     config, _ = make_config(tmp_path, broker)
     old = make_sink(config)
@@ -304,7 +304,7 @@ def test_a_config_reload_hands_what_the_ram_spool_holds_to_the_next_sink(tmp_pat
 
 def test_a_flash_spool_is_written_at_close_and_read_by_the_next_start(tmp_path):
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
     config, _ = make_config(tmp_path, broker, spool={"mode": "flash"})
     old = make_sink(config)
@@ -321,7 +321,7 @@ def test_a_flash_spool_is_written_at_close_and_read_by_the_next_start(tmp_path):
 
 def test_the_unreachable_broker_warning_gives_the_reason(tmp_path, caplog):
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: nothing listens there
     config, _ = make_config(tmp_path, broker)
     with caplog.at_level("WARNING", logger="routerwatch"):
@@ -337,7 +337,7 @@ def test_the_unreachable_broker_warning_gives_the_reason(tmp_path, caplog):
 
 def test_a_final_stop_says_how_many_anomalies_a_ram_spool_drops(tmp_path, caplog):
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
     config, _ = make_config(tmp_path, broker)
     sink = make_sink(config)
@@ -355,7 +355,7 @@ def test_a_final_stop_says_how_many_anomalies_a_ram_spool_drops(tmp_path, caplog
 
 def test_a_final_stop_keeps_a_file_spool_and_says_where(tmp_path, caplog):
     if not find_mosquitto():
-        pytest.skip("mosquitto is not installed")
+        missing_tool("mosquitto is not installed")
     broker = MosquittoBroker(tmp_path / "mosquitto")   # never started: the broker is away
     config, _ = make_config(tmp_path, broker, spool={"mode": "tmp"})
     sink = make_sink(config)

@@ -4,15 +4,18 @@ import shutil
 
 import pytest
 
-from broker import MosquittoBroker, Recorder, find_mosquitto, make_certificates
+from broker import MosquittoBroker, Recorder, find_mosquitto, make_certificates, missing_tool
 from routerwatch.config import load
 from routerwatch.contract import Anomaly, decode
 from routerwatch.sinks.mqtt import MqttSink
 
 RUN = "00000000000000d1"
 
-pytestmark = pytest.mark.skipif(not (find_mosquitto() and shutil.which("openssl")),
-                                reason="needs mosquitto and openssl (ci/install-system-packages.sh)")
+
+@pytest.fixture(autouse=True)
+def mosquitto_and_openssl():
+    if not (find_mosquitto() and shutil.which("openssl")):
+        missing_tool("needs mosquitto and openssl (ci/install-system-packages.sh)")
 
 
 def tls_broker(tmp_path, server_names, require_certificate=False):

@@ -10,7 +10,6 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from broker import find_mosquitto
 from collector_messages import anomaly, heartbeat, status, wire
 from receivers import HttpReceiver, SmtpReceiver
 from routerwatch_collector.catalogue import WHAT_TO_DO
@@ -106,7 +105,6 @@ def test_urls_apprise_does_not_know_are_refused_and_credentials_not_shown():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
 def test_collector_notifies_and_a_hanging_receiver_does_not_slow_storing(mosquitto_broker,
                                                                           tmp_path):
     db = tmp_path / "c.sqlite"
