@@ -36,8 +36,8 @@ PY = sys.executable
 BANNER = """\
 routerwatch demo
   broker     mosquitto on 127.0.0.1:{port}
-  collector  routerwatch-collector run --port {port} --db {db} --print
-  agent      routerwatch-agent --log-file {log} --set mqtt.host=127.0.0.1 --set mqtt.port={port}
+  collector  {collector} run --port {port} --db {db} --print
+  agent      {agent} --log-file {log} --set mqtt.host=127.0.0.1 --set mqtt.port={port}
   attack     demo/attack_replay.py writes a brute force from {brute}, a password spray from
              {spray} addresses and a guessed root password from {winner} into the log
              over {seconds:.0f} s; then the agent is killed with kill -9.
@@ -131,6 +131,8 @@ def run(args, stop):
     try:
         broker = MosquittoBroker(work / "broker").start()
         print(BANNER.format(port=broker.port, db=db, log=log_file, kept=KEPT[_keeping(args)],
+                            collector=_command("routerwatch-collector"),
+                            agent=_command("routerwatch-agent"),
                             brute=attack_replay.BRUTE_SOURCE,
                             spray=len(attack_replay.SPRAY_SOURCES),
                             winner=attack_replay.WINNER_SOURCE, seconds=replay_seconds,
