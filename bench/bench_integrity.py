@@ -15,12 +15,21 @@ Cases
   re-scan     the same source object scans again after 10 files changed (new content, same
               size, new mtime): only they are read again; compared with its own cold scan and
               with sha256sum of everything (what a tool without a cache has to do)
+  flood       `routerwatch-agent --once` on the clean router tree with --flood-files empty junk
+              files (default 200,000) in its overlay and a replaced /usr/sbin/dropbear
+              (tests/fixtures/junk_flood.py): wall time and peak RSS (wait4) beside
+              `find | xargs sha256sum` over the same overlay, and whether dropbear and the
+              flood were reported
 """
+import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import harness
+import procmem
 from gen_rootfs import change_files, generate
 
 
@@ -68,8 +77,65 @@ def full_scan(source, now):
     return events
 
 
+def flood_rows(work, flood_files, repeat, max_files=None):
+    """The flood case: one row of time and one of peak memory, routerwatch beside the reference."""
+    sys.path.insert(0, str(harness.REPO / "tests"))
+    from fixtures.build_tree import build_tree
+    from fixtures.junk_flood import flood, replace_dropbear
+    tree = build_tree("router-clean", Path(work) / "flooded")
+    upper = tree / "overlay" / "upper"
+    flood(upper, flood_files)
+    replace_dropbear(upper)
+    state = Path(work) / "flood-state"
+    peaks = {"routerwatch": [], "reference": []}
+    outcome = {}
+
+    def routerwatch():
+        shutil.rmtree(state, ignore_errors=True)
+        out_path = Path(work) / "flood.out"
+        with open(out_path, "wb") as out:
+            code, peak_kb, seconds = procmem.run_with_peak_rss(
+                harness.agent_command() + ["--root", tree, "--once", "--log-file",
+                                           tree / "var/log/messages",
+                                           "--set", "state_dir=%s" % state]
+                + (["--set", "integrity.max_files=%d" % max_files] if max_files else []),
+                stdout=out, stderr=subprocess.DEVNULL, env=harness.subprocess_env())
+        kinds = {}
+        for line in out_path.read_text().splitlines():
+            anomaly = json.loads(line)
+            kinds.setdefault(anomaly["kind"], []).append(anomaly["evidence"].get("path"))
+        outcome.update(exit_code=code,
+                       dropbear_reported="/usr/sbin/dropbear" in kinds.get(
+                           "integrity.rom_shadowed", []),
+                       flood_reported_at=kinds.get("integrity.file_flood"))
+        peaks["routerwatch"].append(peak_kb / 1024.0)
+        return seconds
+
+    def reference():
+        code, peak_kb, seconds = procmem.run_with_peak_rss(
+            ["sh", "-c", "find . -type f -print0 | xargs -0 sha256sum >/dev/null"],
+            cwd=str(upper))
+        peaks["reference"].append(peak_kb / 1024.0)
+        return seconds
+
+    times, _ = harness.interleaved({"reference": reference, "routerwatch": routerwatch}, repeat)
+    case = "integrity: --once, %d junk files + replaced dropbear" % flood_files
+    if max_files:
+        case += ", max_files %d" % max_files
+    rows = [harness.comparison(case + " (time)", "find | xargs sha256sum", times["reference"],
+                               times["routerwatch"], harness.ratios(times, "routerwatch",
+                                                                    "reference"), **outcome)]
+    rows.append(harness.comparison(
+        case + " (peak RSS, MB)", "find | xargs sha256sum (largest process)",
+        peaks["reference"], peaks["routerwatch"],
+        [a / b for a, b in zip(peaks["routerwatch"], peaks["reference"])],
+        unit="MB", limit_mb=64))
+    rows[-1]["reference"]["unit"] = rows[-1]["routerwatch"]["unit"] = "MB"
+    return rows
+
+
 def run(quick=False, workdir=None, files=None, megabytes=None, repeat=None, drop_cache=True,
-        changed=10):
+        changed=10, flood_files=None, flood_max_files=None):
     files = files or (400 if quick else 2000)
     megabytes = megabytes or (8.0 if quick else 40.0)
     repeat = repeat or (3 if quick else 5)
@@ -153,10 +219,16 @@ def run(quick=False, workdir=None, files=None, megabytes=None, repeat=None, drop
             [a / b for a, b in zip(rescan_times, reference_times)],
             files_rehashed=harness.summarize(rehashed, unit="files"),
             rescan_vs_own_cold_scan=rescan["median"] / cold_rw["median"]))
+        rows.extend(flood_rows(work, flood_files or (20000 if quick else 200000),
+                               1 if quick else 3,
+                               flood_max_files or (5000 if quick else None)))
     return harness.result("integrity", quick, rows, notes)
 
 
 def _args(parser):
+    parser.add_argument("--flood-files", type=int)
+    parser.add_argument("--flood-max-files", type=int, help="integrity.max_files for the flood "
+                        "case (default: the agent's, 50,000; 5,000 with --quick)")
     parser.add_argument("--files", type=int)
     parser.add_argument("--megabytes", type=float)
     parser.add_argument("--no-drop-cache", dest="drop_cache", action="store_false", default=None)

@@ -110,8 +110,13 @@ def test_logins_routerwatch_and_fail2ban_agree_where_both_can_see(tmp_path):
 
 def test_integrity(tmp_path):
     res = bench_integrity.run(quick=True, workdir=tmp_path, files=60, megabytes=0.5, repeat=1,
-                              drop_cache=False)
+                              drop_cache=False, flood_files=1500, flood_max_files=300)
     assert_well_formed(res, "integrity")
+    flood_time, flood_memory = [r for r in res["rows"] if "junk files" in r["case"]]
+    assert flood_time["exit_code"] == 1 and flood_time["dropbear_reported"] is True
+    (where,) = flood_time["flood_reported_at"]
+    assert where.startswith("/www/luci-static/cache")       # the junk, not /usr
+    assert flood_memory["unit"] == "MB" and flood_memory["routerwatch"]["median"] > 5
     rescan = [r for r in res["rows"] if r["case"].startswith("integrity: re-scan")][0]
     assert rescan["files_rehashed"]["median"] == 10    # only the changed files are read again
 
