@@ -79,7 +79,9 @@ class IntegrityConfig:
                                "CPU seconds one scan may spend hashing before it yields to the loop")
     max_file_bytes: int = option(64 * 1024 * 1024, 1024, 2 ** 40,
                                  "larger files are judged by size/mtime/inode only")
-    max_files: int = option(50000, 100, 10000000, "files tracked; beyond this they are counted")
+    max_files: int = option(50000, 100, 10000000,
+                            "files the scan tracks (about 400 bytes each); the most important "
+                            "are kept, and more than this is integrity.file_flood")
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,10 @@ from . import overlay_packages
 from .overlay_firmware import FIRMWARE_STATE_FILE, FirmwareRecord, fingerprint_rom, read_identity
 from .overlay_hashing import FileHasher, open_regular, read_link, rom_key  # noqa: F401 (API)
 from .overlay_packages import load_packages
-from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_CODE, RANK_NAMES, SENSITIVE_PATTERNS,
-                            classify, detail_for, directory_rank, is_executable,  # noqa: F401
-                            is_opaque, is_sensitive, is_whiteout, special_type)
+from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_CODE, RANK_DATA, RANK_NAMES,
+                            SENSITIVE_PATTERNS, classify, detail_for,  # noqa: F401 (API)
+                            directory_rank, file_rank, is_executable, is_opaque, is_sensitive,
+                            is_whiteout, special_type)
 from .overlay_tree import OverlayTree
 from .overlay_walk import Candidates, FloodCounter, walk
 
@@ -412,11 +413,19 @@ class IntegritySource:
                                 self._baseline_path, exc)
             return
         for path in sorted(manifest):
-            self._compare_path(path, manifest.get(path), self._baseline.get(path), packages)
+            then = self._baseline.get(path)
+            if then is None and self._truncated and self._is_bulk(path, manifest[path]):
+                continue   # junk that came with a flood: integrity.file_flood stands for it
+            self._compare_path(path, manifest.get(path), then, packages)
         if not self._truncated:
             for path in sorted(self._baseline):
                 if path not in manifest:
                     self._compare_path(path, None, self._baseline[path], packages)
+
+    @staticmethod
+    def _is_bulk(path, entry):
+        directory = path.rsplit("/", 1)[0] + "/"
+        return file_rank(path, entry.mode, directory_rank(directory)) == RANK_DATA
 
     def _compare_path(self, path, now_entry, then, packages):
         if now_entry == then:

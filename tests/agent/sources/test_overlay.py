@@ -423,3 +423,18 @@ def test_a_device_node_over_a_rom_program_is_reported_with_its_numbers(clean, tm
     assert (detail["file_type"], detail["rdev"], detail["shadows_rom"]) == (
         "char_device", "1:5", True)
     assert ("whiteout", "/usr/sbin/dropbear") not in got
+
+
+def test_with_a_baseline_a_flood_is_one_anomaly_not_thousands_of_drifts(clean, tmp_path):
+    state = tmp_path / "state"
+    full_scan(make_source(clean, state, "integrity.max_files=500"))       # the baseline
+    upper = clean / "overlay/upper"
+    flood(upper, 2000, per_directory=1000)
+    replace_dropbear(upper)
+    (upper / "etc/crontabs").mkdir(parents=True)
+    (upper / "etc/crontabs/root").write_text("* * * * * /tmp/.x\n")
+    got = findings(full_scan(make_source(clean, state, "integrity.max_files=500")))
+    assert ("shadowed", "/usr/sbin/dropbear") in got
+    assert [k for k in got if k[0] == "flood"] == [("flood", "/" + JUNK_DIR)]
+    drift = {path for finding, path in got if finding == "baseline_drift"}
+    assert drift == {"/etc/crontabs/root", "/usr/sbin/dropbear"}   # no junk
