@@ -129,8 +129,9 @@ class ProcessSnapshot:
 class FileFinding:
     """One observation of the integrity scan about one path (path as seen from the router's /)."""
     time: float
-    finding: str                 # see sources/overlay.py: shadowed | whiteout | new_executable |
-                                 # sensitive_changed | package_mismatch | baseline_drift
+    finding: str                 # see sources/overlay.py: shadowed | whiteout | opaque |
+                                 # special_file | new_executable | package_mismatch |
+                                 # baseline_drift | flood
     path: str
     detail: dict                 # hashes, package name, sizes ... (JSON-able, bounded)
     first_scan: bool             # seen on the first scan after start (judged more gently)

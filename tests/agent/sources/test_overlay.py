@@ -3,8 +3,11 @@ when it scans, then these FileFindings and this FirmwareIdentity."""
 import base64
 import hashlib
 import os
+import shutil
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fixtures.build_tree import build_tree, can_make_devices
 from routerwatch import baseline
@@ -438,3 +441,32 @@ def test_with_a_baseline_a_flood_is_one_anomaly_not_thousands_of_drifts(clean, t
     assert [k for k in got if k[0] == "flood"] == [("flood", "/" + JUNK_DIR)]
     drift = {path for finding, path in got if finding == "baseline_drift"}
     assert drift == {"/etc/crontabs/root", "/usr/sbin/dropbear"}   # no junk
+
+
+# names as bytes: anything but NUL and '/', including invalid UTF-8, newlines, tabs, backslashes
+ODD_NAME = st.binary(min_size=1, max_size=30).filter(
+    lambda b: b"\0" not in b and b"/" not in b and b not in (b".", b".."))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(names=st.lists(ODD_NAME, min_size=1, max_size=6, unique=True))
+def test_any_file_name_is_scanned_reported_and_kept_in_the_baseline_as_its_bytes(names, tmp_path):
+    work = tempfile.mkdtemp(dir=tmp_path)
+    try:
+        tree = build_tree("router-clean", os.path.join(work, "t"), native_whiteouts=False)
+        bin_dir = os.path.join(os.fsencode(tree), b"overlay", b"upper", b"usr", b"bin")
+        os.makedirs(bin_dir)
+        for name in names:
+            with open(os.path.join(bin_dir, name), "wb") as handle:
+                handle.write(ELF + name)
+        state = os.path.join(work, "state")
+        got = findings(full_scan(make_source(tree, state)), "new_executable")
+        reported = {os.fsencode(path) for _finding, path in got}
+        assert reported == {b"/usr/bin/" + name for name in names}
+        stored = baseline.load(os.path.join(state, "baseline.gz"))
+        assert {b"/usr/bin/" + name for name in names} <= {os.fsencode(p) for p in stored}
+        again = findings(full_scan(make_source(tree, state)))     # the same tree, remembered
+        assert not [k for k in again if k[0] == "baseline_drift"]
+    finally:
+        shutil.rmtree(work)
