@@ -37,6 +37,25 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def make_postgres_store(work, devices, anomalies):
+    """A throwaway PostgreSQL server in the workdir and the fleet in a new database of it:
+    (server, url, info)."""
+    import sys
+    sys.path.insert(0, str(harness.REPO / "tests"))
+    from pgserver import PostgresServer
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.new_database("fleet")
+        started = time.monotonic()
+        info = generate(url, devices=devices, anomalies=anomalies)
+        info["generate_seconds"] = round(time.monotonic() - started, 1)
+        return server, url, info
+    except BaseException:
+        server.close()
+        raise
+
+
 def make_store(work, devices, anomalies):
     """The store for these sizes, made once per workdir (a marker file says which sizes)."""
     path = Path(work) / ("fleet-%d-%d.sqlite" % (devices, anomalies))
@@ -103,17 +122,43 @@ class Server:
                 self.process.wait()
 
 
+class Plain:
+    """A connection for the reference queries, written with `?` for either backend."""
+
+    def __init__(self, db):
+        self.db = str(db)
+        self.postgres = self.db.startswith(("postgresql://", "postgres://"))
+
+    def connect(self):
+        if self.postgres:
+            import psycopg
+            return _Translated(psycopg.connect(self.db, autocommit=True))
+        return sqlite3.connect("file:%s?mode=ro" % self.db, uri=True)
+
+
+class _Translated:
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, sql, args=()):
+        return self.con.execute(sql.replace("?", "%s").replace("LIKE 'login.%'",
+                                                                "LIKE 'login.%%'"), args)
+
+    def close(self):
+        self.con.close()
+
+
 def plain_fleet(db, since, until, bucket, where=""):
     """The fleet page's numbers straight from the anomalies (the reference); `where` adds the
     page's filters as SQL."""
     def run():
         start = time.perf_counter()
-        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+        con = Plain(db).connect()
         try:
             con.execute("SELECT CASE WHEN silent_since IS NOT NULL THEN 'silent' ELSE status END "
                         "AS s, COUNT(*) FROM devices GROUP BY s").fetchall()
             rng = (since, until)
-            con.execute("SELECT CAST(received_at / ? AS INTEGER), severity, COUNT(*) FROM "
+            con.execute("SELECT floor(received_at / ?), severity, COUNT(*) FROM "
                         "anomalies WHERE received_at >= ? AND received_at < ?" + where + " GROUP BY 1, 2",
                         (bucket,) + rng).fetchall()
             con.execute("SELECT kind, COUNT(*) AS n FROM anomalies WHERE received_at >= ? AND "
@@ -133,7 +178,7 @@ def plain_fleet(db, since, until, bucket, where=""):
 def plain_rows(db, sql, args):
     def run():
         start = time.perf_counter()
-        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+        con = Plain(db).connect()
         try:
             con.execute(sql, args).fetchall()
         finally:
@@ -142,7 +187,7 @@ def plain_rows(db, sql, args):
     return run
 
 
-def run(quick=False, workdir=None, devices=None, anomalies=None, repeat=None):
+def run(quick=False, workdir=None, devices=None, anomalies=None, repeat=None, postgres=False):
     sizes = dict(QUICK if quick else FULL)
     if devices:
         sizes["devices"] = devices
@@ -150,46 +195,64 @@ def run(quick=False, workdir=None, devices=None, anomalies=None, repeat=None):
         sizes["anomalies"] = anomalies
     repeat = repeat or (2 if quick else 5)
     rows, notes = [], []
+    pg_server = None
     with harness.Workdir(workdir) as work:
-        db, info = make_store(work, sizes["devices"], sizes["anomalies"])
-        notes.append("store: SQLite (WAL), %d devices (%d not online), %d anomalies over %g "
-                     "days, %.0f MB; made in %s s" % (
-                         info["devices"], info["silent"], info["anomalies"], info["days"],
-                         Path(db).stat().st_size / 1e6, info.get("generate_seconds", "?")))
-        until = info["until"]
-        server = Server(db, work)
-        # the pages ask for "the last 24 h": the generated store ends at `until`, so the
-        # timestamps below are absolute and every round sees the same rows
-        day = "since=%s&until=%s" % (iso(until - 86400), iso(until + 1))
-        week = "since=%s&until=%s" % (iso(until - 7 * 86400 + 60), iso(until + 1))
-        busiest = json.loads(server.get("/api/fleet?" + day))["top_devices"][0]["device"]
+        if postgres:
+            pg_server, db, info = make_postgres_store(work, sizes["devices"], sizes["anomalies"])
+            notes.append("store: PostgreSQL %s (a throwaway server, fsync off), %d devices "
+                         "(%d not online), %d anomalies over %g days; made in %s s" % (
+                             Path(pg_server.bindir).parts[-2], info["devices"], info["silent"],
+                             info["anomalies"], info["days"], info["generate_seconds"]))
+        else:
+            db, info = make_store(work, sizes["devices"], sizes["anomalies"])
+            notes.append("store: SQLite (WAL), %d devices (%d not online), %d anomalies over %g "
+                          "days, %.0f MB; made in %s s" % (
+                              info["devices"], info["silent"], info["anomalies"], info["days"],
+                              Path(db).stat().st_size / 1e6, info.get("generate_seconds", "?")))
         try:
-            cases = [
-                ("fleet page, last 24 h", "/?" + day,
-                 plain_fleet(db, until - 86400, until + 1, 1800)),
-                ("fleet page, last 7 days", "/?" + week,
-                 plain_fleet(db, until - 7 * 86400 + 60, until + 1, 3 * 3600)),
-                ("fleet page, login.* high+, 24 h", "/?kind=login.*&severity=high&" + day,
-                 plain_fleet(db, until - 86400, until + 1, 1800,
-                             " AND kind LIKE 'login.%' AND severity IN ('high', 'critical')")),
-                ("anomaly list, newest 50", "/anomalies?" + day, plain_rows(
-                    db, "SELECT * FROM anomalies WHERE received_at >= ? ORDER BY id DESC "
-                        "LIMIT 50", (until - 86400,))),
-                ("device page (busiest device)", "/devices/%s?%s" % (busiest, week),
-                 plain_rows(db, "SELECT * FROM anomalies WHERE device = ? ORDER BY id DESC "
-                                "LIMIT 50", (busiest,))),
-            ]
-            for case, path, reference in cases:
-                server.get(path)                                     # warm the caches
-                times, _ = harness.interleaved({"plain SQL": reference,
-                                                "dashboard": server.timed(path)}, repeat)
-                rows.append(harness.comparison(
-                    case, "plain SQL, no rollup", times["plain SQL"], times["dashboard"],
-                    harness.ratios(times, "dashboard", "plain SQL"), path=path,
-                    target_seconds=1.0 if case.startswith("fleet") else None))
+            _measure(db, info, work, repeat, rows)
         finally:
-            server.close()
-    return harness.result("dashboard", quick, rows, notes, sizes=sizes)
+            if pg_server is not None:
+                pg_server.close()
+    return harness.result("dashboard", quick, rows, notes, sizes=sizes,
+                          backend="postgresql" if postgres else "sqlite")
+
+
+def _measure(db, info, work, repeat, rows):
+    """One row per page: the dashboard over HTTP beside the plain SQL, interleaved."""
+    until = info["until"]
+    server = Server(db, work)
+    # the pages ask for "the last 24 h": the generated store ends at `until`, so the
+    # timestamps below are absolute and every round sees the same rows
+    day = "since=%s&until=%s" % (iso(until - 86400), iso(until + 1))
+    week = "since=%s&until=%s" % (iso(until - 7 * 86400 + 60), iso(until + 1))
+    busiest = json.loads(server.get("/api/fleet?" + day))["top_devices"][0]["device"]
+    try:
+        cases = [
+            ("fleet page, last 24 h", "/?" + day,
+             plain_fleet(db, until - 86400, until + 1, 1800)),
+            ("fleet page, last 7 days", "/?" + week,
+             plain_fleet(db, until - 7 * 86400 + 60, until + 1, 3 * 3600)),
+            ("fleet page, login.* high+, 24 h", "/?kind=login.*&severity=high&" + day,
+             plain_fleet(db, until - 86400, until + 1, 1800,
+                         " AND kind LIKE 'login.%' AND severity IN ('high', 'critical')")),
+            ("anomaly list, newest 50", "/anomalies?" + day, plain_rows(
+                db, "SELECT * FROM anomalies WHERE received_at >= ? ORDER BY id DESC "
+                    "LIMIT 50", (until - 86400,))),
+            ("device page (busiest device)", "/devices/%s?%s" % (busiest, week),
+             plain_rows(db, "SELECT * FROM anomalies WHERE device = ? ORDER BY id DESC "
+                            "LIMIT 50", (busiest,))),
+        ]
+        for case, path, reference in cases:
+            server.get(path)                                     # warm the caches
+            times, _ = harness.interleaved({"plain SQL": reference,
+                                            "dashboard": server.timed(path)}, repeat)
+            rows.append(harness.comparison(
+                case, "plain SQL, no rollup", times["plain SQL"], times["dashboard"],
+                harness.ratios(times, "dashboard", "plain SQL"), path=path,
+                target_seconds=1.0 if case.startswith("fleet") else None))
+    finally:
+        server.close()
 
 
 def iso(seconds):
@@ -199,6 +262,8 @@ def iso(seconds):
 def _extra(parser):
     parser.add_argument("--devices", type=int)
     parser.add_argument("--anomalies", type=int)
+    parser.add_argument("--postgres", action="store_true", default=None,
+                        help="on a throwaway PostgreSQL server instead of SQLite")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ PostgreSQL session is not shared between threads).
 """
 import contextlib
 import json
+import logging
 import re
 import threading
 import time
@@ -27,6 +28,7 @@ from . import charts, views
 from .security import SecurityMiddleware
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("routerwatch_collector")
 MAX_ANOMALY_ID = 2 ** 62
 
 
@@ -47,6 +49,20 @@ class StorePool:
             with self._lock:
                 self._all.append(store)
         return store
+
+    def discard(self):
+        """Forget this thread's store (after an error it may be broken: a lost PostgreSQL
+        connection); the next request opens a new one."""
+        store = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is not None:
+            with self._lock:
+                if store in self._all:
+                    self._all.remove(store)
+            try:
+                store.close()
+            except Exception:   # already broken: closing it is only tidying up
+                pass
 
     def close(self):
         with self._lock:
@@ -134,14 +150,25 @@ def create_app(store_factory, credentials=None, clock=time.time):
     pool = StorePool(store_factory)
     templates = make_templates()
 
+    def read(request, build):
+        """build(store, now) -> (data, None), or (None, an error response)."""
+        try:
+            return build(pool.get(), clock()), None
+        except views.BadRequest as exc:
+            return None, error(request, 400, str(exc))
+        except views.NotFound as exc:
+            return None, error(request, 404, str(exc))
+        except Exception as exc:   # the store failed (a lost connection, a locked file ...)
+            pool.discard()
+            log.warning("dashboard: %s failed: %s: %s", request.url.path,
+                        type(exc).__name__, exc)
+            return None, error(request, 503, "the store could not be read; try again")
+
     def page(request, template, build, status=200):
         """Runs build(store, now) -> data; renders the template, or an error page."""
-        try:
-            data = build(pool.get(), clock())
-        except views.BadRequest as exc:
-            return error(request, 400, str(exc))
-        except views.NotFound as exc:
-            return error(request, 404, str(exc))
+        data, failed = read(request, build)
+        if failed is not None:
+            return failed
         return templates.TemplateResponse(request, template, {"data": data, "request": request,
                                                               "path": request.url.path},
                                           status_code=status)
@@ -155,12 +182,8 @@ def create_app(store_factory, credentials=None, clock=time.time):
                                           status_code=status)
 
     def api(request, build):
-        try:
-            return JSONResponse(build(pool.get(), clock()))
-        except views.BadRequest as exc:
-            return error(request, 400, str(exc))
-        except views.NotFound as exc:
-            return error(request, 404, str(exc))
+        data, failed = read(request, build)
+        return failed if failed is not None else JSONResponse(data)
 
     def _fleet(request):
         def build(store, now):

@@ -164,3 +164,23 @@ def test_the_dashboard_cannot_write_to_the_store(db):
     with pytest.raises(sqlite3.OperationalError):
         store.record_rejected("topic", 1, T0)
     store.close()
+
+
+def test_a_store_that_fails_is_a_503_and_the_next_request_opens_a_new_one(db, client_for):
+    from starlette.testclient import TestClient
+    from routerwatch_collector.store import open_store
+    from routerwatch_collector.web.app import create_app
+    opened = []
+
+    def factory():
+        store = open_store(db, create=False, read_only=True)
+        opened.append(store)
+        if len(opened) == 1:
+            store.close()          # the first connection is broken
+        return store
+
+    with TestClient(create_app(factory, clock=lambda: T0 + 3600)) as client:
+        broken = client.get("/api/fleet")
+        assert broken.status_code == 503 and "try again" in broken.json()["error"]
+        assert client.get("/").status_code == 200
+    assert len(opened) == 2
