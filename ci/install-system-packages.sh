@@ -19,6 +19,7 @@ TEST_PACKAGES=(
   hydra curl                             # the attackers and the LAN client on the host side
   fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
   chromium fonts-dejavu-core             # the dashboard's browser tests (headless, driven by Playwright)
+  postgresql-15                          # the collector's fleet store: tests start their own server
 )
 case "${1:-test}" in
   demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;

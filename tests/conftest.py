@@ -32,3 +32,19 @@ def mqtt_recorder():
     yield make
     for recorder in made:
         recorder.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL for the whole run (initdb in a temp dir, stopped at the end). Skips
+    when PostgreSQL is not installed, except under CI=true, where that is a failure."""
+    import os
+
+    from pgserver import PostgresServer, find_postgres_bin
+    if not find_postgres_bin():
+        message = "PostgreSQL is not installed (ci/install-system-packages.sh installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with PostgresServer() as server:
+        yield server

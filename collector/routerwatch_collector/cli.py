@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ import time
 from routerwatch import jsonio
 from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE, SEVERITIES
 
-from .store import GAP_CLAIM_MAX
+from .stores.base import GAP_CLAIM_MAX
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
 DEFAULT_DB = "routerwatch.sqlite"
@@ -28,7 +27,7 @@ DEFAULT_DB = "routerwatch.sqlite"
 DESCRIPTION = """\
 Receive routerwatch anomalies, heartbeats, status and inventory from an MQTT broker, validate
 them against the message contract, drop duplicates, note sequence gaps, raise agent.silent for
-routers whose agent stops talking, and store everything in SQLite."""
+routers whose agent stops talking, and store everything in SQLite (one host) or PostgreSQL (a fleet, several collectors)."""
 
 EPILOG = """\
 commands:
@@ -111,7 +110,9 @@ def build_parser():
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging on stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    db_help = "SQLite database file (default %s, or $ROUTERWATCH_DB)" % DEFAULT_DB
+    db_help = ("SQLite database file, or a PostgreSQL URL postgresql://user@host/dbname for a "
+               "fleet (default %s, or $ROUTERWATCH_DB; a URL's password is better in "
+               "$PGPASSWORD or ~/.pgpass)" % DEFAULT_DB)
     run = commands.add_parser("run", help="subscribe and store until SIGINT/SIGTERM",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--host", default="127.0.0.1", help="broker host")
@@ -155,6 +156,9 @@ def build_parser():
                      help="messages per store transaction at most")
     run.add_argument("--dedupe-window", type=_bounded_int("--dedupe-window", 16, 10000000),
                      default=65536, help="recent message ids kept in memory to drop redeliveries")
+    run.add_argument("--retention-days", type=_bounded_int("--retention-days", 1, 36500),
+                     default=None, help="delete anomalies and heartbeat history received more "
+                     "than this many days ago (default: keep everything)")
     run.add_argument("--print", action="store_true", dest="print_anomalies",
                      help="print a line per stored anomaly on stdout")
     notify = run.add_argument_group(
@@ -286,18 +290,21 @@ def _main(argv):
 # --------------------------------------------------------------------------- run
 
 def _open(path, create, **options):
-    from .store import open_store
+    from .stores import StoreError, StoreMissing, is_postgres, open_store, safe_location
     try:
         folder = os.path.dirname(str(path))
-        if create and folder and not os.path.isdir(folder):
+        if create and folder and not is_postgres(path) and not os.path.isdir(folder):
             # `run --db /var/lib/routerwatch/collector.sqlite` on a fresh machine
             os.makedirs(folder, mode=0o750, exist_ok=True)
         return open_store(path, create=create, **options)
-    except FileNotFoundError:
+    except StoreMissing:
+        shown = safe_location(path)
         print("routerwatch-collector: no database at %s (run `routerwatch-collector run --db %s` "
-              "first)" % (path, path), file=sys.stderr)
-    except (sqlite3.Error, OSError) as exc:
-        print("routerwatch-collector: cannot open the database %s: %s" % (path, exc),
+              "first)" % (shown, shown), file=sys.stderr)
+    except StoreError as exc:
+        print("routerwatch-collector: %s" % exc, file=sys.stderr)
+    except OSError as exc:
+        print("routerwatch-collector: cannot open the database %s: %s" % (safe_location(path), exc),
               file=sys.stderr)
     return None
 
@@ -338,7 +345,8 @@ def run(parser, args):
             print("routerwatch-collector: cannot set up the MQTT client: %s %s: %s"
                   % (option, path, reason), file=sys.stderr)
             return EXIT_RUNTIME
-    store = _open(args.db, create=True, heartbeat_sample_spacing=args.heartbeat_sample_spacing)
+    store = _open(args.db, create=True, heartbeat_sample_spacing=args.heartbeat_sample_spacing,
+                  retention_days=args.retention_days)
     if store is None:
         return EXIT_RUNTIME
     if args.serve:
@@ -371,7 +379,9 @@ def run(parser, args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log = logging.getLogger("routerwatch_collector")
-    log.info("collecting from %s:%d into %s (collector run %s)", args.host, port, args.db,
+    from .stores import safe_location
+    log.info("collecting from %s:%d into %s (collector run %s)", args.host, port,
+             safe_location(args.db),
              ingest.run_id)
     if notifier is not None:
         notifier.start()
@@ -432,7 +442,7 @@ def _stored_hook(print_anomalies, notifier):
 # --------------------------------------------------------------------------- serve
 
 def _web_app(db, credentials):
-    from .store import open_store
+    from .stores import open_store
     from .web.app import create_app
     from .web.server import store_factory
     return create_app(store_factory(db, open_store), credentials=credentials)
@@ -453,13 +463,14 @@ def _bind_check(host, port):
 
 
 def _start_web(db, host, port, credentials, cert, key):
+    from .stores import safe_location
     from .web.server import BackgroundServer, uvicorn_server
     if not _bind_check(host, port):
         return None
     server = uvicorn_server(_web_app(db, credentials), host, port, cert, key)
     logging.getLogger("routerwatch_collector").info(
         "dashboard on %s://%s:%d/ from %s", "https" if cert else "http",
-        "[%s]" % host if ":" in host else host, port, db)
+        "[%s]" % host if ":" in host else host, port, safe_location(db))
     return BackgroundServer(server).start()
 
 

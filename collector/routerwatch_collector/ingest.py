@@ -246,13 +246,12 @@ class Ingest:
             else:
                 store.record_inventory(message, received_at)
         stored = []
-        for message, received_at in anomalies:
-            new = store.add_anomalies([message], received_at)
-            if new:
-                # every anomaly of a run is numbered from 1, so a first one above 1 is a loss too
-                self._track(highest, (message.device, message.run, "anomaly"), message.seq,
-                            received_at, from_start=True)
-                stored.extend(new)
+        # one insert for the batch, not one per anomaly
+        for new in store.add_anomalies([m for m, _ in anomalies], [t for _, t in anomalies]):
+            # every anomaly of a run is numbered from 1, so a first one above 1 is a loss too
+            self._track(highest, (new.device, new.run, "anomaly"), new.seq, new.received_at,
+                        from_start=True)
+            stored.append(new)
         return stored
 
     def _track(self, highest, key, seq, now, from_start):
@@ -282,6 +281,7 @@ class Ingest:
         collector last (re)connected to the broker; heartbeats due before it were not missed
         by the router but by us."""
         stored = self.flush(now)
+        self.store.maintain(now)
         with self.store.transaction():
             for device, reason, alive_at, interval, run in self.store.silence_candidates(
                     now, self.missed_heartbeats, listening_since, stop_grace=self.stop_grace):

@@ -9,16 +9,16 @@ import pytest
 from collector_messages import DEVICE, RUN, anomaly, heartbeat, inventory, status
 from routerwatch_collector.cli import main, parse_since, printable
 from routerwatch_collector.ingest import Ingest
-from routerwatch_collector.store import SqliteStore
+from routerwatch_collector.stores import open_store
 
 NOW = time.time()
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(store_url):
     """A database as the collector leaves it: one router, three anomalies, one silence."""
-    path = tmp_path / "collector.sqlite"
-    store = SqliteStore(path)
+    path = store_url
+    store = open_store(path)
     ingest = Ingest(store)
     for when, message in [(NOW - 7200, status("online", 1)), (NOW - 7200, inventory()),
                           (NOW - 7200, heartbeat(1)),
@@ -182,11 +182,11 @@ def test_run_makes_the_database_directory_of_the_readme_example(tmp_path, capsys
 # ---------------------------------------------------------------- content a router chose
 
 def test_runs_starting_near_two_to_the_53_are_suspicious_events_not_missing_messages(
-        tmp_path, capsys):
+        store_url, capsys):
     # every new run may start anywhere: 1,100 runs whose first anomaly is near 2^53 once
     # claimed ~2^53 missing messages each, and SUM() over them overflowed in `devices`
-    path = tmp_path / "collector.sqlite"
-    store = SqliteStore(path)
+    path = store_url
+    store = open_store(path)
     ingest = Ingest(store)
     from dataclasses import replace
     for n in range(1100):

@@ -1,4 +1,4 @@
-"""Agent -> real mosquitto -> collector -> SQLite, with real processes.
+"""Agent -> real mosquitto -> collector -> SQLite or PostgreSQL, with real processes.
 
 Given a log file that an attack replay writes into, when routerwatch-agent follows it and
 publishes to the broker, then the collector stores each anomaly once, field by field as the
@@ -6,7 +6,6 @@ agent made it; and when the broker (or the collector) dies and comes back while 
 detecting, every anomaly still lands exactly once.
 """
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from broker import MosquittoBroker, find_mosquitto, missing_tool
+from store_rows import store_rows
 from routerwatch import jsonio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,17 +41,7 @@ def wait_until(condition, timeout=30.0, what="condition"):
     raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
-def rows(db, sql, args=()):
-    if not Path(db).exists():
-        return []
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    except sqlite3.OperationalError:     # the collector has not created its tables yet
-        return []
-    finally:
-        con.close()
+rows = store_rows
 
 
 def start_collector(port, db, workdir, *options):
@@ -103,8 +93,9 @@ def agent_anomalies(db):
                 (DEVICE,))
 
 
-def test_a_replayed_attack_arrives_in_the_store_field_by_field(mosquitto_broker, tmp_path):
-    db = tmp_path / "collector.sqlite"
+def test_a_replayed_attack_arrives_in_the_store_field_by_field(mosquitto_broker, tmp_path,
+                                                                store_url):
+    db = store_url
     log_file = tmp_path / "messages"
     log_file.touch()
     collector = start_collector(mosquitto_broker.port, db, tmp_path)
@@ -171,11 +162,12 @@ def counted_by_agent(db):
 
 
 @pytest.mark.slow
-def test_every_anomaly_lands_exactly_once_through_broker_and_collector_crashes(tmp_path):
+def test_every_anomaly_lands_exactly_once_through_broker_and_collector_crashes(tmp_path,
+                                                                                  store_url):
     # the broker keeps sessions on disk (saved every second), so a restarted broker still
     # queues for the collector what an agent that reconnects first publishes
     broker = MosquittoBroker(tmp_path / "broker", persistent=True, extra="autosave_interval 1")
-    db = tmp_path / "collector.sqlite"
+    db = store_url
     log_file = tmp_path / "messages"
     log_file.touch()
     sources = iter("203.0.113.%d" % n for n in range(20, 40))
@@ -220,7 +212,7 @@ def test_every_anomaly_lands_exactly_once_through_broker_and_collector_crashes(t
     assert sorted(jsonio.loads(row["evidence"])["source_ip"] for row in stored) == sorted(
         "203.0.113.%d" % n for n in range(20, 20 + produced))
     duplicates = rows(db, "SELECT device, run, seq, COUNT(*) AS n FROM anomalies "
-                          "GROUP BY device, run, seq HAVING n > 1")
+                          "GROUP BY device, run, seq HAVING COUNT(*) > 1")
     assert duplicates == []
     assert rows(db, "SELECT * FROM gaps WHERE type = 'anomaly' AND "
                     "last_seq - first_seq + 1 - filled > 0") == []

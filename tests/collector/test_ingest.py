@@ -5,14 +5,12 @@ from collector_messages import (DEVICE, PREFIX, RUN, T0, anomaly, heartbeat, inv
                                 wire)
 from routerwatch.contract import encode
 from routerwatch_collector.ingest import Ingest, reject_reason
-from routerwatch_collector.store import SqliteStore
+from routerwatch_collector.stores.sqlite import SqliteStore
 
 
 @pytest.fixture
-def store():
-    s = SqliteStore(":memory:")
-    yield s
-    s.close()
+def store(open_test_store):
+    return open_test_store()
 
 
 @pytest.fixture
@@ -357,8 +355,28 @@ def test_the_text_of_a_reject_quotes_hostile_bytes_in_a_form_the_store_holds(ing
 
 # ---------------------------------------------------------------- one message never blocks others
 
-POISON = ("CREATE TRIGGER poison BEFORE INSERT ON anomalies WHEN NEW.summary LIKE '%poison%' "
-          "BEGIN SELECT RAISE(ABORT, 'this store cannot hold it'); END")
+def refuse_inserts(store, table, message, when="true"):
+    """A trigger that makes `store` refuse inserts into `table` (where `when`, SQL on NEW):
+    a store with a limit the contract does not know, or a store that is down."""
+    name = "refuse_%s" % table
+    if isinstance(store, SqliteStore):
+        store._x("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s BEGIN "
+                 "SELECT RAISE(ABORT, '%s'); END" % (name, table, when, message))
+        return
+    store._db.execute(
+        "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF %s THEN "
+        "RAISE EXCEPTION '%s'; END IF; RETURN NEW; END $$" % (name, when, message))
+    store._db.execute("CREATE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()"
+                      % (name, table, name))
+
+
+def accept_inserts(store, table):
+    name = "refuse_%s" % table
+    if isinstance(store, SqliteStore):
+        store._x("DROP TRIGGER %s" % name)
+    else:
+        store._db.execute("DROP TRIGGER %s ON %s" % (name, table))
+        store._db.execute("DROP FUNCTION %s" % name)
 
 
 def poisoned(seq, device):
@@ -369,7 +387,8 @@ def poisoned(seq, device):
 def test_a_message_the_store_refuses_is_rejected_and_the_rest_of_its_batch_stored(ingest, store):
     # a message that passes the contract but that this store cannot hold (PostgreSQL and NUL,
     # a driver's limit, a constraint): the trigger plays that store
-    store._x(POISON)
+    refuse_inserts(store, "anomalies", "this store cannot hold it",
+                   when="NEW.summary LIKE 'poison%'")
     outcomes = feed(ingest, [anomaly(1, device="rw-good-a"), poisoned(1, "rw-bad"),
                              heartbeat(1, device="rw-good-b"), anomaly(2, device="rw-good-a")])
     assert outcomes == ["accepted"] * 4
@@ -388,8 +407,7 @@ def test_a_message_the_store_refuses_is_rejected_and_the_rest_of_its_batch_store
 def test_a_store_that_takes_nothing_keeps_the_batch_and_its_rejects_until_it_is_back(
         ingest, store):
     for table in ("anomalies", "devices", "rejected"):
-        store._x("CREATE TRIGGER down_%s BEFORE INSERT ON %s BEGIN "
-                 "SELECT RAISE(ABORT, 'disk full'); END" % (table, table))
+        refuse_inserts(store, table, "disk full")
     feed(ingest, [anomaly(1), anomaly(2)])
     ingest.handle("routerwatch/%s/anomaly" % DEVICE, b"[]", T0)
     for attempt in range(3):
@@ -397,7 +415,7 @@ def test_a_store_that_takes_nothing_keeps_the_batch_and_its_rejects_until_it_is_
             ingest.flush(T0 + attempt)
         assert ingest.pending() == 3                 # two messages and one reject reason
     for table in ("anomalies", "devices", "rejected"):
-        store._x("DROP TRIGGER down_%s" % table)
+        accept_inserts(store, table)
     assert [a.seq for a in ingest.flush(T0 + 5)] == [1, 2]
     assert store.rejected() == {"not_object": 1}     # counted once, not once per attempt
     assert "unstorable" not in ingest.rejects

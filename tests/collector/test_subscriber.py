@@ -9,7 +9,7 @@ from broker import MosquittoBroker, find_mosquitto, make_certificates, missing_t
 from collector_messages import anomaly, heartbeat, wire
 from routerwatch.sinks.mqtt import new_client
 from routerwatch_collector.ingest import Ingest
-from routerwatch_collector.store import SqliteStore
+from routerwatch_collector.stores import open_store
 from routerwatch_collector.subscriber import Subscriber
 
 
@@ -17,7 +17,7 @@ class Running:
     """A Subscriber in a thread of its own, with its own store connection, like a process."""
 
     def __init__(self, broker, db, client_id, share_group=None, flush_interval=0.25):
-        self.store = SqliteStore(db)
+        self.store = open_store(db)
         self.ingest = Ingest(self.store)
         self.stored = []
         self.subscriber = Subscriber(self.ingest, broker.host, broker.port,
@@ -60,8 +60,8 @@ def publish(broker, messages):
 
 
 def test_two_collectors_in_one_share_group_split_the_messages_and_store_each_once(
-        mosquitto_broker, tmp_path):
-    db = tmp_path / "collector.sqlite"
+        mosquitto_broker, store_url):
+    db = store_url
     first = Running(mosquitto_broker, db, "collector-a", share_group="collectors").start()
     second = Running(mosquitto_broker, db, "collector-b", share_group="collectors").start()
     try:
@@ -74,7 +74,7 @@ def test_two_collectors_in_one_share_group_split_the_messages_and_store_each_onc
     assert first.stored and second.stored                      # both did part of the work
     seqs = sorted(a.seq for a in first.stored + second.stored)
     assert seqs == list(range(1, 201))                         # each exactly once
-    store = SqliteStore(db)
+    store = open_store(db)
     try:
         assert store.anomaly_count() == 200
         assert [g for g in store.gaps() if g["missing"]] == []  # split delivery is no loss
@@ -82,13 +82,13 @@ def test_two_collectors_in_one_share_group_split_the_messages_and_store_each_onc
         store.close()
 
 
-def test_a_stop_writes_the_batch_it_holds(mosquitto_broker, tmp_path):
-    db = tmp_path / "collector.sqlite"
+def test_a_stop_writes_the_batch_it_holds(mosquitto_broker, store_url):
+    db = store_url
     running = Running(mosquitto_broker, db, "collector", flush_interval=60.0).start()
     publish(mosquitto_broker, [anomaly(1), heartbeat(1)])
     wait_until(lambda: running.ingest.counters["accepted"] == 2)
     running.close()
-    store = SqliteStore(db)
+    store = open_store(db)
     try:
         assert store.anomaly_count() == 1 and store.devices()[0].heartbeats == 1
     finally:
@@ -96,8 +96,8 @@ def test_a_stop_writes_the_batch_it_holds(mosquitto_broker, tmp_path):
 
 
 def test_messages_sent_while_the_collector_is_away_wait_in_its_session(mosquitto_broker,
-                                                                        tmp_path):
-    db = tmp_path / "collector.sqlite"
+                                                                        store_url):
+    db = store_url
     Running(mosquitto_broker, db, "collector").start().close()   # the session exists
     publish(mosquitto_broker, [anomaly(seq) for seq in range(1, 21)])
     running = Running(mosquitto_broker, db, "collector").start()
@@ -115,7 +115,7 @@ def test_the_collector_receives_over_mutual_tls(tmp_path):
     extra = "certfile %s\nkeyfile %s\ncafile %s\nrequire_certificate true\n" % (
         pki["server"] + (pki["ca"],))
     with MosquittoBroker(tmp_path / "broker", extra=extra) as broker:
-        store = SqliteStore(tmp_path / "collector.sqlite")
+        store = open_store(tmp_path / "collector.sqlite")
         stored = []
         subscriber = Subscriber(Ingest(store), broker.host, broker.port, tls=True,
                                 ca_file=pki["ca"], cert_file=pki["collector"][0],

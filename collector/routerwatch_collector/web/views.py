@@ -14,7 +14,7 @@ from routerwatch.contract import DEVICE_ID_RE, SEVERITIES
 
 from ..catalogue import what_to_do
 from ..cli import parse_since
-from ..store import AnomalyFilter
+from ..stores.base import AnomalyFilter
 
 KIND_GLOB_RE = re.compile(r"\A[a-z0-9_.*]{1,64}\Z")
 DEFAULT_SINCE = "24h"

@@ -1,4 +1,5 @@
-"""The SQLite store: exactly-once anomalies, device rows, gaps, rejected counts, queries."""
+"""The stores, each test on SQLite and on PostgreSQL: exactly-once anomalies, device rows, gaps,
+rejected counts, queries."""
 import sqlite3
 
 import pytest
@@ -8,13 +9,12 @@ from routerwatch_collector.store import SqliteStore, open_store
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "collector.sqlite")
-    yield s
-    s.close()
+def store(open_test_store):
+    return open_test_store()
 
 
-def test_the_database_is_in_wal_mode_with_a_unique_index_on_device_run_seq(store, tmp_path):
+def test_the_sqlite_database_is_in_wal_mode_with_a_unique_index_on_device_run_seq(tmp_path):
+    SqliteStore(tmp_path / "collector.sqlite").close()
     db = sqlite3.connect(tmp_path / "collector.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     index = db.execute("SELECT sql FROM sqlite_master WHERE name = 'anomalies_identity'").fetchone()
@@ -190,13 +190,13 @@ def test_heartbeat_history_is_sampled_and_pruned_to_a_day(tmp_path):
     s.close()
 
 
-def test_rollup_counts_equal_counting_the_anomalies_for_any_range(tmp_path):
+def test_rollup_counts_equal_counting_the_anomalies_for_any_range(store):
     """The chart and top kinds read anomaly_counts for whole 5-minute buckets and the
     anomalies for the ends: for random arrivals and ranges they agree with plain counting."""
     import random
     from routerwatch_collector.store import AnomalyFilter
     rng = random.Random(7)
-    s = SqliteStore(tmp_path / "r.sqlite")
+    s = store
     arrivals = []
     kinds = ("login.bruteforce", "login.spray", "conn.scan")
     severities = ("low", "high", "critical")
@@ -227,7 +227,6 @@ def test_rollup_counts_equal_counting_the_anomalies_for_any_range(tmp_path):
         for _, a in chosen:
             by_kind[a.kind] = by_kind.get(a.kind, 0) + 1
         assert {k: n for k, n, _ in s.top_kinds(where, 10)} == by_kind
-    s.close()
 
 
 def test_a_store_from_before_the_rollup_is_counted_once_on_open(tmp_path):

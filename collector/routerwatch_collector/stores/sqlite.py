@@ -1,0 +1,218 @@
+"""The SQLite store: one file, WAL mode, one transaction per flushed batch. The default backend,
+for one host; several collector processes on that host may share the file.
+"""
+import contextlib
+import sqlite3
+
+from routerwatch import jsonio
+
+from .base import (HEARTBEAT_SAMPLE_SPACING, ROLLUP_SECONDS, StoredAnomaly, arrival_times,
+                   rollup_bucket)
+from .sql import SqlStore
+
+# how often maintain() deletes what is past the retention (seconds)
+RETENTION_EVERY = 3600.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS anomalies (
+    id          INTEGER PRIMARY KEY,
+    device      TEXT    NOT NULL,
+    run         TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    time        REAL    NOT NULL,   -- the agent's clock (a router without NTP may be far off)
+    kind        TEXT    NOT NULL,
+    severity    TEXT    NOT NULL,
+    summary     TEXT    NOT NULL,
+    evidence    TEXT    NOT NULL,   -- JSON object
+    count       INTEGER NOT NULL,
+    v           INTEGER NOT NULL,
+    received_at REAL    NOT NULL,   -- the collector's clock: what --since filters on
+    origin      TEXT    NOT NULL DEFAULT 'agent'
+);
+-- QoS 1 redelivers; this index is what makes every anomaly land exactly once
+CREATE UNIQUE INDEX IF NOT EXISTS anomalies_identity ON anomalies (device, run, seq);
+CREATE INDEX IF NOT EXISTS anomalies_received ON anomalies (received_at);
+CREATE INDEX IF NOT EXISTS anomalies_device_received ON anomalies (device, received_at);
+CREATE INDEX IF NOT EXISTS anomalies_kind_received ON anomalies (kind, received_at);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device             TEXT PRIMARY KEY,
+    first_seen         REAL NOT NULL,
+    last_seen          REAL NOT NULL,
+    run                TEXT NOT NULL,
+    status             TEXT,
+    status_at          REAL,
+    alive_at           REAL,
+    heartbeat_interval REAL,
+    heartbeat_run      TEXT,
+    heartbeat_seq      INTEGER,
+    last_heartbeat     TEXT,
+    heartbeats         INTEGER NOT NULL DEFAULT 0,
+    anomalies          INTEGER NOT NULL DEFAULT 0,
+    rejected           INTEGER NOT NULL DEFAULT 0,
+    agent_version      TEXT,
+    firmware           TEXT,
+    firmware_hash      TEXT,
+    baseline_hash      TEXT,
+    package_manager    TEXT,
+    inventory_at       REAL,
+    silent_since       REAL
+);
+-- the silence sweep reads only the devices that are due (see SqlStore.silence_candidates)
+CREATE INDEX IF NOT EXISTS devices_heartbeat_due ON devices ((alive_at + heartbeat_interval))
+    WHERE silent_since IS NULL AND status = 'online';
+CREATE INDEX IF NOT EXISTS devices_last_will ON devices (device)
+    WHERE silent_since IS NULL AND status = 'offline';
+CREATE INDEX IF NOT EXISTS devices_stopped ON devices (status_at)
+    WHERE silent_since IS NULL AND status = 'stopped';
+
+CREATE TABLE IF NOT EXISTS gaps (
+    id          INTEGER PRIMARY KEY,
+    device      TEXT    NOT NULL,
+    run         TEXT    NOT NULL,
+    type        TEXT    NOT NULL,   -- anomaly | heartbeat
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    detected_at REAL    NOT NULL,
+    filled      INTEGER NOT NULL DEFAULT 0   -- late arrivals inside the range (spool replays)
+);
+CREATE INDEX IF NOT EXISTS gaps_by_run ON gaps (device, run, type);
+
+-- a sampled history of each device's heartbeats (the dashboard's charts), pruned to a day
+CREATE TABLE IF NOT EXISTS heartbeat_samples (
+    device        TEXT    NOT NULL,
+    at            REAL    NOT NULL,   -- received_at
+    rss_kb        INTEGER NOT NULL,
+    cpu_percent   REAL    NOT NULL,
+    spool_depth   INTEGER NOT NULL,
+    drops         INTEGER NOT NULL,   -- sum of the heartbeat's drop counters
+    source_errors INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS heartbeat_samples_by_device ON heartbeat_samples (device, at);
+-- the newest high/critical anomalies and the devices with the most of them, read from the index
+CREATE INDEX IF NOT EXISTS anomalies_severity_received_device ON anomalies (severity, received_at,
+                                                                            device);
+-- the fleet's counts by state read this index, not the device rows with their JSON
+CREATE INDEX IF NOT EXISTS devices_state ON devices (silent_since, status);
+
+-- anomalies per ROLLUP_SECONDS of arrival, severity and kind (the dashboard's chart, top kinds)
+CREATE TABLE IF NOT EXISTS anomaly_counts (
+    bucket   REAL    NOT NULL,
+    severity TEXT    NOT NULL,
+    kind     TEXT    NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (bucket, severity, kind)
+);
+
+CREATE TABLE IF NOT EXISTS rejected (
+    reason      TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL,
+    first_at    REAL    NOT NULL,
+    last_at     REAL    NOT NULL,
+    last_device TEXT,
+    last_detail TEXT
+);
+"""
+
+
+class SqliteStore(SqlStore):
+    """SQLite in WAL mode: readers (the CLI) never block the writer, one fsync per batch.
+    `retention_days`: anomalies received longer ago are deleted by maintain() (None keeps all)."""
+
+    def __init__(self, path, busy_timeout=10.0, retention_days=None,
+                 heartbeat_sample_spacing=HEARTBEAT_SAMPLE_SPACING, read_only=False):
+        self.path = str(path)
+        self.heartbeat_sample_spacing = float(heartbeat_sample_spacing)
+        self.retention_days = retention_days
+        self._next_retention = 0.0
+        # one thread at a time, but not necessarily the one that opened it (the collector may
+        # be built in one thread and run in another)
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._depth = 0
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last batch but never corrupts the file;
+        # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        if not read_only:
+            self._fill_anomaly_counts()
+        if read_only:
+            # the dashboard's connections: nothing it runs can change the store
+            self._db.execute("PRAGMA query_only=ON")
+
+    # ------------------------------------------------------------------ transactions
+    @contextlib.contextmanager
+    def transaction(self):
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        # IMMEDIATE takes the write lock up front, so two collector processes on one file
+        # serialise their batches instead of failing halfway through one
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    def _x(self, sql, args=()):
+        return self._db.execute(sql, args)
+
+    # ------------------------------------------------------------------ writes
+    def add_anomalies(self, batch, received_at, origin="agent"):
+        batch = list(batch)
+        new = []
+        with self.transaction():
+            for a, received_at in zip(batch, arrival_times(batch, received_at)):
+                evidence = jsonio.dumps(a.evidence)
+                cur = self._x(
+                    "INSERT INTO anomalies (device, run, seq, time, kind, severity, summary, "
+                    "evidence, count, v, received_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (device, run, seq) DO NOTHING",
+                    (a.device, a.run, a.seq, a.time, a.kind, a.severity, a.summary, evidence,
+                     a.count, a.v, received_at, origin))
+                if cur.rowcount == 1:
+                    self._x("UPDATE devices SET anomalies = anomalies + 1 WHERE device = ?",
+                            (a.device,))
+                    self._x("INSERT INTO anomaly_counts (bucket, severity, kind, n) "
+                            "VALUES (?,?,?,1) ON CONFLICT (bucket, severity, kind) DO UPDATE "
+                            "SET n = n + 1", (rollup_bucket(received_at), a.severity, a.kind))
+                    new.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
+                                             a.summary, a.evidence, a.count, received_at, origin))
+        return new
+
+    def _fill_anomaly_counts(self):
+        """A store made before anomaly_counts existed: count what it holds, once."""
+        if self._x("SELECT 1 FROM anomaly_counts LIMIT 1").fetchone() is not None or \
+                self._x("SELECT 1 FROM anomalies LIMIT 1").fetchone() is None:
+            return
+        with self.transaction():
+            if self._x("SELECT 1 FROM anomaly_counts LIMIT 1").fetchone() is None:
+                self._x("INSERT INTO anomaly_counts (bucket, severity, kind, n) SELECT "
+                        "CAST(received_at / ? AS INTEGER) * ?, severity, kind, COUNT(*) "
+                        "FROM anomalies GROUP BY 1, 2, 3",
+                        (ROLLUP_SECONDS, float(ROLLUP_SECONDS)))
+
+    def maintain(self, now):
+        if not self.retention_days or now < self._next_retention:
+            return
+        self._next_retention = now + RETENTION_EVERY
+        cutoff = now - self.retention_days * 86400.0
+        with self.transaction():
+            self._x("DELETE FROM anomalies WHERE received_at < ?", (cutoff,))
+            self._x("DELETE FROM anomaly_counts WHERE bucket < ?", (rollup_bucket(cutoff),))
+            self._x("DELETE FROM gaps WHERE detected_at < ?", (cutoff,))
+
+    def close(self):
+        self._db.close()
