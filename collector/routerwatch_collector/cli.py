@@ -19,6 +19,8 @@ import time
 from routerwatch import jsonio
 from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE, SEVERITIES
 
+from .instance import NAME_RE, claim_instance
+from .instance import client_id as instance_client_id
 from .stores.base import GAP_CLAIM_MAX
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
@@ -135,9 +137,14 @@ def build_parser():
                           "the messages between them")
     run.add_argument("--client-id", help="MQTT client id, the name of the persistent session "
                      "and so the same on every start (default routerwatch-collector, with "
-                     "--share-group routerwatch-collector-GROUP-HOST; give a second collector "
-                     "on one host its own). Brokers set up as in ci/mosquitto/ replace it by "
-                     "the account's user name: one account per collector")
+                     "--share-group routerwatch-collector-GROUP-INSTANCE). Brokers set up as "
+                     "in ci/mosquitto/ replace it by the account's user name: one account per "
+                     "collector")
+    run.add_argument("--instance", type=_matching(NAME_RE, "--instance", "collector-2"),
+                     help="with --share-group: this collector's name in its group, the same on "
+                     "every start so a restart resumes its session and what the broker queued "
+                     "for it (default HOST-N: the lowest N no running collector of the group on "
+                     "this host holds, taken back by a restarted one)")
     run.add_argument("--protocol", choices=("3.1.1", "5"),
                      help="MQTT version (default 3.1.1, 5 with --share-group)")
     run.add_argument("--db", default=None, help=db_help)
@@ -322,10 +329,19 @@ def run(parser, args):
             "shared subscriptions over MQTT 3.1.1 work on mosquitto and EMQX, not on every broker")
     port = args.port or (8883 if args.tls else 1883)
     client_id = args.client_id or "routerwatch-collector"
+    slot = None
     if args.share_group and not args.client_id:
         # stable across restarts: a new id per start would leave the queue in the old session
-        client_id = "routerwatch-collector-%s-%s" % (
-            args.share_group, re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32])
+        instance = args.instance
+        if instance is None:
+            try:
+                slot = claim_instance(args.share_group)
+            except (OSError, RuntimeError) as exc:
+                print("routerwatch-collector: cannot pick an instance name (give --instance): %s"
+                      % exc, file=sys.stderr)
+                return EXIT_RUNTIME
+            instance = slot.name
+        client_id = instance_client_id(args.share_group, instance)
     password = args.password or os.environ.get("ROUTERWATCH_MQTT_PASSWORD")
     notifier = _notifier(parser, args)
 
@@ -380,9 +396,8 @@ def run(parser, args):
     signal.signal(signal.SIGINT, on_signal)
     log = logging.getLogger("routerwatch_collector")
     from .stores import safe_location
-    log.info("collecting from %s:%d into %s (collector run %s)", args.host, port,
-             safe_location(args.db),
-             ingest.run_id)
+    log.info("collecting from %s:%d into %s as %s (collector run %s)", args.host, port,
+             safe_location(args.db), client_id, ingest.run_id)
     if notifier is not None:
         notifier.start()
         log.info("notifying %s of %s and above", ", ".join(t.name for t in notifier.targets),

@@ -225,7 +225,9 @@ class Ingest:
         store = self.store
         highest = {}
         anomalies = []
-        for message, received_at, retained in batch:
+        # device by device (each device's messages keep their order): every writer then locks
+        # device rows in one order, so collectors sharing a PostgreSQL database cannot deadlock
+        for message, received_at, retained in sorted(batch, key=lambda item: item[0].device):
             if message.type == "status":
                 # before any upsert: whether it is stale depends on the run the device had
                 if not store.record_status(message, received_at, retained=retained):
@@ -283,8 +285,8 @@ class Ingest:
         stored = self.flush(now)
         self.store.maintain(now)
         with self.store.transaction():
-            for device, reason, alive_at, interval, run in self.store.silence_candidates(
-                    now, self.missed_heartbeats, listening_since, stop_grace=self.stop_grace):
+            for device, reason, alive_at, interval, run in sorted(self.store.silence_candidates(
+                    now, self.missed_heartbeats, listening_since, stop_grace=self.stop_grace)):
                 if not self.store.claim_silence(device, now):
                     continue
                 anomaly = self._silent_anomaly(device, reason, alive_at, interval, run, now)
