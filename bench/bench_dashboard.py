@@ -96,6 +96,7 @@ class Server:
                 if self.process.poll() is not None:
                     raise RuntimeError("serve exited %s" % self.process.returncode)
                 time.sleep(0.1)
+        self.close()
         raise RuntimeError("serve did not answer within 60 s")
 
     def get(self, path):
@@ -226,8 +227,8 @@ def _measure(db, info, work, repeat, rows):
     # timestamps below are absolute and every round sees the same rows
     day = "since=%s&until=%s" % (iso(until - 86400), iso(until + 1))
     week = "since=%s&until=%s" % (iso(until - 7 * 86400 + 60), iso(until + 1))
-    busiest = json.loads(server.get("/api/fleet?" + day))["top_devices"][0]["device"]
     try:
+        busiest = json.loads(server.get("/api/fleet?" + day))["top_devices"][0]["device"]
         cases = [
             ("fleet page, last 24 h", "/?" + day,
              plain_fleet(db, until - 86400, until + 1, 1800)),
