@@ -5,6 +5,8 @@ Exit codes (also in --help):
   1  --once found anomalies of severity high or critical; check-log found no login event at all
   2  bad command line or bad configuration (the message names the option)
   3  a source or sink failed to start (e.g. the log file cannot be opened)
+  4  stopped by an unexpected error (logged); the broker is told as for a crash, so the
+     collector raises agent.silent, and procd starts the agent again
 """
 import argparse
 import logging
@@ -19,7 +21,7 @@ from dataclasses import replace
 from . import __version__, jsonio
 from .config import ConfigError, describe_options, load
 
-EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_START = 0, 1, 2, 3
+EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_START, EXIT_ERROR = 0, 1, 2, 3, 4
 
 DESCRIPTION = """\
 Watch an OpenWrt router for signs of compromise: login attacks on dropbear and LuCI, the
@@ -45,7 +47,7 @@ config:
 exit codes:
   0 clean stop, or --once/check-log done     1 --once found high/critical anomalies,
   2 bad command line or configuration           or check-log recognised no login event
-  3 a source or sink could not start
+  3 a source or sink could not start           4 stopped by an unexpected error (logged)
 """
 
 
@@ -205,8 +207,12 @@ def run_forever(args, config):
         outcome = None
         try:
             outcome = agent.run(stop, reload_requested)
-        finally:
-            agent.close(final=outcome != "reload")
+        except Exception:  # noqa: BLE001 - log it, and do not let it pass for a clean stop
+            logging.getLogger("routerwatch").exception(
+                "stopped by an unexpected error; reporting it as a crash")
+            agent.close(clean=False)
+            return EXIT_ERROR
+        agent.close(final=outcome != "reload")
         if outcome != "reload":
             return EXIT_OK
         reload_requested.clear()
@@ -220,6 +226,7 @@ def run_forever(args, config):
 
 def check_log(path):
     """Print each recognised login event as JSON, then a summary; exit 1 if none was found."""
+    from .contract import wire_value
     from .sources.logread import LineTally, iter_login_attempts
 
     try:
@@ -237,11 +244,11 @@ def check_log(path):
             by_outcome[attempt.outcome] = by_outcome.get(attempt.outcome, 0) + 1
             if attempt.source_ip:
                 sources.add(attempt.source_ip)
-            print(jsonio.dumps({
+            print(jsonio.dumps(wire_value({
                 "time": attempt.time, "service": attempt.service, "outcome": attempt.outcome,
                 "method": attempt.method, "user": attempt.user, "source_ip": attempt.source_ip,
                 "source_port": attempt.source_port, "pid": attempt.pid,
-                "attempts": attempt.attempts}))
+                "attempts": attempt.attempts})))
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()

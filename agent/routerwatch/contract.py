@@ -61,6 +61,99 @@ def clip(text, limit=MAX_STRING_CHARS):
     return text[: limit - 1] + "\u2026"
 
 
+# --------------------------------------------------------------------------- router text
+# Router strings (file names, exe paths, command lines, log text, user names) are bytes an
+# attacker may choose. Sources keep undecodable bytes as surrogateescape'd str (what os.fsdecode
+# and bytes.decode("utf-8", "surrogateescape") make); wire_text turns any str into printable
+# text that is valid UTF-8 and shows what was there without ambiguity:
+#     \\          a backslash (always doubled, so a literal "\xff" cannot pass for a byte)
+#     \xNN        the byte NN: an undecodable byte (0x80-0xff), a control byte or DEL
+#     \uNNNN      any other character that is not printable: C1 controls, lone surrogates,
+#     \UNNNNNNNN  invisible format and direction characters, separators, unassigned ones
+# Every printable character and the space stay as they are. wire_unescape undoes it exactly.
+_ESCAPE_RE = re.compile(r"\\(?:\\|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))")
+_ELLIPSIS = "\u2026"
+
+
+def _escape(char):
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x20 or code == 0x7f:
+        return "\\x%02x" % code
+    if 0xdc80 <= code <= 0xdcff:          # surrogateescape's stand-in for the byte code - 0xdc00
+        return "\\x%02x" % (code - 0xdc00)
+    return "\\u%04x" % code if code <= 0xffff else "\\U%08x" % code
+
+
+def wire_text(value, limit=MAX_STRING_CHARS):
+    """Any text from the router -> printable, valid UTF-8 text of at most `limit` characters,
+    undecodable bytes and non-printable characters escaped (see above); cut with a trailing
+    ellipsis, never in the middle of an escape. bytes are read as UTF-8, undecodable ones kept."""
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("utf-8", "surrogateescape")
+    else:
+        text = value if isinstance(value, str) else str(value)
+    if text.isprintable() and "\\" not in text:
+        return clip(text, limit)
+    # 6 output characters at most per input one: never escape more than the limit can show
+    pieces = [_escape(char) for char in text[:limit]]
+    if sum(map(len, pieces)) <= limit and len(text) <= limit:
+        return "".join(pieces)
+    out = []
+    room = limit - 1                       # one character for the ellipsis
+    for piece in pieces:
+        if len(piece) > room:
+            break
+        out.append(piece)
+        room -= len(piece)
+    out.append(_ELLIPSIS)
+    return "".join(out)
+
+
+def wire_unescape(text):
+    """The inverse of wire_text (before any cut): the str it was made from. Encoded with
+    "surrogateescape" it gives back the router's original bytes."""
+    def one(match):
+        if match.group(1) is not None:
+            code = int(match.group(1), 16)
+            return chr(code if code < 0x80 else 0xdc00 + code)
+        if match.group(2) is not None or match.group(3) is not None:
+            return chr(int(match.group(2) or match.group(3), 16))
+        return "\\"
+    return _ESCAPE_RE.sub(one, text)
+
+
+def wire_value(value, depth=1):
+    """Evidence/inventory data from the router -> a JSON value the contract accepts: every
+    string through wire_text (keys too), lists and objects cut to the contract's sizes, numbers
+    the contract refuses shown as text. Apply it once, where router data becomes a payload."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= SEQ_MAX else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (str, bytes, bytearray)):
+        return wire_text(value)
+    if depth >= MAX_NESTING and isinstance(value, (dict, list, tuple, set, frozenset)):
+        return wire_text(repr(value))
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if len(out) >= MAX_OBJECT_KEYS:
+                break
+            name = wire_text(key, MAX_KEY_CHARS) or "_"
+            out[name] = wire_value(item, depth + 1)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [wire_value(item, depth + 1) for item in list(items)[:MAX_LIST_ITEMS]]
+    return wire_text(value)
+
+
 # --------------------------------------------------------------------------- topics
 
 def topic(prefix, device, message_type):

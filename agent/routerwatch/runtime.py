@@ -11,9 +11,11 @@ import os
 import secrets
 import threading
 import time
+from dataclasses import replace
 
 from . import __version__
-from .contract import Anomaly, Heartbeat, Inventory, clip, MAX_SUMMARY_CHARS
+from .contract import (Anomaly, ContractError, Heartbeat, Inventory, MAX_SUMMARY_CHARS, clip,
+                       validate, wire_text, wire_value)
 from .detectors.base import IncidentGate
 from .events import FirmwareIdentity, LanNetworks
 from .inside import Inside
@@ -56,6 +58,9 @@ class Agent:
         self.events_seen = 0
         self.source_errors = 0
         self._source_problem = {}        # id(source) -> why its last poll failed (health)
+        self.detector_errors = 0      # a detector raised: its event is skipped, the loop goes on
+        self.send_errors = 0          # a sink raised on one message: that message is lost, counted
+        self.evidence_cut = 0         # evidence too large for the contract, sent in a short form
         self._cpu_mark = (time.time(), _cpu_seconds())
 
     # ------------------------------------------------------------------ one pass
@@ -87,20 +92,41 @@ class Agent:
             for event in events:
                 produced.extend(self._feed(event, now))
         for detector in self.detectors:
-            produced.extend(self._admit_all(detector.tick(now), now))
+            produced.extend(self._admit_all(self._call(detector, detector.tick, now), now))
         for finding, count in self.gate.expire(now, lambda kind: self._cooldowns.get(kind, 0)):
             produced.append(self._stamp(finding, count, now))
         for anomaly in produced:
-            self.sink.send_anomaly(anomaly)
+            self._send(self.sink.send_anomaly, anomaly)
         if now >= self._next_inventory and self._identity is not None:
             self._next_inventory = now + self.config.intervals.inventory
-            self.sink.send_inventory(self._inventory(now))
+            self._send(self.sink.send_inventory, self._inventory(now))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.intervals.heartbeat
-            self.sink.send_heartbeat(self.heartbeat(now))
+            self._send(self.sink.send_heartbeat, self.heartbeat(now))
             if hasattr(self.sink, "send_health"):   # sinks that show the watchers' health
-                self.sink.send_health(self.watcher_health(), now)
+                try:
+                    self.sink.send_health(self.watcher_health(), now)
+                except Exception:  # noqa: BLE001 - as in _send: counted, never fatal
+                    self.send_errors += 1
+                    log.exception("watcher health not sent")
         return produced
+
+    def _send(self, send, message):
+        """Hand one message to the sink. Whatever goes wrong with one message (a bug, a string
+        no encoder takes) is logged and counted; it never ends the watching."""
+        try:
+            send(message)
+        except Exception:  # noqa: BLE001
+            self.send_errors += 1
+            log.exception("%s %s not sent", message.type, getattr(message, "kind", ""))
+
+    def _call(self, detector, method, arg):
+        try:
+            return method(arg)
+        except Exception:  # noqa: BLE001 - one detector's bug must not blind the others
+            self.detector_errors += 1
+            log.exception("detector %s failed on %s", detector.kind, type(arg).__name__)
+            return ()
 
     def complete_pass(self, now):
         """One whole pass over every source, for --once: poll everything, then keep going while
@@ -146,7 +172,7 @@ class Agent:
                 detector.inside = inside
         out = []
         for detector in self._routes.get(type(event), ()):
-            out.extend(self._admit_all(detector.observe(event), now))
+            out.extend(self._admit_all(self._call(detector, detector.observe, event), now))
         return out
 
     def _admit_all(self, findings, now):
@@ -162,12 +188,23 @@ class Agent:
         return self._seq[message_type]
 
     def _stamp(self, finding, count, now):
+        """Finding -> numbered Anomaly. This is where router text becomes wire text: summary and
+        evidence go through wire_text/wire_value here, once, for every detector and sink."""
         self.anomalies_made += 1
-        return Anomaly(device=self.device_id, run=self.run_id, seq=self._next("anomaly"),
-                       time=float(max(finding.time, 0.0)), kind=finding.kind,
-                       severity=finding.severity,
-                       summary=clip(" ".join(finding.summary.split()), MAX_SUMMARY_CHARS),
-                       evidence=finding.evidence, count=max(1, count))
+        summary = wire_text(" ".join(str(finding.summary).split()), MAX_SUMMARY_CHARS)
+        anomaly = Anomaly(device=self.device_id, run=self.run_id, seq=self._next("anomaly"),
+                          time=float(max(finding.time, 0.0)), kind=finding.kind,
+                          severity=finding.severity, summary=summary or finding.kind,
+                          evidence=wire_value(finding.evidence if isinstance(finding.evidence, dict)
+                                              else {"value": finding.evidence}),
+                          count=max(1, count))
+        try:
+            validate(anomaly)
+        except ContractError as exc:   # evidence over the size cap: keep the finding, shorten it
+            self.evidence_cut += 1
+            log.warning("%s: evidence shortened: %s", finding.kind, exc)
+            anomaly = replace(anomaly, evidence=short_evidence(anomaly.evidence, exc))
+        return anomaly
 
     # ------------------------------------------------------------------ health
     def counters(self):
@@ -178,7 +215,9 @@ class Agent:
         return counters
 
     def drops(self):
-        drops = {"incidents": self.gate.evicted, "source_errors": self.source_errors}
+        drops = {"incidents": self.gate.evicted, "source_errors": self.source_errors,
+                 "detector_errors": self.detector_errors, "send_errors": self.send_errors,
+                 "evidence_cut": self.evidence_cut}
         for part in self.sources + self.detectors + [self.sink]:
             for name, value in part.drops().items():
                 drops[name] = drops.get(name, 0) + value
@@ -220,7 +259,8 @@ class Agent:
         firmware.update(board=ident.board, model=ident.model, kernel=ident.kernel)
         return Inventory(device=self.device_id, run=self.run_id, seq=self._next("inventory"),
                          time=float(max(now, 0.0)), agent_version=__version__,
-                         firmware={k: clip(v, 256) for k, v in firmware.items()},
+                         firmware={wire_text(k, 64): wire_text(v, 256)
+                                   for k, v in firmware.items()},
                          firmware_hash=ident.identity_hash, baseline_hash=ident.baseline_hash,
                          package_manager=ident.package_manager)
 
@@ -243,12 +283,28 @@ class Agent:
                     detector.close()
         return "stop"
 
-    def close(self, final=True):
-        """final=False: a config reload follows and the sink hands what it holds on."""
-        if final:
+    def close(self, final=True, clean=True):
+        """final=False: a config reload follows and the sink hands what it holds on.
+        clean=False: the agent ends on an error, so the sink must not announce a clean stop."""
+        if not clean:
+            self.sink.close(clean=False)
+        elif final:
             self.sink.close()
         else:
             self.sink.close(final=False)
+
+
+def short_evidence(evidence, error):
+    """Evidence cut to what surely fits: its first scalar fields, short, and why it was cut."""
+    out = {"evidence_cut": clip(str(error), 200)}
+    for key, value in evidence.items():
+        if len(out) >= 16:
+            break
+        if isinstance(value, str):
+            out[key] = clip(value, 200)
+        elif value is None or isinstance(value, (bool, int, float)):
+            out[key] = value
+    return out
 
 
 def _cpu_seconds():

@@ -96,14 +96,10 @@ def split_host_port(text):
 
 
 def clean_user(text):
-    """A user name fit to show: at most MAX_USER_CHARS, control characters escaped as \\xNN."""
+    """A user name cut to MAX_USER_CHARS. It stays as logged (control characters, undecodable
+    bytes): the runtime escapes every router string once, where it becomes a payload."""
     if text is None:
         return None
-    # cut first so that escaping a 10 kB name never builds a 40 kB string
-    text = text[: MAX_USER_CHARS * 2]
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256
-                       else "\\u%04x" % (ord(c) & 0xFFFF) for c in text)
     return clip(text, MAX_USER_CHARS)
 
 

@@ -170,10 +170,14 @@ class MqttSink:
         if self.mqtt.tls_insecure:
             client.tls_insecure_set(True)
 
-    def close(self, timeout=CLOSE_TIMEOUT, final=True):
+    def close(self, timeout=CLOSE_TIMEOUT, final=True, clean=True):
         """Deliver what we can within `timeout`, say "offline", stop; the spool keeps the rest.
         final=False is a config reload: a RAM spool's anomalies go to the next sink. On a final
-        stop the log says how many anomalies were not delivered and whether they are kept."""
+        stop the log says how many anomalies were not delivered and whether they are kept.
+
+        clean=False (the agent is ending on an error): say what the Last Will says instead, the
+        retained "offline" with seq 0, so the collector raises agent.silent as for a crash. A
+        clean "offline" (seq > 0) would tell it the watching was switched off on purpose."""
         client = self._client
         if client is not None:
             deadline = time.monotonic() + timeout
@@ -186,7 +190,7 @@ class MqttSink:
             if self._thread is not None:
                 self._thread.join(timeout)
             if self._connected:
-                info = self._publish_status("offline")
+                info = self._publish_status("offline") if clean else self._publish_last_will()
                 try:
                     info.wait_for_publish(max(0.1, deadline - time.monotonic()))
                 except (RuntimeError, ValueError):
@@ -220,7 +224,7 @@ class MqttSink:
     def send_anomaly(self, anomaly):
         try:
             payload = encode(anomaly)
-        except ContractError as exc:
+        except (ContractError, UnicodeError) as exc:
             self.invalid += 1
             log.error("anomaly %s not sent: %s", getattr(anomaly, "kind", "?"), exc)
             return
@@ -454,6 +458,11 @@ class MqttSink:
         if state is not None and (configs_due or state != self._ha_state_sent):
             client.publish(ha.state_topic, state, qos=1, retain=True)
             self._ha_state_sent = state
+
+    def _publish_last_will(self):
+        will = Status(device=self.device_id, run=self.run_id, seq=0, time=time.time(),
+                      state="offline")
+        return self._client.publish(self.topics["status"], encode(will), qos=1, retain=True)
 
     def _publish_status(self, state):
         client = self._client

@@ -15,7 +15,16 @@ class StdoutSink:
         pass
 
     def _write(self, payload):
-        self.stream.write(jsonio.dumps(asdict(payload)) + "\n")
+        line = jsonio.dumps(asdict(payload)) + "\n"
+        binary = getattr(self.stream, "buffer", None)
+        if binary is None:
+            self.stream.write(line)
+        else:
+            # The runtime already made every router string wire text; this is the last guard, so
+            # that whatever the locale (a router's C locale makes sys.stdout pass undecodable
+            # bytes through) the line is valid UTF-8.
+            self.stream.flush()
+            binary.write(line.encode("utf-8", "backslashreplace"))
         self.stream.flush()
 
     def send_anomaly(self, anomaly):
@@ -29,7 +38,7 @@ class StdoutSink:
     def send_inventory(self, inventory):
         pass  # the inventory matters to a collector; on stdout it would only be noise
 
-    def close(self, final=True):
+    def close(self, final=True, clean=True):
         pass
 
     def spool_depth(self):

@@ -158,7 +158,8 @@ class LoginLines:
         """Events completed by one raw line (bytes, no newline); reference = (year, month)."""
         if b"dropbear" not in raw and b"luci: " not in raw:
             return ()
-        line = raw.decode("utf-8", "replace")
+        # undecodable bytes stay what they were (the runtime shows them as \xNN on the wire)
+        line = raw.decode("utf-8", "surrogateescape")
         if line.endswith("\r"):
             line = line[:-1]
         record = parse_line(line, reference[0], reference[1])

@@ -119,9 +119,9 @@ class ProcessSource:
             os.path.join(self.root, exe.lstrip("/"))))
         parent = basics.get(ppid)
         return ProcessInfo(
-            pid=pid, ppid=ppid, name=_printable(name)[:64], exe=exe, exe_deleted=deleted,
-            cmdline=clip(_printable(" ".join(cmdline)), MAX_CMDLINE_CHARS), uid=uid,
-            parent_name=_printable(parent[1])[:64] if parent else None,
+            pid=pid, ppid=ppid, name=str(name)[:64], exe=exe, exe_deleted=deleted,
+            cmdline=clip(" ".join(cmdline), MAX_CMDLINE_CHARS), uid=uid,
+            parent_name=str(parent[1])[:64] if parent else None,
             listening_ports=self._ports_of(pid, sockets), exe_replaced=replaced)
 
     def _exe(self, pid):
@@ -177,6 +177,3 @@ class ProcessSource:
                     ports.add(port)
         return tuple(sorted(ports))
 
-
-def _printable(text):
-    return "".join(ch if ch.isprintable() else "?" for ch in str(text))

@@ -144,7 +144,8 @@ class ListenerSource:
         base = os.path.join(self.proc, pid)
         name = exe = None
         try:
-            with open(os.path.join(base, "comm"), "r", encoding="utf-8", errors="replace") as h:
+            with open(os.path.join(base, "comm"), "r", encoding="utf-8",
+                      errors="surrogateescape") as h:
                 name = clip(h.read(64).strip(), 64) or None
         except OSError:
             pass

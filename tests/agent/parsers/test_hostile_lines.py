@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from routerwatch.contract import wire_text, wire_unescape
 from routerwatch.parsers import dropbear, luci
 from routerwatch.parsers.login_address import normalise_ip, split_host_port
 from routerwatch.sources.logread import iter_login_attempts
@@ -47,11 +48,15 @@ def test_corpus_is_not_empty():
     assert len(corpus_cases()) >= 15
 
 
-def test_user_names_come_out_printable_and_short():
+def test_user_names_stay_as_logged_short_and_become_printable_wire_text():
     for raw in CORPUS.read_bytes().split(b"\n"):
         for event in events_of(raw):
             if event.user is not None:
-                assert event.user.isprintable() and len(event.user) <= 64
+                assert len(event.user) <= 64
+                # the event keeps the name as logged; the runtime escapes it for the wire
+                shown = wire_text(event.user)
+                assert shown.isprintable() and wire_unescape(shown) == event.user
+                shown.encode("utf-8")
 
 
 def test_a_10_kB_user_name_does_not_grow_memory():

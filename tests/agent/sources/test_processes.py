@@ -8,6 +8,7 @@ import pytest
 
 from fixtures.build_tree import build_tree
 from routerwatch import config as cfg
+from routerwatch.contract import wire_text
 from routerwatch.sources import processes as processes_module
 from routerwatch.sources.processes import ProcessSource
 
@@ -73,12 +74,14 @@ def test_the_number_of_processes_examined_is_capped(attacked, monkeypatch):
     assert source.drops()["processes_over_cap"] == 3
 
 
-def test_long_command_lines_are_clipped_and_control_characters_replaced(attacked):
-    (attacked / "proc/4242/cmdline").write_bytes(b"/tmp/.x\0\x1b[2J" + b"A" * 5000 + b"\0")
+def test_long_command_lines_are_clipped_and_keep_their_bytes_for_the_wire(attacked):
+    (attacked / "proc/4242/cmdline").write_bytes(b"/tmp/.x\0\x1b[2J\xff" + b"A" * 5000 + b"\0")
     _, _, by_pid = scan(attacked)
     cmdline = by_pid[4242].cmdline
     assert len(cmdline) == processes_module.MAX_CMDLINE_CHARS
-    assert "\x1b" not in cmdline and cmdline.startswith("/tmp/.x ?[2J")
+    # kept as read; the runtime escapes it once where it becomes a payload
+    assert cmdline.startswith("/tmp/.x \x1b[2J\udcff")
+    assert wire_text(cmdline).startswith("/tmp/.x \\x1b[2J\\xffAAA")
 
 
 def test_a_missing_proc_gives_an_empty_snapshot(tmp_path):
