@@ -41,6 +41,20 @@ class BoundedDict:
     def pop(self, key, default=None):
         return self._data.pop(key, default)
 
+    def resize(self, cap):
+        """A new cap (a config reload): the least recently used entries beyond it go, counted."""
+        if cap < 1:
+            raise ValueError("cap must be at least 1")
+        self.cap = cap
+        while len(self._data) > cap:
+            self._data.popitem(last=False)
+            self.evicted += 1
+
+    def same_as(self, other):
+        """Same cap, entries in the same order and the same eviction count."""
+        return (isinstance(other, BoundedDict) and self.cap == other.cap
+                and self.evicted == other.evicted and self.items() == other.items())
+
     def oldest(self):
         """The least recently used (key, value), or None when empty (for expiring by age)."""
         for item in self._data.items():

@@ -132,7 +132,7 @@ def main(argv=None):
     return run_forever(args, config)
 
 
-def _make_agent(config, once=False, stream=None):
+def _make_agent(config, once=False, stream=None, previous=None):
     from .detectors import detector_classes
     from .identity import device_id
     from .runtime import Agent
@@ -147,7 +147,7 @@ def _make_agent(config, once=False, stream=None):
     import secrets
     run_id = secrets.token_hex(8)
     sink = StdoutSink(stream) if once else build_sink(config, ident, run_id, stream)
-    return Agent(config, ident, sources, detectors, sink, run_id=run_id)
+    return Agent(config, ident, sources, detectors, sink, run_id=run_id, previous=previous)
 
 
 def state_goes_to_this_hosts_etc(config):
@@ -192,9 +192,11 @@ def run_forever(args, config):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
+    agent = None
     while True:
         try:
-            agent = _make_agent(config)
+            # after a reload the new agent takes over what the old one's detectors learned
+            agent = _make_agent(config, previous=agent)
         except OSError as exc:
             print("routerwatch: cannot start: %s" % exc, file=sys.stderr)
             return EXIT_START

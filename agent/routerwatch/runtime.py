@@ -27,7 +27,10 @@ LOOP_SLEEP = 0.25             # seconds between passes when nothing is due
 
 
 class Agent:
-    def __init__(self, config, device_id, sources, detectors, sink, run_id=None, started=None):
+    def __init__(self, config, device_id, sources, detectors, sink, run_id=None, started=None,
+                 previous=None):
+        """previous: the Agent this one replaces after a config reload; its detectors' learned
+        state and its incident gate carry over, so a reload only applies the new options."""
         self.config = config
         self.device_id = device_id
         self.run_id = run_id or secrets.token_hex(8)
@@ -46,6 +49,8 @@ class Agent:
             for event_type in detector.consumes:
                 self._routes.setdefault(event_type, []).append(detector)
         self._cooldowns = {d.kind: d.config.cooldown for d in self.detectors}
+        if previous is not None:
+            self._adopt(previous)
         # stream sources set this when something arrives, so the loop need not sleep it out
         self.wake = threading.Event()
         for source in self.sources:
@@ -62,6 +67,19 @@ class Agent:
         self.send_errors = 0          # a sink raised on one message: that message is lost, counted
         self.evidence_cut = 0         # evidence too large for the contract, sent in a short form
         self._cpu_mark = (time.time(), _cpu_seconds())
+
+    def _adopt(self, previous):
+        self.gate = previous.gate
+        before = {d.kind: d for d in previous.detectors}
+        for detector in self.detectors:
+            old = before.get(detector.kind)
+            if old is None or type(old) is not type(detector):
+                continue
+            try:
+                detector.adopt(old)
+            except Exception:  # noqa: BLE001 - worst case the detector learns again
+                log.exception("detector %s: learned state not carried over the reload",
+                              detector.kind)
 
     # ------------------------------------------------------------------ one pass
     def step(self, now, force_poll=False):

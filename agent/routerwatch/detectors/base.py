@@ -15,6 +15,13 @@ A detector module defines one class with:
                                       the runtime replaces it when the LAN networks change
 
 Detectors never see the clock except through event.time / now, so tests need no sleeps.
+
+A config reload (SIGHUP) builds every detector again from the new config and then calls
+adopt(previous) with the instance it replaces, so that only the options change: what the old one
+learned (baselines, windows, seen sources, histories) is carried over. adopt needs nothing from
+the detector: whatever differs from a fresh instance built from the old config is learned state
+and is kept; whatever does not (values derived from options, empty tables) comes from the new
+config. A bounded table keeps its entries under the new cap.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -60,6 +67,30 @@ class Detector:
 
     def drops(self):
         return {}
+
+    def adopt(self, previous):
+        """Take over what `previous` (this kind, built from the config before a reload) learned."""
+        pristine = vars(type(previous)(previous.config))
+        mine = vars(self)
+        for name, value in list(vars(previous).items()):
+            if name == "config":
+                continue
+            if name in pristine and same_state(pristine[name], value):
+                continue        # untouched since it was built: the new config's value stands
+            if isinstance(value, BoundedDict) and isinstance(mine.get(name), BoundedDict):
+                value.resize(mine[name].cap)
+            setattr(self, name, value)
+
+
+def same_state(a, b):
+    """True when two attribute values are equal; anything that cannot be compared counts as
+    different, so that it is carried over rather than forgotten."""
+    if isinstance(a, BoundedDict):
+        return a.same_as(b)
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - a value whose == fails is simply not known to be equal
+        return False
 
 
 @dataclass
