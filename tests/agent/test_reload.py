@@ -65,7 +65,7 @@ def failure(t, ip="203.0.113.7"):
 
 
 def test_failures_before_a_reload_count_after_it_with_the_new_threshold():
-    old = LoginBruteforce(BruteConfig())
+    old = LoginBruteforce(BruteConfig(threshold=10))
     for i in range(6):
         assert old.observe(failure(1000.0 + i)) == []
     new = reloaded(old, threshold=8)
@@ -126,11 +126,11 @@ def test_the_incident_gate_survives_a_reload(tmp_path):
                      Collect(), run_id="0123456789abcdef", started=0.0, previous=previous)
 
     first = agent()
-    assert len(first._feed(failure(1.0))) == 1
+    assert len(first._feed(failure(1.0), 1.0)) == 1
     second = agent(previous=first)
     # within the cool-down the same incident is a counted repeat, not a new message
-    assert second._feed(failure(20.0)) == []
-    assert agent()._feed(failure(20.0)) != []      # what a reload without the gate would send
+    assert second._feed(failure(20.0), 20.0) == []
+    assert agent()._feed(failure(20.0), 20.0) != []      # what a reload without the gate would send
 
 
 # ---------------------------------------------------------------- the real process and SIGHUP
