@@ -331,7 +331,9 @@ class SqlStore(Store):
                 sql, args = self._where(edge)
                 out.extend(rows(raw_sql % sql, size_args + args))
         sql, args = self._where(replace(where, since=lo, until=hi), time_column="bucket")
-        out.extend(rows("SELECT %s AS b, severity, kind, SUM(n) AS n FROM anomaly_counts%s "
+        # PostgreSQL sums bigints into numeric (a Decimal in Python, which JSON cannot carry)
+        out.extend(rows("SELECT %s AS b, severity, kind, CAST(SUM(n) AS BIGINT) AS n "
+                        "FROM anomaly_counts%s "
                         "GROUP BY %s" % (bucket("bucket"), sql, group), size_args + args))
         return out
 
@@ -387,7 +389,8 @@ class SqlStore(Store):
         """{device: (messages missing, suspect jumps)}; each gap adds at most GAP_CLAIM_MAX,
         so the sums stay far inside 64 bits."""
         return {r["device"]: (r["m"] or 0, r["s"] or 0) for r in self._x(
-            "SELECT device, SUM(%s) AS m, SUM(%s) AS s FROM gaps%s GROUP BY device"
+            "SELECT device, CAST(SUM(%s) AS BIGINT) AS m, CAST(SUM(%s) AS BIGINT) AS s "
+            "FROM gaps%s GROUP BY device"
             % (_GAP_MISSING, _GAP_SUSPECT, where), args)}
 
     def _device_row(self, r, gap_totals):

@@ -1,5 +1,6 @@
-"""A store filled the way the collector fills it (Ingest over wire messages), and a test client
-of the dashboard on it, its clock fixed just after the messages arrived."""
+"""A store filled the way the collector fills it (Ingest over wire messages), on SQLite and on
+PostgreSQL, and a test client of the dashboard on it, its clock fixed just after the messages
+arrived."""
 import sys
 from pathlib import Path
 
@@ -24,8 +25,9 @@ def fill(db, messages, now=T0 + 60):
 
 
 @pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "collector.sqlite"
+def db(store_url):
+    """The filled store, on each backend (store_url: tests/collector/conftest.py)."""
+    path = store_url
     messages = [status("online", 1), inventory()]
     messages += [heartbeat(i) for i in range(1, 6)]
     messages += [anomaly(1, severity="medium"), anomaly(2, kind="conn.new_listener",
