@@ -24,6 +24,9 @@ SILENT_KIND = "agent.silent"
 SILENT_SEVERITY = "high"
 # a reboot takes a router one to three minutes, a sysupgrade with its flash write five to ten
 DEFAULT_STOP_GRACE = 900.0
+# a collector that reported no progress for this long is gone (killed, or cut off from the
+# store): its last position no longer holds back the silence judgement of the others
+PROGRESS_STALE = 30.0
 
 # Why a message was refused. A bounded set on purpose: the error text contains attacker-chosen
 # bits, so it is kept only as the latest sample per reason, never as a key.
@@ -277,16 +280,26 @@ class Ingest:
         self.store.record_gap(device, run, message_type, first, last, now)
 
     # ------------------------------------------------------------------ silence
-    def tick(self, now, listening_since=None):
+    def tick(self, now, listening_since=None, caught_up_at=None):
         """Flush, then raise agent.silent for devices that stopped talking. Returns every newly
         stored anomaly (the batch's and the collector's own). `listening_since`: when the
         collector last (re)connected to the broker; heartbeats due before it were not missed
-        by the router but by us."""
+        by the router but by us. `caught_up_at`: the latest time up to which this collector has
+        been handed everything the broker queued for it (None: now).
+
+        Silence is judged up to the time every live collector of the store has caught up with
+        (their progress is shared in the store): a heartbeat still queued behind a burst of
+        anomalies, for us or for another collector of the group, is late, not missed."""
         stored = self.flush(now)
         self.store.maintain(now)
         with self.store.transaction():
+            self.store.report_progress(self.run_id, min(now, caught_up_at if caught_up_at
+                                                         is not None else now), now)
+        heard_until = self.store.heard_until(now, PROGRESS_STALE)
+        with self.store.transaction():
             for device, reason, alive_at, interval, run in sorted(self.store.silence_candidates(
-                    now, self.missed_heartbeats, listening_since, stop_grace=self.stop_grace)):
+                    heard_until, self.missed_heartbeats, listening_since,
+                    stop_grace=self.stop_grace)):
                 if not self.store.claim_silence(device, now):
                     continue
                 anomaly = self._silent_anomaly(device, reason, alive_at, interval, run, now)

@@ -12,6 +12,7 @@ messages come again and the store's unique index drops the copies. paho-mqtt 1.6
 receipt; there a crash can lose the one batch not yet written (at most flush_interval of traffic).
 """
 import logging
+import re
 import time
 
 import paho.mqtt.client as mqtt
@@ -30,6 +31,14 @@ STORE_RETRY = 1.0       # seconds between attempts while the store keeps failing
 # a socket quiet this long while messages wait ends their batch: at low traffic an anomaly is in
 # the store this soon after it arrived; under load messages keep coming and batches still fill
 QUIET_SECONDS = 0.01
+# The probe: a message the collector sends itself through the broker (on PROBE_ROOT/<client id>).
+# The broker queues it behind everything already queued for this collector, so when it comes
+# back, the collector has been handed all that was sent before it: its progress, which the
+# silence check needs (a heartbeat queued behind a burst of anomalies is late, not missed).
+# If no probe ever comes back within PROBE_TIMEOUT (an ACL that forbids the topic), silence is
+# judged as if the collector were never behind.
+PROBE_ROOT = "routerwatch-collectors"
+PROBE_TIMEOUT = 120.0
 
 
 class BrokerRefused(RuntimeError):
@@ -70,6 +79,11 @@ class Subscriber:
         self._retry_at = 0.0
         self.listening_since = None  # when the current connection was accepted
         self.internal_errors = 0
+        self.probe_topic = "%s/%s" % (PROBE_ROOT, re.sub(r"[^A-Za-z0-9_.-]", "_", client_id))
+        self.caught_up_at = None     # the send time of the latest probe that came back
+        self._probe_sent = None      # the send time of the probe on its way, if any
+        self._probe_returned = False  # on this connection: the broker lets probes through
+        self._probe_warned = False
         self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
         if username:
             self.client.username_pw_set(username, password or None)
@@ -100,7 +114,8 @@ class Subscriber:
         self.listening_since = self.clock()
         self.connections += 1
         self._acks = []   # message ids of an earlier connection mean nothing on this one
-        client.subscribe([(topic, 1) for topic in self.topics()])
+        self._probe_sent, self._probe_returned = None, False
+        client.subscribe([(topic, 1) for topic in self.topics()] + [(self.probe_topic, 0)])
         log.info("connected to %s:%d, subscribed to %s", self.host, self.port,
                  ", ".join(self.topics()))
 
@@ -116,6 +131,9 @@ class Subscriber:
         except UnicodeDecodeError:    # paho 2.x decodes lazily; the broker should never allow it
             topic = b"\xff"
         now = self.clock()
+        if topic == self.probe_topic:
+            self._probe_back(message.payload)
+            return
         try:
             outcome = self.ingest.handle(topic, message.payload, now,
                                          retained=bool(message.retain))
@@ -196,6 +214,33 @@ class Subscriber:
                 except OSError:
                     pass
 
+    # ------------------------------------------------------------------ the probe
+    def _probe_back(self, payload):
+        try:
+            sent = float(payload)
+        except (TypeError, ValueError):
+            return
+        if self._probe_sent is not None and sent == self._probe_sent:
+            self.caught_up_at = sent
+            self._probe_sent = None
+            self._probe_returned = True
+
+    def _progress(self, now):
+        """Send the next probe when the last came back; what caught_up_at tick() should use."""
+        if self._probe_sent is None or now - self._probe_sent > PROBE_TIMEOUT:
+            if self._probe_sent is not None and not self._probe_returned and \
+                    not self._probe_warned:
+                self._probe_warned = True
+                log.warning("the broker did not hand back the collector's probe on %s within "
+                            "%.0f s (may this client publish and subscribe there?): silence is "
+                            "judged as if the collector were never behind", self.probe_topic,
+                            PROBE_TIMEOUT)
+            self._probe_sent = now
+            self.client.publish(self.probe_topic, repr(now), qos=0)
+        if not self._probe_returned and self._probe_warned:
+            return None
+        return self.caught_up_at if self.caught_up_at is not None else self.listening_since
+
     def _housekeeping(self, now, force):
         """Flush when the socket went quiet, the batch is full, or it waited long enough."""
         if not self.ingest.pending():
@@ -209,7 +254,8 @@ class Subscriber:
             return
         try:
             if tick and self.connected:
-                stored = self.ingest.tick(now, listening_since=self.listening_since)
+                stored = self.ingest.tick(now, listening_since=self.listening_since,
+                                          caught_up_at=self._progress(now))
             else:
                 stored = self.ingest.flush(now)
         except Exception as exc:  # the store failed (disk full, locked): keep the batch, retry

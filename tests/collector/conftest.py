@@ -4,6 +4,7 @@ import pytest
 
 BACKENDS = ("sqlite", "postgresql")
 _TABLES = ("anomalies, anomaly_keys, anomaly_counts, heartbeat_samples, devices, gaps, "
+           "collector_progress, "
            "rejected")
 
 

@@ -419,3 +419,14 @@ def test_a_store_that_takes_nothing_keeps_the_batch_and_its_rejects_until_it_is_
     assert [a.seq for a in ingest.flush(T0 + 5)] == [1, 2]
     assert store.rejected() == {"not_object": 1}     # counted once, not once per attempt
     assert "unstorable" not in ingest.rejects
+
+
+def test_a_heartbeat_still_queued_for_a_lagging_collector_is_late_not_missed(ingest, store):
+    feed(ingest, [status("online", 1), heartbeat(1, interval=60.0)], now=T0)
+    ingest.flush(T0)
+    lagging = Ingest(store, prefix=PREFIX, run_id="c011ec7000000002")
+    lagging.tick(T0 + 400, caught_up_at=T0 + 30)     # handed its queue only up to T0 + 30
+    assert [a.kind for a in ingest.tick(T0 + 400)] == []
+    # caught up: the heartbeats never came, and one of the two says so, once
+    raised = lagging.tick(T0 + 401, caught_up_at=T0 + 401) + ingest.tick(T0 + 402)
+    assert [a.kind for a in raised] == ["agent.silent"]

@@ -181,6 +181,15 @@ class Store:
     def claim_silence(self, device, now):
         raise NotImplementedError
 
+    def report_progress(self, collector_run, caught_up_at, now):
+        """This collector process has been handed everything queued for it up to caught_up_at."""
+        raise NotImplementedError
+
+    def heard_until(self, now, stale):
+        """The earliest caught_up_at among collectors that reported within `stale` seconds
+        (now if none): up to then every collector has heard what the routers sent."""
+        raise NotImplementedError
+
     def query_anomalies(self, device=None, since=None, kind=None, limit=100):
         raise NotImplementedError
 

@@ -146,6 +146,15 @@ CREATE TABLE rejected (
     last_detail text
 );
 """),
+    (2, "collector_progress: how far each collector has been handed its queue", """
+-- how far each collector process has been handed what the broker queued for it (the silence
+-- check waits for the slowest live one)
+CREATE TABLE collector_progress (
+    run          text PRIMARY KEY,
+    caught_up_at double precision NOT NULL,
+    seen_at      double precision NOT NULL
+);
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -298,6 +307,8 @@ class PostgresStore(SqlStore):
                 kept = self.retention_days * DAY
             if kept is not None:
                 self._drop_before(table, column, now - kept)
+        with self._db.transaction():
+            self._db.execute("DELETE FROM collector_progress WHERE seen_at < %s", (now - DAY,))
         if self.retention_days:
             cutoff = now - self.retention_days * DAY
             with self._db.transaction():

@@ -208,6 +208,16 @@ class SqlStore(Store):
                       "silent_since IS NULL", (now, device))
         return cur.rowcount == 1
 
+    def report_progress(self, collector_run, caught_up_at, now):
+        self._x("INSERT INTO collector_progress (run, caught_up_at, seen_at) VALUES (?,?,?) "
+                "ON CONFLICT (run) DO UPDATE SET caught_up_at = excluded.caught_up_at, "
+                "seen_at = excluded.seen_at", (collector_run, caught_up_at, now))
+
+    def heard_until(self, now, stale):
+        row = self._x("SELECT MIN(caught_up_at) AS t FROM collector_progress WHERE seen_at >= ?",
+                      (now - stale,)).fetchone()
+        return now if row["t"] is None else min(now, row["t"])
+
     # ------------------------------------------------------------------ reads
     def query_anomalies(self, device=None, since=None, kind=None, limit=100):
         """Newest first (by arrival), at most `limit`."""

@@ -104,6 +104,14 @@ CREATE TABLE IF NOT EXISTS anomaly_counts (
     PRIMARY KEY (bucket, severity, kind)
 );
 
+-- how far each collector process has been handed what the broker queued for it (the silence
+-- check waits for the slowest live one)
+CREATE TABLE IF NOT EXISTS collector_progress (
+    run          TEXT PRIMARY KEY,
+    caught_up_at REAL NOT NULL,
+    seen_at      REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS rejected (
     reason      TEXT PRIMARY KEY,
     count       INTEGER NOT NULL,
@@ -213,6 +221,7 @@ class SqliteStore(SqlStore):
             self._x("DELETE FROM anomalies WHERE received_at < ?", (cutoff,))
             self._x("DELETE FROM anomaly_counts WHERE bucket < ?", (rollup_bucket(cutoff),))
             self._x("DELETE FROM gaps WHERE detected_at < ?", (cutoff,))
+            self._x("DELETE FROM collector_progress WHERE seen_at < ?", (cutoff,))
 
     def close(self):
         self._db.close()

@@ -29,7 +29,24 @@ def sql(url, statement, args=()):
 def test_migrations_are_applied_once_and_recorded_with_their_version(url):
     open_store(url).close()
     open_store(url).close()
-    assert sql(url, "SELECT version FROM schema_migrations") == [(SCHEMA_VERSION,)]
+    assert sql(url, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (version,) for version in range(1, SCHEMA_VERSION + 1)]
+
+
+def test_a_database_of_an_older_schema_is_migrated_forward_keeping_its_rows(url):
+    store = open_store(url)
+    store.upsert_device(DEVICE, RUN, T0)
+    store.add_anomalies([anomaly(1)], T0)
+    store.close()
+    # as a collector of schema 1 left it
+    sql(url, "DROP TABLE collector_progress")
+    sql(url, "DELETE FROM schema_migrations WHERE version > 1")
+    store = open_store(url)
+    try:
+        assert store.anomaly_count() == 1 and store.heard_until(T0, 30) == T0
+    finally:
+        store.close()
+    assert sql(url, "SELECT max(version) FROM schema_migrations") == [(SCHEMA_VERSION,)]
 
 
 def test_a_database_of_a_newer_schema_is_refused_and_left_untouched(url):

@@ -243,3 +243,12 @@ def test_a_store_from_before_the_rollup_is_counted_once_on_open(tmp_path):
     s = SqliteStore(path)                       # and not again
     assert s._x("SELECT SUM(n) FROM anomaly_counts").fetchone()[0] == 3
     s.close()
+
+
+def test_silence_is_judged_up_to_the_slowest_live_collector(store):
+    store.report_progress("collector-a", T0 + 100, T0 + 100)
+    store.report_progress("collector-b", T0 + 40, T0 + 100)      # 60 s behind its queue
+    assert store.heard_until(T0 + 100, stale=30) == T0 + 40
+    store.report_progress("collector-a", T0 + 200, T0 + 200)     # b went quiet: it is gone
+    assert store.heard_until(T0 + 200, stale=30) == T0 + 200
+    assert store.heard_until(T0 + 300, stale=30) == T0 + 300     # nobody reported: now
