@@ -151,3 +151,16 @@ class FirmwareIdentity:
     rom_hash: str = ""           # sha256 hex over the /rom file list (path, size, mode, mtime)
     rom_packages_hash: str = ""  # sha256 hex of /rom's package database
     previous: Optional[dict] = None  # the remembered identity record (release, kernel, hashes)
+
+
+# --------------------------------------------------------------------------- the agent itself
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """Whether a watcher's source could read what it watches, sent by the runtime when that
+    changes (and once at start): error None means the last read worked."""
+    time: float
+    watcher: str                 # logins | connections | processes | integrity
+    source: str                  # the source's class name, e.g. ConntrackSource
+    error: Optional[str]         # why the last read failed, e.g. "cannot read /proc/net/..."
+    interval: float              # seconds between its reads; 0 for a stream (the log)

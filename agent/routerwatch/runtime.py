@@ -17,8 +17,9 @@ from . import __version__
 from .contract import (Anomaly, ContractError, Heartbeat, Inventory, MAX_SUMMARY_CHARS, clip,
                        validate, wire_text, wire_value)
 from .detectors.base import IncidentGate
-from .events import FirmwareIdentity, LanNetworks
+from .events import FirmwareIdentity, LanNetworks, SourceHealth
 from .inside import Inside
+from .sources import watcher_of
 
 log = logging.getLogger("routerwatch")
 
@@ -59,6 +60,7 @@ class Agent:
         for detector in self.detectors:
             if hasattr(detector, "use_state_dir"):   # detectors that remember across restarts
                 detector.use_state_dir(os.path.dirname(config.state_file("-")))
+        self._health = {}             # id(source) -> the error last sent in a SourceHealth
         self.anomalies_made = 0
         self.events_seen = 0
         self.source_errors = 0
@@ -88,6 +90,7 @@ class Agent:
         for source in self.sources:
             if hasattr(source, "drain"):
                 events = source.drain(now, STREAM_DRAIN_LIMIT)
+                produced.extend(self._report_health(source, now))
             else:
                 due = self._next_poll.get(id(source), 0.0)
                 if not force_poll and now < due:
@@ -99,14 +102,17 @@ class Agent:
                     self.source_errors += 1
                     self._source_problem[id(source)] = "reading failed: %s" % exc
                     log.warning("source %s: %s", type(source).__name__, exc)
+                    produced.extend(self._report_health(source, now))
                     continue
                 except Exception as exc:  # noqa: BLE001 - one source's bug must not stop the watching
                     self.source_errors += 1
                     self._source_problem[id(source)] = "failed: %s" % type(exc).__name__
                     log.exception("source %s failed; it is tried again next interval",
                                   type(source).__name__)
+                    produced.extend(self._report_health(source, now))
                     continue
                 self._source_problem.pop(id(source), None)
+                produced.extend(self._report_health(source, now))
             for event in events:
                 produced.extend(self._feed(event, now))
         for detector in self.detectors:
@@ -176,6 +182,26 @@ class Agent:
                 return detector.final(finding)
         return finding
 
+    def _failure_of(self, source):
+        """Why this source could not read its source on its last read, or None: its poll raised,
+        or the source says so itself (`failure`: a log stream that keeps ending, an unreadable
+        /proc file, a missing overlay)."""
+        return self._source_problem.get(id(source)) or getattr(source, "failure", None)
+
+    def _report_health(self, source, now):
+        """A SourceHealth event (for agent.degraded) when whether this source can read its
+        source changed, and once for its first read."""
+        error = self._failure_of(source)
+        if error is not None:
+            error = wire_text(error, 200)
+        if self._health.get(id(source), "?") == error:
+            return ()
+        self._health[id(source)] = error
+        event = SourceHealth(time=now, watcher=watcher_of(source) or type(source).__name__,
+                             source=type(source).__name__, error=error,
+                             interval=float(getattr(source, "interval", 0) or 0))
+        return self._feed(event, now)
+
     def _feed(self, event, now):
         self.events_seen += 1
         if isinstance(event, FirmwareIdentity):
@@ -244,13 +270,12 @@ class Agent:
     def watcher_health(self):
         """{watcher: why it is not watching properly, or ""} for every watcher switched on: its
         source's last poll failed, or its log stream ended, stopped or went quiet."""
-        from .sources import watcher_of
         problems = {name: "" for name in ("logins", "connections", "processes", "integrity")
                     if getattr(self.config.watchers, name)}
         quiet = self.config.homeassistant.quiet_log_seconds
         for source in self.sources:
             watcher = watcher_of(source)
-            problem = self._source_problem.get(id(source), "")
+            problem = self._failure_of(source) or ""
             if not problem and hasattr(source, "health_problem"):
                 problem = source.health_problem(quiet)
             if problem and not problems.get(watcher, "x"):

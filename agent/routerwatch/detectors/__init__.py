@@ -24,6 +24,8 @@ DETECTOR_MODULES = (
     "integrity_exec_from_tmp",
     "integrity_deleted_exe",
     "integrity_firmware_changed",
+    # agent.*
+    "agent_degraded",
 )
 
 

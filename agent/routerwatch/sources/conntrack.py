@@ -57,6 +57,7 @@ class ConntrackSource:
         self._unreadable = 0
         self._entries = 0
         self._flows_dropped = 0
+        self.failure = None       # why the last read of the table failed (agent.degraded)
 
     def poll(self, now):
         self._polls += 1
@@ -66,13 +67,15 @@ class ConntrackSource:
         entries = forwarded = unparsed = 0
         try:
             handle = open(self.path, "r", encoding="ascii", errors="replace")
-        except OSError:
+        except OSError as exc:
             # no conntrack module, or not root: the kernel's counter still tells the fill level
             self._unreadable += 1
+            self.failure = "cannot read /proc/net/nf_conntrack: %s" % (exc.strerror or exc)
             count = read_int(self.count_path)
             self._entries = count or 0
             return [ConntrackSnapshot(time=now, flows=(), entries=count or 0, forwarded=0,
                                       max_entries=max_entries)]
+        self.failure = None
         spellings = own.raw_spellings()
         max_flows = self.max_flows
         with handle:

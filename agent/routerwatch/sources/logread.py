@@ -46,6 +46,7 @@ READ_CHUNK = 65536
 FILE_POLL_SECONDS = 0.25      # how often a followed file is checked when nothing new arrived
 RESTART_MIN_SECONDS = 0.5     # first back-off before restarting a dead logread
 MISSING_LOG_REWARN_SECONDS = 60.0   # a followed file still missing this long is reported again
+STABLE_SECONDS = 5.0          # a logread -f that has run this long is following the log again
 
 
 def might_be_login(raw):
@@ -298,6 +299,8 @@ class LogSource:
         self.last_line_at = time.monotonic()   # when the stream last gave a line (health)
         self.truncations = 0
         self.rotations = 0
+        self._failure = None            # why the stream is not being followed (agent.degraded)
+        self._started_at = None         # monotonic time the current logread -f started
         if self.mode == "none":
             self.exhausted = True
         elif once:
@@ -326,6 +329,18 @@ class LogSource:
         for _ in range(min(limit, len(queue))):
             out.extend(feed(queue.popleft(), reference))
         return out
+
+    @property
+    def failure(self):
+        """None while the log is being followed, else why not: logread keeps exiting (logd
+        stopped), it cannot be run, the followed file cannot be opened. Standard input ending
+        is not a failure: it is how a pipe or a test ends."""
+        failure = self._failure
+        if failure is not None and self._started_at is not None and self._proc is not None \
+                and self._proc.poll() is None \
+                and time.monotonic() - self._started_at >= STABLE_SECONDS:
+            self._failure = failure = None
+        return failure
 
     def counters(self):
         return {"log_lines": self.lines_read, "log_lines_recognised": self._lines.recognised,
@@ -428,10 +443,17 @@ class LogSource:
                                               stderr=subprocess.DEVNULL, close_fds=True)
             except OSError as exc:
                 log.warning("cannot run %s: %s", self.log_config.command, exc)
+                self._failure = "cannot run %s: %s" % (self.log_config.command,
+                                                       exc.strerror or exc)
             else:
+                self._started_at = started
                 self._pump(self._proc.stdout.fileno())
                 self._proc.stdout.close()
-                self._proc.wait()
+                status = self._proc.wait()
+                self._started_at = None
+                if not self._stop.is_set():
+                    self._failure = "%s ended (exit status %s)" % (self.log_config.command,
+                                                                  status)
             self._splitter.reset()
             if self._stop.is_set():
                 break
@@ -456,6 +478,7 @@ class LogSource:
                 return
             if not data:
                 return
+            self._failure = None      # lines arrive: whatever failed before, it reads again
             self._push(self._splitter.feed(data))
 
     @staticmethod
@@ -484,7 +507,9 @@ class LogSource:
                     st = os.fstat(handle.fileno())
                     identity = (st.st_dev, st.st_ino)
                     position = 0
+                    self._failure = None
                 except OSError as exc:
+                    self._failure = "cannot open %s: %s" % (path, exc.strerror or exc)
                     handle = None
                     missing.still_missing(exc, time.monotonic())
                     self._stop.wait(FILE_POLL_SECONDS)

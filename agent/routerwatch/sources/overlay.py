@@ -184,6 +184,15 @@ class IntegritySource:
     def has_overlay(self):
         return self.tree.has_overlay
 
+    @property
+    def failure(self):
+        """For agent.degraded: the overlay or /rom is not where it is looked for (unmounted,
+        moved away). A router that never had one is not degraded: the detector only counts
+        an outage of a source that read before."""
+        if self.has_overlay:
+            return None
+        return "no overlay at /%s with /rom beside it" % os.path.relpath(self.upper, self.root)
+
     def live_path(self, rel):
         return self.tree.live_path(rel)
 

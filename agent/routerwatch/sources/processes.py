@@ -37,6 +37,7 @@ class ProcessSource:
         self._vanished = 0
         self._denied = 0
         self._over_cap = 0
+        self.failure = None       # why the last scan could not list processes (agent.degraded)
 
     def counters(self):
         return {"process_scans": self.scans, "processes_examined": self.processes_seen}
@@ -61,8 +62,13 @@ class ProcessSource:
     def _scan(self):
         try:
             pids = sorted(psutil.pids())
-        except OSError:
+        except OSError as exc:
+            self.failure = "cannot list processes in /proc: %s" % (exc.strerror or exc)
             return []
+        except IndexError:   # psutil on a /proc without a single process directory
+            pids = []
+        # a live system has at least init and this agent: none means /proc is not mounted there
+        self.failure = None if pids else "no processes in /proc (not mounted?)"
         self.scans += 1
         if len(pids) > MAX_PROCESSES:
             self._over_cap += len(pids) - MAX_PROCESSES

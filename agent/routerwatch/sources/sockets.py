@@ -34,6 +34,7 @@ class ListenerSource:
         self._owner_walks = 0
         self._dropped = 0
         self._unreadable = 0
+        self.failure = None       # why the last read failed (agent.degraded)
 
     def poll(self, now):
         self._polls += 1
@@ -48,7 +49,9 @@ class ListenerSource:
             # nothing to judge: an empty snapshot would become an empty baseline, and then
             # every service would look new on the next read
             self._unreadable += 1
+            self.failure = "cannot read /proc/net/%s" % ", ".join(PROTOCOLS)
             return []
+        self.failure = None
         rows = self._capped(rows)
         raw_rows = []
         for proto in RAW_PROTOCOLS:
