@@ -204,3 +204,23 @@ def test_the_running_agent_reports_conntrack_gone(tmp_path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def test_the_overlay_no_longer_mounted_makes_the_integrity_watcher_degraded(tmp_path):
+    from routerwatch.sources.overlay import IntegritySource
+    tree = build_tree("router-clean", tmp_path / "tree")
+    agent, out = loop_agent(tmp_path, tree, lambda c: [IntegritySource(c)])
+    agent.step(0.0)                                     # the first scan reads the overlay
+    while agent.sources[0].scanning:
+        agent.step(1.0, force_poll=True)
+    os.rename(tree / "overlay/upper", tree / "overlay/upper.away")   # umount /overlay
+    for t in range(1000, 4000, 300):
+        agent.step(float(t))
+    degraded = [a for a in kinds(out) if a["kind"] == "agent.degraded"]
+    assert [(a["severity"], a["evidence"]["watcher"]) for a in degraded] == [
+        ("high", "integrity")]
+    assert degraded[0]["evidence"]["error"] == "no overlay at /overlay/upper with /rom beside it"
+    os.rename(tree / "overlay/upper.away", tree / "overlay/upper")
+    agent.step(5000.0)
+    assert [a for a in kinds(out) if a["kind"] == "agent.degraded"][-1]["evidence"][
+        "recovered"] is True
