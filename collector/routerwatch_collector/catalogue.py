@@ -86,6 +86,11 @@ WHAT_TO_DO = {
         'anomalies, then reflash. A package that keeps data on flash: move its data to external '
         'storage, or raise `integrity.max_files` if the router has the RAM (about 400 bytes per '
         'file)'),
+    "agent.degraded": (
+        'The agent is running but blind. If you did not stop that service yourself '
+        '(`/etc/init.d/log`, a firewall removal), someone with root did: treat the router as '
+        'compromised and look at what happened just before (logins, new listeners, overlay '
+        'changes).'),
     "agent.silent": (
         'Check whether the router is up and reachable. If it is but the agent is not running, '
         'someone may have killed or stopped it (reason `stopped`: nobody rebooted or upgraded '
