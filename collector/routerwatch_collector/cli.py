@@ -163,6 +163,12 @@ def build_parser():
                      help="messages per store transaction at most")
     run.add_argument("--dedupe-window", type=_bounded_int("--dedupe-window", 16, 10000000),
                      default=65536, help="recent message ids kept in memory to drop redeliveries")
+    run.add_argument("--metrics-port", type=_bounded_int("--metrics-port", 1, 65535),
+                     default=None, help="serve Prometheus metrics on http://HOST:PORT/metrics "
+                     "(messages received, stored, rejected by reason, duplicates, batch time, "
+                     "devices by state, anomalies by kind and severity); off by default")
+    run.add_argument("--metrics-host", default="127.0.0.1",
+                     help="address the metrics endpoint listens on")
     run.add_argument("--retention-days", type=_bounded_int("--retention-days", 1, 36500),
                      default=None, help="delete anomalies and heartbeat history received more "
                      "than this many days ago (default: keep everything)")
@@ -372,14 +378,30 @@ def run(parser, args):
             return EXIT_RUNTIME
     ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
                     dedupe_window=args.dedupe_window, stop_grace=args.stop_grace)
-    on_stored = _stored_hook(args.print_anomalies, notifier)
+    metrics = None
+    if args.metrics_port:
+        from .metrics import CollectorMetrics
+        from .stores import open_store
+        metrics = CollectorMetrics(ingest, lambda: open_store(args.db, create=False,
+                                                              read_only=True))
+        try:
+            metrics.serve(args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            store.close()
+            if web is not None:
+                web.stop()
+            print("routerwatch-collector: cannot serve metrics on %s:%d: %s" % (
+                args.metrics_host, args.metrics_port, exc.strerror or exc), file=sys.stderr)
+            return EXIT_RUNTIME
+    on_stored = _stored_hook(args.print_anomalies, notifier, metrics)
     try:
         subscriber = Subscriber(
             ingest, args.host, port, prefix=args.prefix, share_group=args.share_group,
             client_id=client_id, protocol=args.protocol, username=args.user, password=password,
             tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
             key_file=args.key_file, tls_insecure=args.tls_insecure,
-            flush_interval=args.flush_interval, batch_size=args.batch_size, on_stored=on_stored)
+            flush_interval=args.flush_interval, batch_size=args.batch_size, on_stored=on_stored,
+            on_batch=metrics.batch_written if metrics is not None else None)
     except (OSError, ValueError) as exc:   # unreadable TLS files (ssl.SSLError is an OSError)
         store.close()
         if web is not None:
@@ -413,6 +435,8 @@ def run(parser, args):
     finally:
         if web is not None:
             web.stop()
+        if metrics is not None:
+            metrics.stop()
         store.close()
         if notifier is not None:
             notifier.close()
@@ -441,10 +465,12 @@ def _notifier(parser, args):
                     max_per_hour=args.notify_max_per_hour)
 
 
-def _stored_hook(print_anomalies, notifier):
-    """What happens to each newly stored anomaly: printed (--print), notified (--notify)."""
+def _stored_hook(print_anomalies, notifier, metrics=None):
+    """What happens to each newly stored anomaly: printed (--print), notified (--notify),
+    counted (--metrics-port)."""
     hooks = [hook for hook in (_print_anomaly if print_anomalies else None,
-                               notifier.anomaly_stored if notifier is not None else None) if hook]
+                               notifier.anomaly_stored if notifier is not None else None,
+                               metrics.anomaly_stored if metrics is not None else None) if hook]
     if not hooks:
         return None
 

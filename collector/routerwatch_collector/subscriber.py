@@ -60,7 +60,8 @@ class Subscriber:
                  client_id="routerwatch-collector", protocol=None, username=None, password=None,
                  tls=False, ca_file=None, cert_file=None, key_file=None, tls_insecure=False,
                  keepalive=60, flush_interval=0.25, batch_size=500, tick_interval=1.0,
-                 reconnect_min=0.2, reconnect_max=5.0, on_stored=None, clock=time.time):
+                 reconnect_min=0.2, reconnect_max=5.0, on_stored=None, on_batch=None,
+                 clock=time.time):
         self.ingest = ingest
         self.host, self.port, self.keepalive = host, port, keepalive
         self.prefix, self.share_group = prefix, share_group
@@ -69,6 +70,7 @@ class Subscriber:
         self.tick_interval = tick_interval
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.on_stored = on_stored or (lambda stored: None)
+        self.on_batch = on_batch or (lambda seconds: None)   # a batch written: how long it took
         self.clock = clock
         self.connected = False      # CONNACK accepted and subscriptions sent
         self.connections = 0        # successful connections so far (tests and logs)
@@ -252,6 +254,8 @@ class Subscriber:
     def _flush(self, now, tick=False):
         if self._store_failing and now < self._retry_at and not tick:
             return
+        started = time.perf_counter()
+        batch = self.ingest.pending()
         try:
             if tick and self.connected:
                 stored = self.ingest.tick(now, listening_since=self.listening_since,
@@ -268,6 +272,8 @@ class Subscriber:
         if self._store_failing:
             log.info("writing to the store again")
             self._store_failing = False
+        if batch or tick:
+            self.on_batch(time.perf_counter() - started)
         self._first_pending = None
         if self._acks and self.connected:
             for mid, qos in self._acks:
