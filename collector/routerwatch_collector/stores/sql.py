@@ -373,9 +373,6 @@ class SqlStore(Store):
                        args + [clip_limit(limit)])
         return [(r["k"], r["n"], SEVERITIES[r["worst"]]) for r in rows]
 
-    _STATUS_SQL = ("CASE WHEN silent_since IS NOT NULL THEN 'silent' "
-                   "WHEN status IS NULL THEN 'unknown' ELSE status END")
-
     def fleet_counts(self):
         counts = dict.fromkeys(("online", "silent", "stopped", "offline", "unknown"), 0)
         # two reads of the devices_state index, neither sorting nor touching device rows
@@ -421,8 +418,14 @@ class SqlStore(Store):
 
     def device_page(self, status=None, prefix=None, after=None, limit=100):
         clauses, args = [], []
-        if status:
-            clauses.append("%s = ?" % self._STATUS_SQL)
+        # spelled so the devices_state index (silent_since, status) answers, not a scan of
+        # every device row and its JSON
+        if status == "silent":
+            clauses.append("silent_since IS NOT NULL")
+        elif status == "unknown":
+            clauses.append("silent_since IS NULL AND status IS NULL")
+        elif status:
+            clauses.append("silent_since IS NULL AND status = ?")
             args.append(status)
         if prefix:
             clauses.append("device >= ? AND device < ?")
