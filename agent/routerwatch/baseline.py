@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import struct
+import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
@@ -47,9 +48,19 @@ class Manifest(MutableMapping):
         self.update(entries)
 
     def __setitem__(self, path, entry):
+        self.put(path, entry)
+
+    def put(self, path, entry, like=None):
+        """Set path's entry; where Manifest `like` (the baseline) holds the same entry for the
+        same path, its record and path objects are shared instead of held twice."""
         digest = entry.digest
         tail = self._MARKERS.get(digest) or bytes.fromhex(digest)
-        self._packed[path] = self._FIXED.pack(entry.size, entry.mode) + tail
+        packed = self._FIXED.pack(entry.size, entry.mode) + tail
+        if isinstance(like, Manifest):
+            known = like._packed.get(path)
+            if known == packed:
+                packed = known
+        self._packed[sys.intern(path)] = packed
 
     def __getitem__(self, path):
         record = self._packed[path]
@@ -128,7 +139,8 @@ def parse(data, origin="baseline"):
         if match is None:
             raise BaselineError("%s line %d is not 'path<TAB>sha256<TAB>size<TAB>mode'"
                                 % (origin, number))
-        entries[unescape_path(match.group("path"))] = Entry(
+        # interned: the scans' manifests and the hash cache then share these path objects
+        entries[sys.intern(unescape_path(match.group("path")))] = Entry(
             match.group("digest"), int(match.group("size")), int(match.group("mode"), 8))
         if len(entries) > MAX_ENTRIES:
             raise BaselineError("%s has more than %d entries" % (origin, MAX_ENTRIES))

@@ -202,6 +202,9 @@ class IntegritySource:
     def _file_digest(self, key, abs_path):
         return self.hasher.file_digest(key, abs_path)
 
+    def _track(self, manifest, path, digest, size, mode):
+        manifest.put(path, baseline_store.Entry(digest, size, mode), like=self._baseline)
+
     # ------------------------------------------------------------------ findings
     def _emit(self, finding, path, detail, signature):
         key = (finding, path)
@@ -255,6 +258,7 @@ class IntegritySource:
         flood = FloodCounter()
         yield from walk(self.upper, self.rom, candidates, flood, skip=(self._own_state,))
         for _rank, path in candidates.drain():
+            path = sys.intern(path)     # one object for this path in manifest, cache, baseline
             abs_path = os.path.join(self.upper, path[1:])
             try:
                 st = os.lstat(abs_path)
@@ -262,7 +266,7 @@ class IntegritySource:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if is_opaque(abs_path) and os.path.isdir(os.path.join(self.rom, path[1:])):
-                    manifest[path] = baseline_store.Entry("opaque", 0, st.st_mode)
+                    self._track(manifest, path, "opaque", 0, st.st_mode)
                     self._emit("opaque", path, detail_for(path, b"", st.st_mode), "opaque")
             else:
                 yield from self._check_upper_entry(path, abs_path, st, manifest, packages)
@@ -290,7 +294,7 @@ class IntegritySource:
     def _check_upper_entry(self, path, abs_path, st, manifest, packages):
         rom_path = os.path.join(self.rom, path[1:])
         if is_whiteout(st, abs_path):
-            manifest[path] = baseline_store.Entry("whiteout", 0, stat.S_IFCHR)
+            self._track(manifest, path, "whiteout", 0, stat.S_IFCHR)
             rom_st, rom_digest, rom_head = yield from self._file_digest(rom_key(path), rom_path)
             if rom_st is not None:
                 detail = detail_for(path, rom_head, rom_st.st_mode)
@@ -304,7 +308,7 @@ class IntegritySource:
         st, digest, head = yield from self._file_digest(path, abs_path)
         if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             return
-        manifest[path] = baseline_store.Entry(digest or "unhashed", st.st_size, st.st_mode)
+        self._track(manifest, path, digest or "unhashed", st.st_size, st.st_mode)
         rom_st, rom_digest, rom_head = yield from self._file_digest(rom_key(path), rom_path)
         if rom_st is not None and not stat.S_ISDIR(rom_st.st_mode):
             if digest is None or rom_digest is None or digest != rom_digest \
@@ -394,7 +398,7 @@ class IntegritySource:
             st, digest, head = yield from self._file_digest(path, abs_path)
             if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 continue
-            manifest[path] = baseline_store.Entry(digest or "unhashed", st.st_size, st.st_mode)
+            self._track(manifest, path, digest or "unhashed", st.st_size, st.st_mode)
             for detail in overlay_packages.mismatches(packages, path, st, digest, head,
                                                       abs_path):
                 self._emit("package_mismatch", path, detail, digest)

@@ -76,7 +76,8 @@ class FileHasher:
     def digest(self, key, abs_path, st):
         """Generator: (sha256 hex or None when too large/unreadable, first bytes)."""
         signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
-        record = self._current.get(key) or self._previous.get(key)
+        # taken out of the previous scan's map, not copied: a re-scan then holds each path once
+        record = self._current.get(key) or self._previous.pop(key, None)
         if record is not None:
             fields = _RECORD.unpack_from(record)
             if fields[:4] == signature:
