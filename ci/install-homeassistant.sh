@@ -32,8 +32,11 @@ for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3 \
   fi
 done
 if [ -z "$python" ]; then
-  echo "install-homeassistant: no Python 3.13 found (pyenv's, or python3.13 on PATH)" >&2
-  exit 1
+  echo "install-homeassistant: no Python 3.13 found (pyenv's, or python3.13 on PATH);" \
+       "tests/homeassistant will be skipped (under CI=true they fail)" >&2
+  # a newcomer's `make test` on a plain Debian 12 (Python 3.11 only) runs everything else
+  [ "${CI:-}" = true ] && exit 1
+  exit 0
 fi
 echo "installing Home Assistant $HA_VERSION into $VENV with $python"
 start=$(date +%s)

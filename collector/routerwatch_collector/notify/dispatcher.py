@@ -30,11 +30,16 @@ class InvalidTarget(ValueError):
     """A --notify URL Apprise does not understand; str() says which one."""
 
 
-def describe_url(url):
-    """A URL as logs may show it: the scheme and host, never the credentials or the path."""
-    scheme, _, rest = url.partition("://")
-    host = rest.split("?", 1)[0].split("/", 1)[0].rsplit("@", 1)[-1]
-    return "%s://%s" % (scheme, host) if rest else scheme
+def describe_url(url, service=None):
+    """A URL as logs may show it, never with a secret in it. Which part of a URL is secret
+    depends on the service (Telegram's bot token stands where a host would), so only Apprise,
+    which parsed it, can mask it; a URL it could not parse is shown by its scheme alone."""
+    if service is not None:
+        try:
+            return service.url(privacy=True)
+        except Exception:   # a plugin's bug must not stop the collector from starting
+            pass
+    return url.partition("://")[0] + "://…"
 
 
 class Target:
@@ -50,6 +55,7 @@ class Target:
         if not self._apprise.add("%s%scto=%d&rto=%d" % (url, separator, timeout, timeout)) \
                 and not self._apprise.add(url):
             raise InvalidTarget("--notify: Apprise does not understand the URL %s" % self.name)
+        self.name = describe_url(url, self._apprise[0])
 
     def send(self, message):
         import apprise
