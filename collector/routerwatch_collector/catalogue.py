@@ -96,6 +96,18 @@ WHAT_TO_DO = {
         'someone may have killed or stopped it (reason `stopped`: nobody rebooted or upgraded '
         "it?): look at the router's last anomalies and log (logins just before?), restart the "
         'agent and watch for it to fall silent again.'),
+    "fleet.campaign": (
+        'One attacker works through the fleet: block the source at the edge (export it with '
+        '`routerwatch-collector iocs --format nft`), check the listed devices for '
+        'login.success_after_failures and close SSH/LuCI on their WAN.'),
+    "fleet.implant": (
+        'The same program misbehaves on several routers: something is spreading. Copy it off one '
+        'router (`/proc/<pid>/exe`), look its sha256 up, isolate the listed devices, reflash '
+        'them with `sysupgrade -n` and change their passwords and keys; block its addresses.'),
+    "fleet.firmware_outlier": (
+        'This router runs firmware its identical siblings do not: compare its `/rom` with a '
+        "sibling's (`integrity.*` anomalies, the package database), and unless someone flashed a "
+        'custom build on purpose, reflash it from a trusted image with `sysupgrade -n`.'),
 }
 
 

@@ -102,6 +102,38 @@ def _matching(regex, name, example):
     return convert
 
 
+def _fleet_option_name(kind, field_name):
+    return "--" + ("%s-%s" % (kind, field_name)).replace(".", "-").replace("_", "-")
+
+
+def _add_fleet_options(parser):
+    """One option per fleet detection threshold, declared beside its code (fleet/*.py Config)."""
+    from .fleet import describe_options, fleet_detector_classes
+    group = parser.add_argument_group(
+        "fleet detections", "thresholds of fleet.campaign, fleet.implant and "
+        "fleet.firmware_outlier (each: default, allowed range, why)")
+    for kind, cls in fleet_detector_classes().items():
+        for name, default, lo, hi, why in describe_options(cls):
+            kind_of = _bounded_float if isinstance(default, float) else _bounded_int
+            option = _fleet_option_name(kind, name)
+            group.add_argument(option, dest="fleet__%s__%s" % (kind, name), default=default,
+                               type=kind_of(option, lo, hi), metavar="N",
+                               help="%s (%s-%s)" % (why.replace("%", "%%"), lo, hi))
+
+
+def fleet_configs(args):
+    """{kind: Config} from the parsed fleet options."""
+    from dataclasses import fields
+
+    from .fleet import fleet_detector_classes
+    configs = {}
+    for kind, cls in fleet_detector_classes().items():
+        values = {f.name: getattr(args, "fleet__%s__%s" % (kind, f.name), f.default)
+                  for f in fields(cls.Config)}
+        configs[kind] = cls.Config(**values)
+    return configs
+
+
 def build_parser():
     from . import __version__
     parser = argparse.ArgumentParser(
@@ -172,6 +204,7 @@ def build_parser():
     run.add_argument("--retention-days", type=_bounded_int("--retention-days", 1, 36500),
                      default=None, help="delete anomalies and heartbeat history received more "
                      "than this many days ago (default: keep everything)")
+    _add_fleet_options(run)
     run.add_argument("--print", action="store_true", dest="print_anomalies",
                      help="print a line per stored anomaly on stdout")
     notify = run.add_argument_group(
@@ -377,7 +410,8 @@ def run(parser, args):
             store.close()
             return EXIT_RUNTIME
     ingest = Ingest(store, prefix=args.prefix, missed_heartbeats=args.missed_heartbeats,
-                    dedupe_window=args.dedupe_window, stop_grace=args.stop_grace)
+                    dedupe_window=args.dedupe_window, stop_grace=args.stop_grace,
+                    fleet_configs=fleet_configs(args))
     metrics = None
     if args.metrics_port:
         from .metrics import CollectorMetrics

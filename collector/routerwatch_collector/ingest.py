@@ -66,7 +66,8 @@ def reject_reason(error):
 
 class Ingest:
     def __init__(self, store, prefix=DEFAULT_PREFIX, missed_heartbeats=3, dedupe_window=65536,
-                 max_pending=20000, run_id=None, stop_grace=DEFAULT_STOP_GRACE):
+                 max_pending=20000, run_id=None, stop_grace=DEFAULT_STOP_GRACE, fleet=None,
+                 fleet_configs=None):
         self.store = store
         self.prefix = prefix
         self.missed_heartbeats = missed_heartbeats
@@ -77,6 +78,12 @@ class Ingest:
         # the collector's own run id: agent.silent anomalies are numbered under it
         self.run_id = run_id or secrets.token_hex(8)
         self._silent_seq = 0
+        # the fleet detections (fleet/): fed in the batch's transaction, numbered like
+        # agent.silent under the collector's run id; fleet=False switches them off
+        if fleet is None:
+            from .fleet import Fleet
+            fleet = Fleet(self._next_anomaly_id, fleet_configs)
+        self.fleet = fleet or None
         # recently accepted (device, run, type, seq): saves a round trip per QoS 1 redelivery and
         # per retained message replayed on resubscribe; the store's unique index is the real guard
         self._seen = BoundedDict(dedupe_window)
@@ -228,6 +235,7 @@ class Ingest:
         store = self.store
         highest = {}
         anomalies = []
+        inventories = []
         # device by device (each device's messages keep their order): every writer then locks
         # device rows in one order, so collectors sharing a PostgreSQL database cannot deadlock
         for message, received_at, retained in sorted(batch, key=lambda item: item[0].device):
@@ -250,6 +258,7 @@ class Ingest:
                 store.record_heartbeat(message, received_at)
             else:
                 store.record_inventory(message, received_at)
+                inventories.append((message, received_at))
         stored = []
         # one insert for the batch, not one per anomaly
         for new in store.add_anomalies([m for m, _ in anomalies], [t for _, t in anomalies]):
@@ -257,7 +266,16 @@ class Ingest:
             self._track(highest, (new.device, new.run, "anomaly"), new.seq, new.received_at,
                         from_start=True)
             stored.append(new)
+        if self.fleet is not None:
+            fleet_new = self.fleet.observe_anomalies(store, stored, now)
+            for message, received_at in inventories:
+                fleet_new.extend(self.fleet.observe_inventory(store, message, received_at))
+            stored.extend(fleet_new)
         return stored
+
+    def _next_anomaly_id(self):
+        self._silent_seq += 1
+        return self.run_id, self._silent_seq
 
     def _track(self, highest, key, seq, now, from_start):
         device, run, message_type = key
@@ -292,6 +310,8 @@ class Ingest:
         anomalies, for us or for another collector of the group, is late, not missed."""
         stored = self.flush(now)
         self.store.maintain(now)
+        if self.fleet is not None:
+            self.fleet.maintain(self.store, now)
         with self.store.transaction():
             self.store.report_progress(self.run_id, min(now, caught_up_at if caught_up_at
                                                          is not None else now), now)
@@ -310,7 +330,7 @@ class Ingest:
         return stored
 
     def _silent_anomaly(self, device, reason, alive_at, interval, agent_run, now):
-        self._silent_seq += 1
+        _, seq = self._next_anomaly_id()
         evidence = {"reason": reason, "agent_run": agent_run, "raised_by": "collector"}
         if alive_at is not None:
             evidence["last_alive"] = round(alive_at, 3)
@@ -327,7 +347,7 @@ class Ingest:
             evidence.update(heartbeat_interval=interval, missed_heartbeats=missed)
             summary = ("agent on %s missed %d heartbeats (due every %g s)"
                        % (device, missed, interval))
-        return validate(Anomaly(device=device, run=self.run_id, seq=self._silent_seq,
+        return validate(Anomaly(device=device, run=self.run_id, seq=seq,
                                 time=float(now), kind=SILENT_KIND, severity=SILENT_SEVERITY,
                                 summary=summary, evidence=evidence))
 

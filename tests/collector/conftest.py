@@ -5,6 +5,7 @@ import pytest
 BACKENDS = ("sqlite", "postgresql")
 _TABLES = ("anomalies, anomaly_keys, anomaly_counts, heartbeat_samples, devices, gaps, "
            "collector_progress, "
+           "fleet_sightings, fleet_incidents, fleet_firmware, fleet_firmware_counts, "
            "rejected")
 
 

@@ -19,6 +19,7 @@ from routerwatch import jsonio
 
 from .base import (HEARTBEAT_HISTORY_SECONDS, HEARTBEAT_SAMPLE_SPACING, ROLLUP_SECONDS,
                    StoredAnomaly, arrival_times, rollup_bucket)
+from .fleet_sql import FLEET_SCHEMA
 from .sql import SqlStore
 
 log = logging.getLogger("routerwatch_collector")
@@ -155,6 +156,7 @@ CREATE TABLE collector_progress (
     seen_at      double precision NOT NULL
 );
 """),
+    (3, "fleet detections: sightings, incidents, firmware groups", FLEET_SCHEMA),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -375,6 +377,8 @@ class PostgresStore(SqlStore):
         if translated is None:
             translated = self._sql[sql] = sql.replace("?", "%s")
         return self._db.execute(translated, args)
+
+    JSON_PARAM = "CAST(? AS jsonb)"
 
     def _json(self, value):
         return value          # jsonb comes back decoded

@@ -14,13 +14,14 @@ from .base import (_GAP_MISSING, _GAP_SUSPECT, HEARTBEAT_HISTORY_SECONDS, HEARTB
                    ROLLUP_SECONDS,
                    STATUS_OFFLINE, STATUS_ONLINE, STATUS_STOPPED, DeviceRow, Store,
                    StoredAnomaly, clip_limit)
+from .fleet_sql import FleetSql
 
 
 def _gap_row(r):
     return dict(r, suspect=bool(r["suspect"]))
 
 
-class SqlStore(Store):
+class SqlStore(FleetSql, Store):
     """The Store methods on top of `_x(sql, args)`, which runs one statement with `?`
     placeholders and returns a cursor whose rows read like mappings."""
 

@@ -8,6 +8,7 @@ from routerwatch import jsonio
 
 from .base import (HEARTBEAT_SAMPLE_SPACING, ROLLUP_SECONDS, StoredAnomaly, arrival_times,
                    rollup_bucket)
+from .fleet_sql import FLEET_SCHEMA
 from .sql import SqlStore
 
 # how often maintain() deletes what is past the retention (seconds)
@@ -144,7 +145,7 @@ class SqliteStore(SqlStore):
         # NORMAL in WAL mode: a power cut may lose the last batch but never corrupts the file;
         # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + FLEET_SCHEMA)
         if not read_only:
             self._fill_anomaly_counts()
         if read_only:

@@ -1,0 +1,89 @@
+"""fleet.firmware_outlier: one device whose firmware identity differs from its siblings'.
+
+Siblings are the devices reporting the same board, release, revision and kernel in their
+inventory; firmware_hash covers the /rom fingerprint and the /rom package database, so identical
+firmware hashes identically. When at least `min_siblings` report and one hash is reported by at
+least `consensus` of them, each device with another hash is an outlier: a /rom someone rebuilt,
+a supply-chain implant. A fleet mid-upgrade is two revisions, so two groups, each consistent; a
+group split between two hashes has no consensus and raises nothing. Works from the inventory as
+agents send it today.
+
+Kept incrementally: each device's (group, hash) and per-group counts, so an inventory costs its
+group's few count rows, plus the minority's devices (bounded) when there is a consensus.
+"""
+from dataclasses import dataclass
+
+from routerwatch.options import option
+
+from .base import FleetDetector, FleetFinding
+
+# what an integrity.* anomaly of this severity says about the same router: it is compromised
+INTEGRITY_PREFIX = "integrity."
+SERIOUS = ("high", "critical")
+FIELD_LIMIT = 128
+
+
+def firmware_group(inventory):
+    """'board|release|revision|kernel' from the inventory, or None when it cannot be grouped
+    (no hash, no board)."""
+    firmware = inventory.firmware if isinstance(inventory.firmware, dict) else {}
+    if not inventory.firmware_hash:
+        return None
+    parts = [firmware.get("board"), firmware.get("DISTRIB_RELEASE"),
+             firmware.get("DISTRIB_REVISION"), firmware.get("kernel")]
+    parts = [p if isinstance(p, str) else "" for p in parts]
+    if not parts[0]:
+        return None
+    return "|".join(p.replace("|", "/")[:FIELD_LIMIT] for p in parts)
+
+
+class FirmwareOutlier(FleetDetector):
+    kind = "fleet.firmware_outlier"
+    consumes = ("inventory",)
+
+    @dataclass(frozen=True)
+    class Config:
+        min_siblings: int = option(
+            20, 2, 10000000, "devices of one board/release/revision/kernel before any is called "
+            "an outlier: below 20, one odd device is more than 5 % and says little")
+        consensus: float = option(
+            0.95, 0.5, 1.0, "share of the siblings that must report one hash: a fleet split "
+            "between two builds has no normal to differ from")
+        max_outliers: int = option(
+            50, 1, 1000, "outlier devices looked at per inventory (more are found by later "
+            "inventories of the group)")
+
+    def observe(self, store, inventory, now):
+        group = firmware_group(inventory)
+        if not store.fleet_set_firmware(inventory.device, group, inventory.firmware_hash):
+            return []          # nothing changed (a replayed retained inventory)
+        if group is None:
+            return []
+        cfg = self.config
+        total, counts = store.fleet_firmware_counts(group)
+        if total < cfg.min_siblings or not counts:
+            return []
+        usual, usual_n = counts[0]
+        if usual_n < cfg.consensus * total:
+            return []
+        findings = []
+        budget = cfg.max_outliers
+        for firmware_hash, n in counts[1:]:
+            if budget <= 0:
+                break
+            for device in store.fleet_firmware_devices(group, firmware_hash, budget):
+                budget -= 1
+                board, release, revision, kernel = group.split("|")
+                compromised = store.has_anomaly(device, INTEGRITY_PREFIX, SERIOUS)
+                evidence = {"board": board, "release": release, "revision": revision,
+                            "kernel": kernel, "firmware_hash": firmware_hash,
+                            "usual_hash": usual, "siblings": total, "usual_share":
+                            round(usual_n / total, 4), "same_hash_devices": n,
+                            "integrity_high": compromised}
+                summary = ("firmware of %s differs from %d of its %d siblings (%s %s %s)"
+                           % (device, usual_n, total, board, release, revision))
+                findings.append(FleetFinding(
+                    kind=self.kind, severity="critical" if compromised else "high",
+                    summary=summary, evidence=evidence, device=device,
+                    incident="%s|%s" % (device, firmware_hash), devices=1))
+        return findings
