@@ -34,8 +34,10 @@ unit: venv
 demo: demo-packages venv
 	$(PY) demo/run_demo.py
 
+# the emulated router's scenarios; ARCH=mipsel or ARCH=s390x runs that CPU's subset instead
+ARCH ?= x86_64
 e2e: setup
-	$(PY) -m pytest -q tests/e2e
+	ROUTERWATCH_QEMU_ARCH=$(ARCH) $(PY) -m pytest -q tests/e2e
 
 bench: setup
 	$(PY) bench/run_all.py

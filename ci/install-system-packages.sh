@@ -17,6 +17,9 @@ TEST_PACKAGES=(
   qemu-system-x86 squashfs-tools cpio iproute2
   dropbear-bin microsocks nftables conntrack python3-minimal libpython3.11-stdlib
   hydra curl                             # the attackers and the LAN client on the host side
+  # the same router on a 32-bit MIPS (Malta board) and a big-endian (s390x) CPU: their emulators,
+  # and readelf to find the libraries of those architectures' binaries
+  qemu-system-mips qemu-system-misc binutils
   fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
   chromium fonts-dejavu-core             # the dashboard's browser tests (headless, driven by Playwright)
   postgresql-15                          # the collector's fleet store: tests start their own server
@@ -26,13 +29,29 @@ case "${1:-test}" in
   test) PACKAGES=("${TEST_PACKAGES[@]}") ;;
   *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
 esac
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+# the emulated router's userland and kernel for those CPUs: `apt-get download <pkg>:<arch>`
+# (ci/qemu/build_image.py) needs the architectures known to dpkg and their package lists
+FOREIGN_ARCHES=(mipsel s390x)
+update_lists=0
+if [ "${1:-test}" = test ]; then
+  for arch in "${FOREIGN_ARCHES[@]}"; do
+    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+      $SUDO dpkg --add-architecture "$arch"
+      update_lists=1
+    fi
+  done
+  if [ "$update_lists" = 1 ]; then
+    echo "added the architectures ${FOREIGN_ARCHES[*]}: apt-get update"
+    $SUDO apt-get update -q
+  fi
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
 echo "installing Debian packages: ${missing[*]}"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

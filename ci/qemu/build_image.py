@@ -5,6 +5,7 @@ host's Debian binaries, and a separate package layer holding the routerwatch age
 
     python ci/qemu/build_image.py            # build (or reuse) both, print the paths
     python ci/qemu/build_image.py --force    # rebuild even when cached
+    python ci/qemu/build_image.py --arch mipsel    # for another CPU (see arches.py)
 
 Everything is cached outside the repository under ~/.cache/routerwatch-qemu (or
 $ROUTERWATCH_QEMU_CACHE):
@@ -12,10 +13,14 @@ $ROUTERWATCH_QEMU_CACHE):
                    this script, ci/qemu/guest/, the kernel package, host package versions)
     agent-<hash>.cpio                                            (hash of the agent sources and
                    the packaging), so an agent change rebuilds only this small layer.
+    <arch>/        the same for a foreign CPU, plus debs/ (its downloaded packages)
 
-The guest userland is copied from the host: busybox-static, dropbear, nft, conntrack, microsocks
-and Debian's python3.11 with a trimmed standard library, every shared library found with ldd.
-The kernel package is fetched with `apt-get download` and never installed.
+On x86_64 the guest userland is copied from the host: busybox-static, dropbear, nft, conntrack,
+microsocks and Debian's python3.11 with a trimmed standard library, every shared library found
+with ldd. On a foreign CPU (mipsel, s390x) the same Debian packages of that architecture are
+fetched with `apt-get download`, unpacked into a sysroot, and copied from there the same way, the
+libraries found from the ELF NEEDED entries. The kernel package is fetched with `apt-get download`
+and never installed. What differs between CPUs is in arches.py.
 """
 import argparse
 import gzip
@@ -34,19 +39,15 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import arches  # noqa: E402
+
 REPO = HERE.parent.parent
 GUEST = HERE / "guest"
 CACHE = Path(os.environ.get("ROUTERWATCH_QEMU_CACHE",
                             Path.home() / ".cache" / "routerwatch-qemu"))
 
-KERNEL_META_PACKAGE = "linux-image-cloud-amd64"   # the small flavour: virtio guests only
-# what the router needs from the kernel; dependencies come from modules.dep
-KERNEL_MODULES = (
-    "virtio_pci", "virtio_net", "virtio_blk", "virtio_console",
-    "squashfs", "overlay", "bridge",
-    "nf_conntrack", "nf_nat", "nf_tables", "nft_ct", "nft_nat", "nft_masq", "nft_chain_nat",
-    "nft_reject_inet", "nf_conntrack_netlink",
-)
 HOST_PACKAGES = ("busybox-static", "dropbear-bin", "nftables", "conntrack", "microsocks",
                  "python3.11-minimal", "libpython3.11-stdlib")
 # executables copied from the host into the router (guest path = host path)
@@ -77,19 +78,26 @@ def output(cmd):
 
 # --------------------------------------------------------------------------- inputs and hashes
 
-def kernel_package():
-    """The exact linux-image-<abi>-cloud-amd64 the meta package points at, and its version."""
-    text = output(["apt-cache", "depends", KERNEL_META_PACKAGE])
-    match = re.search(r"Depends: (linux-image-[0-9][^\s]*-cloud-amd64)\s", text)
+def qualified(arch, package):
+    """apt's name of `package` for the router's CPU (the host's own needs no suffix)."""
+    return package if arch.host_userland else "%s:%s" % (package, arch.debian)
+
+
+def kernel_package(arch):
+    """The exact linux-image-<abi>-<flavour> the meta package points at, and its version."""
+    meta = qualified(arch, arch.kernel_meta)
+    pattern = r"Depends: (linux-image-[0-9][^\s:]*-%s)(?::\S+)?\s" % re.escape(arch.kernel_flavour)
+    text = output(["apt-cache", "depends", meta])
+    match = re.search(pattern, text)
     if not match and os.geteuid() == 0:    # a fresh machine whose package lists are empty
         run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL)
-        text = output(["apt-cache", "depends", KERNEL_META_PACKAGE])
-        match = re.search(r"Depends: (linux-image-[0-9][^\s]*-cloud-amd64)\s", text)
+        text = output(["apt-cache", "depends", meta])
+        match = re.search(pattern, text)
     if not match:
-        raise SystemExit("build_image: cannot resolve %s (run apt-get update?)"
-                         % KERNEL_META_PACKAGE)
+        hint = "" if arch.host_userland else " and dpkg --add-architecture %s" % arch.debian
+        raise SystemExit("build_image: cannot resolve %s (run apt-get update%s?)" % (meta, hint))
     name = match.group(1)
-    policy = output(["apt-cache", "policy", name])
+    policy = output(["apt-cache", "policy", qualified(arch, name)])
     version = re.search(r"Candidate: (\S+)", policy).group(1)
     return name, version
 
@@ -99,10 +107,53 @@ def host_package_versions():
     return text.strip()
 
 
-def python_package_dirs():
-    """(distribution, version, [paths]) of paho-mqtt, psutil, ujson as installed for this Python."""
+def package_versions(arch):
+    """package=version lines of the router's userland packages."""
+    if arch.host_userland:
+        return host_package_versions()
+    lines = []
+    for deb in sorted(download_debs(arch, arches.USERLAND + arches.FOREIGN_EXTRA).values()):
+        fields = output(["dpkg-deb", "-f", str(deb), "Package", "Version"])
+        meta = dict(re.findall(r"^(\S+): (.*)$", fields, re.M))
+        lines.append("%s=%s" % (meta["Package"], meta["Version"]))
+    return "\n".join(lines)
+
+
+def cache_dir(arch):
+    """Where `arch`'s images live: the cache itself for x86_64 (as before), a subdirectory
+    for the others, so each CPU keeps its own newest builds."""
+    return CACHE if arch.host_userland else CACHE / arch.name
+
+
+def download_debs(arch, packages):
+    """{package: path of its .deb for arch.debian}, fetched once with apt-get download."""
+    debs = cache_dir(arch) / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+
+    def find(package):
+        found = sorted(debs.glob("%s_*_%s.deb" % (package, arch.debian))) or \
+            sorted(debs.glob("%s_*_all.deb" % package))
+        return found[-1] if found else None
+
+    missing = [p for p in packages if find(p) is None]
+    if missing:
+        log("apt-get download (%s): %s" % (arch.debian, " ".join(missing)))
+        done = subprocess.run(["apt-get", "download", "-q"] + [qualified(arch, p) for p in missing],
+                              cwd=debs, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit("build_image: apt-get download failed for %s (needs `dpkg "
+                             "--add-architecture %s && apt-get update`):\n%s"
+                             % (arch.debian, arch.debian, done.stderr[-2000:]))
+    return {p: find(p) for p in packages}
+
+
+def python_package_dirs(arch):
+    """(distribution, version, [paths]) of paho-mqtt, psutil, ujson as installed for this Python;
+    for a foreign CPU only the pure-Python paho-mqtt (the others are its Debian packages)."""
     found = []
     for dist_name, module in PY_PACKAGES:
+        if not arch.host_userland and dist_name != "paho-mqtt":
+            continue
         try:
             dist = importlib.metadata.distribution(dist_name)
         except importlib.metadata.PackageNotFoundError:
@@ -131,13 +182,14 @@ def tree_digest(digest, root, exclude=("__pycache__",)):
             digest.update(path.read_bytes())
 
 
-def base_key():
+def base_key(arch):
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
+    digest.update((HERE / "arches.py").read_bytes() + repr(arch).encode())
     tree_digest(digest, GUEST)
-    digest.update(repr(kernel_package()).encode())
-    digest.update(host_package_versions().encode())
-    for name, version, _ in python_package_dirs():
+    digest.update(repr(kernel_package(arch)).encode())
+    digest.update(package_versions(arch).encode())
+    for name, version, _ in python_package_dirs(arch):
         digest.update(("%s=%s" % (name, version)).encode())
     return digest.hexdigest()[:16]
 
@@ -168,6 +220,102 @@ def shared_libraries(binary):
     return libs
 
 
+class MissingLibrary(SystemExit):
+    pass
+
+
+ELF_NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
+ELF_INTERP = re.compile(r"Requesting program interpreter: ([^\]]+)\]")
+
+
+class HostUserland:
+    """The host's own files: guest path = host path, libraries found with ldd."""
+    sysroot = Path("/")
+
+    def file(self, path):
+        return str(path)
+
+    def libraries(self, path):
+        return shared_libraries(path)
+
+
+class ForeignUserland:
+    """Files of Debian packages of another CPU unpacked under `sysroot`; a binary's libraries
+    are the closure of its ELF NEEDED entries (readelf reads any ELF), found in the multiarch
+    and plain library directories of the sysroot, plus its program interpreter."""
+
+    def __init__(self, sysroot, arch):
+        self.sysroot = Path(sysroot)
+        self.dirs = ("/lib/" + arch.triplet, "/usr/lib/" + arch.triplet, "/lib", "/usr/lib")
+
+    def file(self, path):
+        """Host path of guest `path`, following symlinks inside the sysroot (an absolute
+        link target is read relative to the sysroot, never the host)."""
+        parts = [p for p in str(path).split("/") if p]
+        resolved, hops = [], 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                resolved = resolved[:-1]
+                continue
+            candidate = self.sysroot.joinpath(*resolved, part)
+            if candidate.is_symlink():
+                hops += 1
+                if hops > 40:
+                    raise SystemExit("build_image: symlink loop at %s" % candidate)
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    resolved = []
+                parts = [p for p in target.split("/") if p and p != "."] + parts
+                continue
+            resolved.append(part)
+        return str(self.sysroot.joinpath(*resolved))
+
+    def _elf(self, path):
+        try:
+            text = output(["readelf", "-dlW", self.file(path)])
+        except subprocess.CalledProcessError:
+            return [], None
+        interp = ELF_INTERP.search(text)
+        return ELF_NEEDED.findall(text), interp.group(1).strip() if interp else None
+
+    def _find(self, soname):
+        for directory in self.dirs:
+            guest = "%s/%s" % (directory, soname)
+            if os.path.exists(self.file(guest)):
+                return guest
+        return None
+
+    def libraries(self, path):
+        found, todo = [], [path]
+        while todo:
+            names, interp = self._elf(todo.pop())
+            if interp and interp not in found:
+                found.append(interp)
+            for soname in names:
+                guest = self._find(soname)
+                if guest is None:
+                    raise MissingLibrary("build_image: %s needs %s, in none of the downloaded "
+                                         "packages (add it to arches.FOREIGN_EXTRA)"
+                                         % (path, soname))
+                if guest not in found:
+                    found.append(guest)
+                    todo.append(guest)
+        return found
+
+
+def unpack_userland(arch, work):
+    """The userland to copy the router's programs from: the host's, or arch's packages
+    unpacked into work/sysroot."""
+    if arch.host_userland:
+        return HostUserland()
+    sysroot = work / "sysroot"
+    sysroot.mkdir()
+    for deb in download_debs(arch, arches.USERLAND + arches.FOREIGN_EXTRA).values():
+        run(["dpkg-deb", "-x", str(deb), str(sysroot)])
+    return ForeignUserland(sysroot, arch)
+
+
 def copy_file(src, root, dest=None):
     """Copy src to root/<dest or src> following symlinks, keeping the mode."""
     dest = Path(root) / (dest or str(src)).lstrip("/")
@@ -176,18 +324,20 @@ def copy_file(src, root, dest=None):
     return dest
 
 
-def copy_with_libraries(binaries, root):
+def copy_with_libraries(binaries, root, userland):
     needed = set()
     for binary in binaries:
-        copy_file(binary, root)
-        needed.update(shared_libraries(binary))
+        copy_file(userland.file(binary), root, binary)
+        needed.update(userland.libraries(binary))
     for lib in sorted(needed):
-        copy_file(lib, root)
+        copy_file(userland.file(lib), root, lib)
 
 
-def install_busybox(root, skip=()):
-    """busybox plus one symlink per applet, the way OpenWrt's busybox package lays them out."""
-    copy_file("/usr/bin/busybox", root, "bin/busybox")
+def install_busybox(root, userland, skip=()):
+    """busybox plus one symlink per applet, the way OpenWrt's busybox package lays them out
+    (the applet list is the host's busybox-static's: the same Debian version on every CPU)."""
+    source = "/usr/bin/busybox" if userland.sysroot == Path("/") else userland.file("/bin/busybox")
+    copy_file(source, root, "bin/busybox")
     for path in output(["/usr/bin/busybox", "--list-full"]).split():
         if path in skip or path.endswith("/busybox"):
             continue
@@ -217,25 +367,18 @@ def compile_python(root):
 
 # --------------------------------------------------------------------------- the base image
 
-def fetch_kernel(work):
-    name, version = kernel_package()
-    debs = CACHE / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    existing = sorted(debs.glob("%s_*.deb" % name))
-    if not existing:
-        log("apt-get download %s" % name)
-        run(["apt-get", "download", "-q", name], cwd=debs, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        existing = sorted(debs.glob("%s_*.deb" % name))
+def fetch_kernel(work, arch):
+    name, version = kernel_package(arch)
+    deb = download_debs(arch, (name,))[name]
     kernel = work / "kernel"
-    run(["dpkg-deb", "-x", str(existing[-1]), str(kernel)])
+    run(["dpkg-deb", "-x", str(deb), str(kernel)])
     release = next((kernel / "lib" / "modules").iterdir()).name
     run(["busybox", "depmod", "-b", str(kernel), release])
     return kernel, release
 
 
-def module_load_order(kernel, release):
-    """Paths (relative to lib/modules/<release>) of KERNEL_MODULES and their dependencies,
+def module_load_order(kernel, release, arch):
+    """Paths (relative to lib/modules/<release>) of the router's modules and their dependencies,
     dependencies first, from modules.dep."""
     deps = {}
     for line in (kernel / "lib/modules" / release / "modules.dep").read_text().splitlines():
@@ -252,7 +395,7 @@ def module_load_order(kernel, release):
             visit(dep)
         order.append(module)
 
-    for name in KERNEL_MODULES:
+    for name in arch.bus_modules + arches.COMMON_MODULES:
         if name not in by_name:
             builtin = (kernel / "lib/modules" / release / "modules.builtin").read_text()
             if "/%s.ko" % name in builtin:
@@ -262,11 +405,11 @@ def module_load_order(kernel, release):
     return order
 
 
-def build_initramfs(work, kernel, release, order):
+def build_initramfs(work, kernel, release, order, userland):
     root = work / "initramfs"
     for d in ("proc", "sys", "dev", "rom", "overlay", "newroot"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    install_busybox(root)
+    install_busybox(root, userland)
     moddir = root / "lib/modules"
     for module in order:
         copy_file(kernel / "lib/modules" / release / module, moddir, module)
@@ -276,7 +419,7 @@ def build_initramfs(work, kernel, release, order):
     make_cpio(root, work / "initramfs.cpio.gz", compress=True)
 
 
-def rom_packages(root):
+def rom_packages(root, arch):
     """The ROM's package database (/usr/lib/opkg/status + info/*), one package per component."""
     components = {
         "busybox": ["/bin/busybox"],
@@ -290,7 +433,7 @@ def rom_packages(root):
                        "/etc/config/system", "/etc/config/network", "/usr/lib/os-release"],
         "firewall4": ["/etc/config/firewall", "/etc/nftables.d/fw4.nft"],
     }
-    versions = dict(line.split("=", 1) for line in host_package_versions().splitlines())
+    versions = dict(line.split("=", 1) for line in package_versions(arch).splitlines())
     info = Path(root) / "usr/lib/opkg/info"
     info.mkdir(parents=True, exist_ok=True)
     status = []
@@ -299,13 +442,14 @@ def rom_packages(root):
             "dropbear-bin"), "conntrack": versions.get("conntrack"),
             "microsocks": versions.get("microsocks")}.get(package) or "1"
         control = ("Package: %s\nVersion: %s\nDepends: libc\nSection: base\nArchitecture: "
-                   "x86_64\nInstalled-Size: 0\nDescription: %s (from the host's Debian "
-                   "package)\n" % (package, version, package))
+                   "%s\nInstalled-Size: 0\nDescription: %s (from the %s Debian "
+                   "package)\n" % (package, version, arch.opkg_arch, package,
+                                    "host's" if arch.host_userland else arch.debian))
         (info / (package + ".control")).write_text(control)
         (info / (package + ".list")).write_text("".join(f + "\n" for f in files))
         conffiles = [f for f in files if f.startswith("/etc/config/")]
         entry = "Package: %s\nVersion: %s\nDepends: libc\nStatus: install user installed\n" \
-                "Architecture: x86_64\n" % (package, version)
+                "Architecture: %s\n" % (package, version, arch.opkg_arch)
         if conffiles:
             entry += "Conffiles:\n" + "".join(
                 " %s %s\n" % (f, hashlib.sha256((Path(root) / f.lstrip("/")).read_bytes())
@@ -315,9 +459,12 @@ def rom_packages(root):
     (Path(root) / "usr/lib/opkg/status").write_text("\n".join(status) + "\n")
 
 
-def build_rootfs(work, kernel, release, order):
+def build_rootfs(work, kernel, release, order, arch, userland):
     root = work / "rootfs"
     shutil.copytree(GUEST / "rootfs", root, symlinks=True)
+    if arch.console != "ttyS0":     # the login prompt on the console this machine has
+        inittab = root / "etc/inittab"
+        inittab.write_text(inittab.read_text().replace("ttyS0::", arch.console + "::"))
     for d in ("proc", "sys", "dev", "tmp", "rom", "overlay", "root", "mnt", "www"):
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "var").symlink_to("tmp")
@@ -334,42 +481,66 @@ def build_rootfs(work, kernel, release, order):
     (root / "root/.ssh/authorized_keys").symlink_to("/etc/dropbear/authorized_keys")
     os.chmod(root / "etc/shadow", 0o600)
     os.chmod(root / "etc/init.d/rcS", 0o755)
-    install_busybox(root)
-    copy_with_libraries(HOST_BINARIES, root)
+    install_busybox(root, userland)
+    copy_with_libraries(HOST_BINARIES, root, userland)
     (root / "usr/bin/python3").symlink_to("python3.11")
     # OpenWrt ships dropbear's client as dbclient/ssh; the router only needs the server here
-    copy_python(root)
+    copy_python(root, arch, userland)
     for module in order:
         copy_file(kernel / "lib/modules" / release / module, root / "lib/modules" / release,
                   module)
     for name in ("modules.dep", "modules.alias", "modules.builtin", "modules.order",
                  "modules.symbols"):
         copy_file(kernel / "lib/modules" / release / name, root / "lib/modules" / release, name)
-    rom_packages(root)
+    rom_packages(root, arch)
     squash = work / "rootfs.squashfs"
     run(["mksquashfs", str(root), str(squash), "-comp", "xz", "-all-root", "-noappend",
          "-quiet", "-no-progress", "-processors", str(os.cpu_count() or 2)],
         stdout=subprocess.DEVNULL)
 
 
-def copy_python(root):
+def copy_python(root, arch, userland):
     """Debian's python3.11 with a trimmed stdlib, and paho-mqtt/psutil/ujson in site-packages."""
     dest = Path(root) / PYLIB.lstrip("/")
+    source = Path(userland.file(PYLIB))
     needed = set()
-    for src in sorted(Path(PYLIB).rglob("*")):
-        rel = src.relative_to(PYLIB)
-        if rel.parts[0] in STDLIB_SKIP or src.is_dir():
+    for src in sorted(source.rglob("*")):
+        rel = src.relative_to(source)
+        if rel.parts[0] in STDLIB_SKIP or rel.parts[0].startswith("config-3.11-") or src.is_dir():
             continue
         if rel.parts[0] == "lib-dynload":
             if DYNLOAD_SKIP.match(src.name):
                 continue
-            needed.update(shared_libraries(src))
+            try:
+                needed.update(userland.libraries(PYLIB + "/" + str(rel)))
+            except MissingLibrary as exc:
+                log("leaving out %s: %s" % (src.name, exc))
+                continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
+    if not arch.host_userland:
+        # Debian's packages carry no byte code (postinst compiles it); /rom is read-only, so
+        # compile here with the host's python3.11: .pyc files are the same on every CPU
+        compile_python(dest)
     site = Path(root) / SITE
     site.mkdir(parents=True, exist_ok=True)
-    for _, _, paths in python_package_dirs():
+    if not arch.host_userland:
+        # the compiled modules (psutil, ujson) from the CPU's own Debian packages
+        dist = "/usr/lib/python3/dist-packages"
+        for src in sorted(Path(userland.file(dist)).iterdir()):
+            if src.name.startswith(("psutil", "ujson")) and not src.name.endswith("-info"):
+                if src.is_dir():
+                    shutil.copytree(src, site / src.name, ignore=shutil.ignore_patterns(
+                        "__pycache__", "tests"))
+                    sos = sorted(src.rglob("*.so"))
+                else:
+                    shutil.copy2(src, site / src.name)
+                    sos = [src] if src.suffix == ".so" else []
+                for so in sos:
+                    needed.update(userland.libraries(dist + "/" + str(so.relative_to(
+                        userland.file(dist)))))
+    for _, _, paths in python_package_dirs(arch):
         for path in paths:
             if path.is_dir():
                 shutil.copytree(path, site / path.name, ignore=shutil.ignore_patterns(
@@ -384,23 +555,25 @@ def copy_python(root):
     dist.mkdir(parents=True, exist_ok=True)
     (dist / "openwrt-site-packages.pth").write_text("/" + SITE + "\n")
     for lib in sorted(needed):
-        copy_file(lib, root)
+        copy_file(userland.file(lib), root, lib)
     compile_python(site)
 
 
-def build_base(force=False):
-    key = base_key()
-    final = CACHE / ("base-" + key)
+def build_base(arch, force=False):
+    key = base_key(arch)
+    cache = cache_dir(arch)
+    final = cache / ("base-" + key)
     if final.is_dir() and not force:
         return final
-    log("building the base image %s (kernel %s)" % (key, kernel_package()[0]))
-    CACHE.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="base-", dir=CACHE))
+    log("building the %s base image %s (kernel %s)" % (arch.name, key, kernel_package(arch)[0]))
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="base-", dir=cache))
     try:
-        kernel, release = fetch_kernel(work)
-        order = module_load_order(kernel, release)
-        build_initramfs(work, kernel, release, order)
-        build_rootfs(work, kernel, release, order)
+        kernel, release = fetch_kernel(work, arch)
+        order = module_load_order(kernel, release, arch)
+        userland = unpack_userland(arch, work)
+        build_initramfs(work, kernel, release, order, userland)
+        build_rootfs(work, kernel, release, order, arch, userland)
         out = work / "out"
         out.mkdir()
         shutil.copy2(next((kernel / "boot").glob("vmlinuz-*")), out / "vmlinuz")
@@ -469,10 +642,10 @@ def unpack_ipk(ipk, root):
 
 def build_agent_layer(base, force=False):
     key = agent_key()
-    final = CACHE / ("agent-%s-%s.cpio" % (base.name[5:], key))
+    final = base.parent / ("agent-%s-%s.cpio" % (base.name[5:], key))
     if final.exists() and not force:
         return final
-    work = Path(tempfile.mkdtemp(prefix="agent-", dir=CACHE))
+    work = Path(tempfile.mkdtemp(prefix="agent-", dir=base.parent))
     try:
         root = work / "root"
         root.mkdir()
@@ -525,20 +698,22 @@ def build_agent_layer(base, force=False):
     return final
 
 
-def build(force=False):
-    """(base directory, agent layer path), building what is not cached."""
-    base = build_base(force)
+def build(force=False, arch=None):
+    """(base directory, agent layer path) for `arch` (an arches.Arch; default: chosen by
+    ROUTERWATCH_QEMU_ARCH), building what is not cached."""
+    arch = arch or arches.get()
+    base = build_base(arch, force)
     layer = build_agent_layer(base, force)
-    prune_cache(keep=(base, layer))
+    prune_cache(keep=(base, layer), cache=base.parent)
     return base, layer
 
 
-def prune_cache(keep, bases=2, layers=6, stale_seconds=3600):
+def prune_cache(keep, cache=CACHE, bases=2, layers=6, stale_seconds=3600):
     """Drop all but the newest few images and agent layers, and work directories that a killed
     build left behind; the agent layer changes with every agent edit."""
     import time
     entries = {"base": [], "agent": []}
-    for path in CACHE.iterdir():
+    for path in cache.iterdir():
         if re.match(r"\Abase-[0-9a-f]{16}\Z", path.name):
             entries["base"].append(path)
         elif re.match(r"\Aagent-[0-9a-f]{16}-[0-9a-f]{16}\.cpio\Z", path.name):
@@ -560,8 +735,10 @@ def prune_cache(keep, bases=2, layers=6, stale_seconds=3600):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
+    parser.add_argument("--arch", choices=sorted(arches.ARCHES),
+                        help="the router's CPU (default: $%s or %s)" % (arches.ENV, arches.DEFAULT))
     args = parser.parse_args(argv)
-    base, layer = build(args.force)
+    base, layer = build(args.force, arches.get(args.arch))
     print("kernel     %s" % (base / "vmlinuz"))
     print("initramfs  %s" % (base / "initramfs.cpio.gz"))
     print("rootfs     %s" % (base / "rootfs.squashfs"))

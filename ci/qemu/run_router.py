@@ -3,6 +3,7 @@
 
     python ci/qemu/run_router.py --shell        # boot, then a prompt whose lines run in the router
     python ci/qemu/run_router.py --check        # boot, print what the router looks like, stop
+    python ci/qemu/run_router.py --arch s390x --check   # the same router on another CPU
 
 At the prompt every line runs with /bin/sh in the router (through the command channel, so no SSH
 login is logged); `!wan CMD` and `!lan CMD` run CMD in the WAN / LAN namespace instead, e.g.
@@ -18,11 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import arches  # noqa: E402
 import netns  # noqa: E402
 from vm import RouterVM  # noqa: E402
 
 CHECKS = (
     "cat /etc/openwrt_release",
+    "uname -m; python3 -c 'import sys; print(sys.byteorder)'",
     "grep -E ' (/|/rom|/overlay) ' /proc/mounts",
     "ip addr show eth1; ip route",
     "ping -c1 -W2 198.51.100.1 && ping -c1 -W2 203.0.113.10 && ping -6 -c1 -W2 2001:db8:1::1",
@@ -39,6 +42,8 @@ def main(argv=None):
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--shell", action="store_true", help="a prompt into the router")
     mode.add_argument("--check", action="store_true", help="print the router's state and stop")
+    parser.add_argument("--arch", choices=sorted(arches.ARCHES),
+                        help="the router's CPU (default: $%s or %s)" % (arches.ENV, arches.DEFAULT))
     parser.add_argument("--keep", action="store_true",
                         help="keep the work dir (disk, console log) instead of removing it")
     args = parser.parse_args(argv)
@@ -48,12 +53,12 @@ def main(argv=None):
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="routerwatch-vm-"))
     with netns.RouterNetwork() as net:
-        vm = RouterVM(net, workdir)
+        vm = RouterVM(net, workdir, arch=arches.get(args.arch))
         try:
             t0 = time.monotonic()
             vm.start()
-            print("router up in %.1f s (%s: %s); console log %s" % (
-                time.monotonic() - t0, vm.accel, vm.accel_reason, vm.console_log))
+            print("%s router up in %.1f s (%s: %s); console log %s" % (
+                vm.arch.name, time.monotonic() - t0, vm.accel, vm.accel_reason, vm.console_log))
             print("WAN ns %s, LAN ns %s, router WAN %s, LAN %s" % (
                 net.wan, net.lan, netns.ROUTER_WAN, netns.ROUTER_LAN))
             if args.shell:

@@ -6,8 +6,10 @@
     vm.spawn("microsocks -p 11288", log="/tmp/socks.log")  # detached, returns the guest pid
     vm.close(); net.close()
 
-QEMU runs with TCG unless a short boot test shows KVM works (nested virtualisation often hangs):
-ROUTERWATCH_QEMU_ACCEL=kvm|tcg skips the test. The router gets two virtio NICs on the taps of
+The CPU is ROUTERWATCH_QEMU_ARCH's (x86_64, mipsel, s390x: see arches.py) or RouterVM(arch=...).
+QEMU runs with TCG unless a short boot test shows KVM works (nested virtualisation often hangs;
+other CPUs than the host's are always emulated): ROUTERWATCH_QEMU_ACCEL=kvm|tcg skips the test.
+The router gets two virtio NICs (PCI, or channel I/O on s390x) on the taps of
 RouterNetwork (eth0 = LAN, eth1 = WAN as on OpenWrt x86/64), the squashfs on /dev/vda, the
 package layer on /dev/vdb, the serial console in <workdir>/console.log and the command channel on
 a virtio-serial port (see guest/rootfs/usr/libexec/rw-guestd).
@@ -27,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import arches  # noqa: E402
 import build_image  # noqa: E402
 import netns  # noqa: E402
 
@@ -35,22 +38,27 @@ ROOT_PASSWORD = "rw-e2e-Passw0rd"
 _accel_cache = {}
 
 
-def qemu_available():
-    return shutil.which(QEMU) is not None
+def qemu_available(arch=None):
+    return shutil.which((arch or arches.get()).qemu) is not None
 
 
-def base_args(base, memory=256, cpus=2):
-    qboot = Path("/usr/share/qemu/qboot.rom")
-    args = [QEMU, "-M", "q35", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+def base_args(base, memory=256, cpus=2, arch=None):
+    arch = arch or arches.get()
+    args = [arch.qemu] + list(arch.machine) + [
+            "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-m", str(memory), "-smp", str(cpus), "-kernel", str(base / "vmlinuz"),
             "-initrd", str(base / "initramfs.cpio.gz")]
-    if qboot.exists():        # a 1-second firmware instead of SeaBIOS' boot menu
+    qboot = Path("/usr/share/qemu/qboot.rom")
+    if arch.name == "x86_64" and qboot.exists():   # a 1-second firmware, not SeaBIOS' menu
         args += ["-bios", str(qboot)]
     return args
 
 
-def choose_accel(base):
+def choose_accel(base, arch=None):
     """'kvm' when a guest boots under KVM within seconds, else 'tcg' (and why)."""
+    arch = arch or arches.get()
+    if arch.name != "x86_64":
+        return "tcg", "%s is emulated on this host" % arch.name
     forced = os.environ.get("ROUTERWATCH_QEMU_ACCEL")
     if forced in ("kvm", "tcg"):
         return forced, "forced by ROUTERWATCH_QEMU_ACCEL"
@@ -59,7 +67,7 @@ def choose_accel(base):
     result = ("tcg", "/dev/kvm is not usable")
     if os.access("/dev/kvm", os.R_OK | os.W_OK):
         # the initramfs' busybox as init exits at once: the kernel panics and QEMU quits
-        cmd = base_args(base, memory=128, cpus=1) + [
+        cmd = base_args(base, memory=128, cpus=1, arch=arch) + [
             "-accel", "kvm", "-serial", "stdio", "-append",
             "console=ttyS0 panic=-1 quiet rdinit=/bin/true"]
         try:
@@ -80,7 +88,9 @@ class GuestError(RuntimeError):
 
 
 class RouterVM:
-    def __init__(self, network, workdir, memory=256, cpus=2, admin_pubkey=None):
+    def __init__(self, network, workdir, memory=256, cpus=None, admin_pubkey=None, arch=None):
+        self.arch = arches.get(arch) if arch is None or isinstance(arch, str) else arch
+        cpus = cpus or self.arch.cpus
         self.net = network
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -100,35 +110,39 @@ class RouterVM:
     # ------------------------------------------------------------------ lifecycle
     def start(self, boot_timeout=None):
         t0 = time.monotonic()
-        base, layer = build_image.build()
+        arch = self.arch
+        base, layer = build_image.build(arch=arch)
         self.build_seconds = time.monotonic() - t0
         self.base, self.layer = base, layer
-        self.accel, self.accel_reason = choose_accel(base)
+        self.accel, self.accel_reason = choose_accel(base, arch)
         if boot_timeout is None:
-            boot_timeout = 60 if self.accel == "kvm" else 180
+            boot_timeout = 60 if self.accel == "kvm" else 180 if arch.name == "x86_64" else 420
         cmdline = " ".join([
-            "console=ttyS0", "panic=-1", "quiet", "loglevel=4",
+            "console=" + arch.console, "panic=-1", "quiet", "loglevel=4",
             "rw.lan=%s/24" % netns.ROUTER_LAN, "rw.wan=%s/25" % netns.ROUTER_WAN,
             "rw.gw=%s" % netns.WAN_GATEWAY, "rw.wan6=%s/64" % netns.ROUTER_WAN6,
             "rw.gw6=%s" % netns.WAN_GATEWAY6, "rw.rootpw=%s" % ROOT_PASSWORD])
         lan_fd, wan_fd = self.net.tap_fds["lan"], self.net.tap_fds["wan"]
-        accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else [
-            "-accel", "tcg,thread=multi", "-cpu", "max"]
-        args = base_args(base, self.memory, self.cpus) + accel + [
+        if self.accel == "kvm":
+            accel = ["-accel", "kvm", "-cpu", "host"]
+        else:
+            accel = ["-accel", arch.tcg] + (["-cpu", arch.cpu_model] if arch.cpu_model else [])
+        dev = arch.device
+        args = base_args(base, self.memory, self.cpus, arch) + accel + [
             "-append", cmdline,
             "-serial", "file:%s" % self.console_log,
             "-drive", "file=%s,if=none,id=rom,format=raw,readonly=on" % (base / "rootfs.squashfs"),
-            "-device", "virtio-blk-pci,drive=rom",
+            "-device", "%s,drive=rom" % dev("blk"),
             "-drive", "file=%s,if=none,id=pkg,format=raw,readonly=on" % layer,
-            "-device", "virtio-blk-pci,drive=pkg",
+            "-device", "%s,drive=pkg" % dev("blk"),
             "-netdev", "tap,id=lan,fd=%d" % lan_fd,
-            "-device", "virtio-net-pci,netdev=lan,mac=52:54:00:12:34:01",
+            "-device", "%s,netdev=lan,mac=52:54:00:12:34:01" % dev("net"),
             "-netdev", "tap,id=wan,fd=%d" % wan_fd,
-            "-device", "virtio-net-pci,netdev=wan,mac=52:54:00:12:34:02",
-            "-device", "virtio-serial-pci",
+            "-device", "%s,netdev=wan,mac=52:54:00:12:34:02" % dev("net"),
+            "-device", dev("serial"),
             "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % self.control_path,
             "-device", "virtserialport,chardev=ctl,name=rw.control",
-            "-device", "virtio-rng-pci",
+            "-device", dev("rng"),
         ]
         (self.workdir / "qemu.cmdline").write_text(" ".join(args) + "\n")
         qemu_log = open(self.workdir / "qemu.log", "ab")

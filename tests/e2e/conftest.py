@@ -2,8 +2,14 @@
 collector for the whole session; the scenario files run in name order, normal life first and the
 agent being killed last, so one scenario's traffic does not land in another's window.
 
-Skipped, with the reason, without qemu-system-x86_64, root, network namespaces or the tools the
-attacks use (ci/install-system-packages.sh installs them all).
+The router's CPU is ROUTERWATCH_QEMU_ARCH's (x86_64 by default, mipsel, s390x; `make e2e
+ARCH=mipsel`). A scenario runs on x86_64 only unless it is marked
+@pytest.mark.router_arches("x86_64", "mipsel", ...) with the CPUs it is meant for; on the others
+it is deselected, so `pytest tests/e2e` with ROUTERWATCH_QEMU_ARCH=mipsel runs the mipsel subset.
+
+Skipped, with the reason, without the CPU's qemu-system-*, root, network namespaces or the tools
+the attacks use (ci/install-system-packages.sh installs them all); under CI=true a missing tool
+is a failure instead.
 
 The session's work dir (/tmp/routerwatch-e2e-*: the router's disk and console log, the broker,
 the collector's database, the owner's private SSH key) is removed at the end;
@@ -24,12 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from router_harness import Bench, netns  # noqa: E402
 from broker import find_mosquitto, missing_tool  # noqa: E402
 
-TOOLS = ("qemu-system-x86_64", "hydra", "dbclient", "dropbearkey", "mksquashfs", "cpio",
+import arches  # noqa: E402  (ci/qemu, put on sys.path by router_harness)
+
+TOOLS = ("hydra", "dbclient", "dropbearkey", "mksquashfs", "cpio",
          "busybox", "apt-get", "dpkg-deb", "curl")
+FOREIGN_TOOLS = ("readelf",)
+
+
+def router_arch():
+    return arches.get()
 
 
 def _missing():
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    arch = router_arch()
+    tools = (arch.qemu,) + TOOLS + (() if arch.host_userland else FOREIGN_TOOLS)
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not find_mosquitto():
         missing.append("mosquitto")
     return missing
@@ -37,14 +52,27 @@ def _missing():
 
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).resolve().parent
+    arch = router_arch().name
+    kept, deselected = [], []
     for item in items:
         if Path(str(item.fspath)).resolve().parent == here:
             item.add_marker(pytest.mark.e2e)
+            marker = item.get_closest_marker("router_arches")
+            if arch not in (marker.args if marker else (arches.DEFAULT,)):
+                deselected.append(item)
+                continue
+        kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
 def bench():
     missing = _missing()
+    if missing and os.environ.get("CI") == "true":
+        pytest.fail("end-to-end tests need %s (ci/install-system-packages.sh installs them)"
+                    % ", ".join(missing))
     if missing:
         missing_tool("end-to-end tests need %s (ci/install-system-packages.sh installs them)"
                     % ", ".join(missing))
@@ -63,8 +91,9 @@ def bench_session():
     t0 = time.monotonic()
     try:
         bench.start()
-        print("\n[e2e] router up (%s: %s), agent online after %.1f s; work dir %s"
-              % (bench.vm.accel, bench.vm.accel_reason, time.monotonic() - t0, workdir))
+        print("\n[e2e] %s router up (%s: %s), agent online after %.1f s; work dir %s"
+              % (bench.vm.arch.name, bench.vm.accel, bench.vm.accel_reason,
+                 time.monotonic() - t0, workdir))
         yield bench
     finally:
         bench.metrics["session_seconds"] = round(time.monotonic() - t0, 1)

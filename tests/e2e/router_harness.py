@@ -4,7 +4,8 @@ helpers the scenarios share: attack tools run in the WAN/LAN namespaces, waiting
 in the store, and the agent's memory and CPU in the router.
 
 Timing numbers (attack start -> anomaly stored) and the agent's resource use are collected in
-`metrics` and written to build/e2e-metrics.json at the end of the session.
+`metrics` and written to build/e2e-metrics.json at the end of the session: the x86_64 router's at
+the top level (as before other CPUs existed), another CPU's under "arches" -> its name.
 """
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "ci" / "qemu"))
 
+import arches  # noqa: E402
 import netns  # noqa: E402
 from vm import ROOT_PASSWORD, RouterVM  # noqa: E402,F401  (ROOT_PASSWORD: for the scenarios)
 
@@ -116,7 +118,8 @@ class Collector:
 
 
 class Bench:
-    def __init__(self, workdir):
+    def __init__(self, workdir, arch=None):
+        self.arch = arch or arches.get()
         self.workdir = Path(workdir)
         self.net = None
         self.vm = None
@@ -139,9 +142,9 @@ class Bench:
         self.collector = Collector(self.broker.host, self.broker.port,
                                    self.workdir / "collector.sqlite").start()
         self.start_wan_services()
-        self.vm = RouterVM(self.net, self.workdir / "vm")
+        self.vm = RouterVM(self.net, self.workdir / "vm", arch=self.arch)
         self.vm.start()
-        self.metrics["boot"] = {"accel": self.vm.accel, "accel_reason": self.vm.accel_reason,
+        self.metrics["boot"] = {"arch": self.arch.name, "accel": self.vm.accel, "accel_reason": self.vm.accel_reason,
                                 "image_build_seconds": round(self.vm.build_seconds, 1),
                                 "boot_seconds": round(self.vm.boot_seconds, 1)}
         self.prepare_owner_config()
@@ -378,17 +381,25 @@ class Bench:
 
     def write_metrics(self):
         METRICS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        existing = {}
+        everything = {}
         if METRICS_FILE.exists():
             try:
-                existing = json.loads(METRICS_FILE.read_text())
+                everything = json.loads(METRICS_FILE.read_text())
             except ValueError:
-                existing = {}
+                everything = {}
+        if self.arch.name == arches.DEFAULT:
+            everything = self._merged(everything)
+        else:
+            others = everything.setdefault("arches", {})
+            others[self.arch.name] = self._merged(others.get(self.arch.name, {}))
+        METRICS_FILE.write_text(json.dumps(everything, indent=1, sort_keys=True) + "\n")
+
+    def _merged(self, existing):
         # a run of a few scenarios (-k) keeps the other scenarios' last figures
         scenarios = dict(existing.get("scenarios", {}), **self.metrics["scenarios"])
         agent = dict(existing.get("agent", {}), **self.metrics["agent"])
         merged = dict(existing, **self.metrics)
         merged.update(scenarios=scenarios, agent=agent, written_at=time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        METRICS_FILE.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        return merged
 

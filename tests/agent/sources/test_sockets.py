@@ -116,3 +116,35 @@ def test_no_readable_socket_file_gives_no_snapshot_rather_than_an_empty_baseline
     source = ListenerSource(agent_config(tmp_path), byteorder="little")
     assert source.poll(1.0) == []
     assert source.counters()["listener_unreadable"] == 1
+
+
+def _native_row(address, port, byteorder):
+    """A LISTEN row of /proc/net/tcp as a kernel of that byte order prints it."""
+    import ipaddress
+    word = int.from_bytes(ipaddress.IPv4Address(address).packed, byteorder)
+    return ("   0: %08X:%04X 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0"
+            "        0 4242 1 0000000000000000 100 0 0 10 0\n" % (word, port))
+
+
+def test_the_agent_takes_the_byte_order_from_the_running_system(tmp_path):
+    """Built the way the agent builds its sources (config only: no file name, no option says
+    the byte order), the source reads rows in the order of the interpreter it runs in, which
+    on a router is the kernel's own CPU; the e2e test on the s390x guest proves it on a
+    big-endian kernel."""
+    import sys
+
+    from routerwatch.sources import build_sources
+    net = tmp_path / "proc" / "net"
+    net.mkdir(parents=True)
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+    (net / "tcp").write_text(header + _native_row("198.51.100.2", 7777, sys.byteorder))
+    config = agent_config(tmp_path)
+    (source,) = [s for s in build_sources(config) if isinstance(s, ListenerSource)]
+    assert source.byteorder == sys.byteorder
+    (snapshot,) = source.poll(1.0)
+    assert [(s.proto, s.address, s.port) for s in snapshot.sockets] == [
+        ("tcp", "198.51.100.2", 7777)]
+    # the other order would have read the same row as a different address
+    other = "big" if sys.byteorder == "little" else "little"
+    (wrong,) = ListenerSource(config, byteorder=other).poll(1.0)
+    assert [s.address for s in wrong.sockets] == ["2.100.51.198"]
