@@ -32,7 +32,7 @@ FOREIGN_EXTRA = (
     "libbsd0", "libmd0", "libtinfo6", "libncursesw6", "libnetfilter-conntrack3",
     "libnfnetlink0", "libsqlite3-0", "libtirpc3", "libgssapi-krb5-2", "libkrb5-3",
     "libk5crypto3", "libkrb5support0", "libcom-err2", "libkeyutils1", "libnsl2",
-    "libatomic1", "libstdc++6", "python3-psutil", "python3-ujson",
+    "libatomic1", "libstdc++6", "libdouble-conversion3", "python3-psutil", "python3-ujson",
 )
 COMMON_MODULES = (
     "virtio_net", "virtio_blk", "virtio_console",
@@ -65,9 +65,13 @@ class Arch:
     def foreign(self):
         return not self.host_userland
 
-    def device(self, kind):
-        """QEMU device name of a virtio `kind` (net, blk, serial, rng) on this machine's bus."""
-        return "virtio-%s-%s" % (kind, self.bus)
+    def device(self, kind, slot):
+        """QEMU -device value of the virtio `kind` (net, blk, serial, rng) in `slot` (1, 2 ...):
+        on channel I/O the slot is the device number, so the disks and NICs are found by the
+        guest in the order the init scripts expect (vda = ROM, eth0 = LAN)."""
+        if self.bus == "ccw":
+            return "virtio-%s-ccw,devno=fe.0.%04x" % (kind, slot)
+        return "virtio-%s-pci" % kind
 
 
 ARCHES = {

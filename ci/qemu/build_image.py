@@ -23,6 +23,7 @@ libraries found from the ELF NEEDED entries. The kernel package is fetched with 
 and never installed. What differs between CPUs is in arches.py.
 """
 import argparse
+import functools
 import gzip
 import hashlib
 import importlib.metadata
@@ -83,6 +84,7 @@ def qualified(arch, package):
     return package if arch.host_userland else "%s:%s" % (package, arch.debian)
 
 
+@functools.lru_cache(maxsize=None)      # apt-cache takes seconds; asked three times a build
 def kernel_package(arch):
     """The exact linux-image-<abi>-<flavour> the meta package points at, and its version."""
     meta = qualified(arch, arch.kernel_meta)
@@ -185,7 +187,8 @@ def tree_digest(digest, root, exclude=("__pycache__",)):
 def base_key(arch):
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
-    digest.update((HERE / "arches.py").read_bytes() + repr(arch).encode())
+    # what of arches.py goes into the image (its package lists are in package_versions)
+    digest.update(repr((arch, arches.COMMON_MODULES)).encode())
     tree_digest(digest, GUEST)
     digest.update(repr(kernel_package(arch)).encode())
     digest.update(package_versions(arch).encode())
@@ -529,17 +532,25 @@ def copy_python(root, arch, userland):
         # the compiled modules (psutil, ujson) from the CPU's own Debian packages
         dist = "/usr/lib/python3/dist-packages"
         for src in sorted(Path(userland.file(dist)).iterdir()):
-            if src.name.startswith(("psutil", "ujson")) and not src.name.endswith("-info"):
-                if src.is_dir():
-                    shutil.copytree(src, site / src.name, ignore=shutil.ignore_patterns(
-                        "__pycache__", "tests"))
-                    sos = sorted(src.rglob("*.so"))
-                else:
-                    shutil.copy2(src, site / src.name)
-                    sos = [src] if src.suffix == ".so" else []
+            if not src.name.startswith(("psutil", "ujson")) or src.name.endswith("-info"):
+                continue
+            sos = sorted(src.rglob("*.so")) if src.is_dir() else [src]
+            libraries = set()
+            try:
                 for so in sos:
-                    needed.update(userland.libraries(dist + "/" + str(so.relative_to(
+                    libraries.update(userland.libraries(dist + "/" + str(so.relative_to(
                         userland.file(dist)))))
+            except MissingLibrary as exc:
+                if src.name.startswith("psutil"):
+                    raise
+                log("leaving out %s (the agent runs without it): %s" % (src.name, exc))
+                continue
+            needed.update(libraries)
+            if src.is_dir():
+                shutil.copytree(src, site / src.name, ignore=shutil.ignore_patterns(
+                    "__pycache__", "tests"))
+            else:
+                shutil.copy2(src, site / src.name)
     for _, _, paths in python_package_dirs(arch):
         for path in paths:
             if path.is_dir():

@@ -132,17 +132,17 @@ class RouterVM:
             "-append", cmdline,
             "-serial", "file:%s" % self.console_log,
             "-drive", "file=%s,if=none,id=rom,format=raw,readonly=on" % (base / "rootfs.squashfs"),
-            "-device", "%s,drive=rom" % dev("blk"),
+            "-device", "%s,drive=rom" % dev("blk", 1),
             "-drive", "file=%s,if=none,id=pkg,format=raw,readonly=on" % layer,
-            "-device", "%s,drive=pkg" % dev("blk"),
+            "-device", "%s,drive=pkg" % dev("blk", 2),
             "-netdev", "tap,id=lan,fd=%d" % lan_fd,
-            "-device", "%s,netdev=lan,mac=52:54:00:12:34:01" % dev("net"),
+            "-device", "%s,netdev=lan,mac=52:54:00:12:34:01" % dev("net", 3),
             "-netdev", "tap,id=wan,fd=%d" % wan_fd,
-            "-device", "%s,netdev=wan,mac=52:54:00:12:34:02" % dev("net"),
-            "-device", dev("serial"),
+            "-device", "%s,netdev=wan,mac=52:54:00:12:34:02" % dev("net", 4),
+            "-device", dev("serial", 5),
             "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % self.control_path,
             "-device", "virtserialport,chardev=ctl,name=rw.control",
-            "-device", dev("rng"),
+            "-device", dev("rng", 6),
         ]
         (self.workdir / "qemu.cmdline").write_text(" ".join(args) + "\n")
         qemu_log = open(self.workdir / "qemu.log", "ab")

@@ -8,7 +8,11 @@ with the right key, then the collector holds no anomaly above `info`.
 import threading
 import time
 
+import pytest
+
 from router_harness import netns
+
+pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
 
 
 def browse(bench, seconds, results):

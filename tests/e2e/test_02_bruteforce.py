@@ -8,7 +8,11 @@ The agent's memory and CPU are sampled while the attack runs.
 import threading
 import time
 
+import pytest
+
 from router_harness import netns
+
+pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
 
 ATTACKER = netns.WAN_ATTACKERS[0]
 PASSWORDS = ["admin", "123456", "password", "root", "12345", "toor", "1234", "openwrt"] + [

@@ -9,7 +9,11 @@ conn.fanout for the router's own connections to many destinations.
 import concurrent.futures
 import time
 
+import pytest
+
 from router_harness import netns
+
+pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
 
 PEERS = netns.WAN_ATTACKERS[35:38]
 TARGETS = netns.INTERNET_HOSTS[:70]

@@ -10,9 +10,13 @@ SYNs.
 import base64
 import time
 
+import pytest
+
 from router_harness import netns
 
-BOT = "/tmp/.mirai.x86"
+pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
+
+BOT = "/tmp/.mirai.bin"
 SCANNER = r'''
 import random, socket, struct, time
 def csum(data):

@@ -7,6 +7,10 @@ integrity.baseline_drift (high, sensitive path) for authorized_keys.
 """
 import time
 
+import pytest
+
+pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
+
 PROGRAM = "/usr/sbin/conntrack"
 KEYS = "/etc/dropbear/authorized_keys"
 ATTACKER_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0vCn6S0x0ayFd3cPFRpRqGq4WCSu1yfNvkdP9"

@@ -8,6 +8,10 @@ over a minute are recorded as "idle_default_intervals" in build/e2e-metrics.json
 import json
 import time
 
+import pytest
+
+pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
+
 DEFAULTS_CONFIG = "/tmp/routerwatch-defaults.json"
 
 
