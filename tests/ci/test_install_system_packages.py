@@ -18,6 +18,8 @@ def asked_to_install(tmp_path, *args):
     (bin_dir / "dpkg-query").write_text("#!/bin/sh\nexit 1\n")          # nothing is installed
     (bin_dir / "apt-get").write_text('#!/bin/sh\necho "$@" >> %s\n' % record)
     (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    # no foreign architecture yet: the test set adds them (recorded, never done here)
+    (bin_dir / "dpkg").write_text('#!/bin/sh\necho "dpkg $@" >> %s\n' % record)
     for stub in bin_dir.iterdir():
         stub.chmod(0o755)
     result = subprocess.run(["bash", str(SCRIPT)] + list(args), capture_output=True, text=True,
@@ -59,3 +61,17 @@ def test_make_targets_install_their_own_set(target, packages_set):
         assert installs == []
     else:
         assert installs == ["bash ci/install-system-packages.sh %s" % packages_set]
+
+
+def test_the_test_set_adds_the_router_cpus_architectures_for_their_packages(tmp_path):
+    result, packages = asked_to_install(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {"qemu-system-mips", "qemu-system-misc", "binutils"} <= packages
+    calls = (tmp_path / "apt-get.args").read_text().splitlines()
+    assert "dpkg --add-architecture mipsel" in calls and "dpkg --add-architecture s390x" in calls
+    # the new architectures' package lists are fetched before anything is downloaded
+    assert calls.index("dpkg --add-architecture s390x") < calls.index("update -q")
+    (tmp_path / "demo").mkdir()
+    asked_to_install(tmp_path / "demo", "demo")
+    demo_calls = (tmp_path / "demo" / "apt-get.args").read_text().splitlines()
+    assert not [c for c in demo_calls if "add-architecture" in c]

@@ -9,7 +9,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "ci" / "qemu"))
 
+import arches  # noqa: E402
 import build_image  # noqa: E402
+
+
+def arch_loading(*modules):
+    """x86_64's table row with `modules` as all the modules the router asks for."""
+    import dataclasses
+    return dataclasses.replace(arches.get("x86_64"), bus_modules=tuple(modules))
 
 
 def write_modules(root, release, dep_lines):
@@ -21,7 +28,8 @@ def write_modules(root, release, dep_lines):
 
 
 def test_dependencies_load_before_the_modules_that_need_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(build_image, "KERNEL_MODULES", ("nft_masq", "virtio_net", "ipv6"))
+    monkeypatch.setattr(arches, "COMMON_MODULES", ())
+    arch = arch_loading("nft_masq", "virtio_net", "ipv6")
     root = write_modules(tmp_path, "6.1.0-test", [
         "kernel/net/netfilter/nft_masq.ko: kernel/net/netfilter/nf_tables.ko "
         "kernel/net/netfilter/nf_nat.ko kernel/net/netfilter/nf_conntrack.ko",
@@ -32,7 +40,7 @@ def test_dependencies_load_before_the_modules_that_need_them(tmp_path, monkeypat
         "kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko",
         "kernel/drivers/virtio/virtio.ko:",
     ])
-    order = build_image.module_load_order(root, "6.1.0-test")
+    order = build_image.module_load_order(root, "6.1.0-test", arch)
     names = [Path(m).stem for m in order]
     assert names.index("nf_conntrack") < names.index("nf_nat") < names.index("nft_masq")
     assert names.index("nfnetlink") < names.index("nf_tables") < names.index("nft_masq")
@@ -41,10 +49,10 @@ def test_dependencies_load_before_the_modules_that_need_them(tmp_path, monkeypat
 
 
 def test_a_missing_module_stops_the_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(build_image, "KERNEL_MODULES", ("no_such_module",))
+    monkeypatch.setattr(arches, "COMMON_MODULES", ())
     root = write_modules(tmp_path, "6.1.0-test", ["kernel/fs/overlayfs/overlay.ko:"])
     with pytest.raises(SystemExit, match="no_such_module"):
-        build_image.module_load_order(root, "6.1.0-test")
+        build_image.module_load_order(root, "6.1.0-test", arch_loading("no_such_module"))
 
 
 def test_the_agent_ipk_installs_like_opkg(tmp_path):
@@ -66,3 +74,35 @@ def test_the_agent_ipk_installs_like_opkg(tmp_path):
     assert (root / "usr/lib/opkg/info/routerwatch.control").read_text().startswith(
         "Package: routerwatch")
     assert (root / "usr/lib/opkg/info/routerwatch.postinst").exists()
+
+
+def test_a_foreign_sysroot_resolves_absolute_links_inside_itself(tmp_path):
+    """Debian's packages link /lib/ld.so.1 etc. with absolute targets; followed on the host
+    they would copy the host's own (x86) files into a MIPS image."""
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "lib/mipsel-linux-gnu").mkdir(parents=True)
+    (sysroot / "lib/mipsel-linux-gnu/ld-linux.so.3").write_text("loader")
+    (sysroot / "lib/ld.so.1").symlink_to("/lib/mipsel-linux-gnu/ld-linux.so.3")
+    (sysroot / "usr/bin").mkdir(parents=True)
+    (sysroot / "usr/bin/python3.11").write_text("python")
+    (sysroot / "usr/bin/python3").symlink_to("python3.11")
+    (sysroot / "lib/loop").symlink_to("loop")
+    userland = build_image.ForeignUserland(sysroot, arches.get("mipsel"))
+    assert userland.file("/lib/ld.so.1") == str(sysroot / "lib/mipsel-linux-gnu/ld-linux.so.3")
+    assert userland.file("/usr/bin/python3") == str(sysroot / "usr/bin/python3.11")
+    with pytest.raises(SystemExit, match="loop"):
+        userland.file("/lib/loop")
+
+
+def test_every_cpu_has_one_row_and_an_unknown_one_is_refused(monkeypatch):
+    assert set(arches.ARCHES) == {"x86_64", "mipsel", "s390x"}
+    assert arches.get("s390x").big_endian and not arches.get("mipsel").big_endian
+    monkeypatch.delenv(arches.ENV, raising=False)
+    assert arches.get().name == "x86_64"
+    monkeypatch.setenv(arches.ENV, "mipsel")
+    assert arches.get().name == "mipsel"
+    monkeypatch.setenv(arches.ENV, "armhf")
+    with pytest.raises(SystemExit, match="armhf"):
+        arches.get()
+    assert arches.get("s390x").device("net", 3) == "virtio-net-ccw,devno=fe.0.0003"
+    assert arches.get("mipsel").device("net", 3) == "virtio-net-pci"
