@@ -2,6 +2,9 @@
 
     python bench/bench_logins.py [--quick] [--lines N] [--repeat R]
 
+Two mixes, side by side in one run: a quiet router (3% of the lines are login lines) and one
+under attack (half of them are), each generated with the same seed and read by both tools.
+
 Speed: lines/s of `fail2ban-regex LOG filter.d/dropbear.conf`, of `routerwatch-agent check-log
 LOG` (a process, like fail2ban-regex, printing one JSON line per event to /dev/null) and of
 iter_login_attempts() in this process (the agent's own path, no start-up, no output).
@@ -12,12 +15,16 @@ stock filter knows only the upstream dropbear messages with an address after "fr
 cannot see is listed with the reason.
 """
 import json
+import resource
 import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import harness
-from gen_openwrt_log import FAILURE_CATEGORIES, SUCCESS_CATEGORIES, generate
+from gen_openwrt_log import AUTH_SHARE, FAILURE_CATEGORIES, SUCCESS_CATEGORIES, generate
+
+# (name, share of login lines)
+MIXES = (("quiet", AUTH_SHARE), ("attack", 0.5))
 
 FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
 FAIL2BAN_FILTER = "/etc/fail2ban/filter.d/dropbear.conf"
@@ -33,47 +40,26 @@ FAIL2BAN_REASONS = {
 }
 
 
-class CountingLines:
-    """A binary line reader that remembers how many lines were handed out, so an event yielded
-    by a lazy parser can be tied to the line it came from."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.count = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        line = self.handle.readline()
-        if not line:
-            raise StopIteration
-        self.count += 1
-        return line
-
-    def readline(self, *args):
-        line = self.handle.readline(*args)
-        if line:
-            self.count += 1
-        return line
-
-    def close(self):
-        self.handle.close()
-
-
 def fail2ban_available():
     return Path(FAIL2BAN_REGEX).exists() and Path(FAIL2BAN_FILTER).exists()
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_fail2ban(log):
+    cpu = _children_cpu()
     seconds, proc = harness.run_timed([FAIL2BAN_REGEX, "--print-no-missed", "--print-no-ignored",
                                        str(log), FAIL2BAN_FILTER], stdout=subprocess.PIPE)
+    cpu = _children_cpu() - cpu
     matched = None
     for line in proc.stdout.decode(errors="replace").splitlines():
         if line.startswith("Lines:"):
             # "Lines: 100000 lines, 0 ignored, 1456 matched, 98544 missed"
             matched = int(line.split(",")[2].split()[0])
-    return seconds, {"matched": matched}
+    return seconds, {"matched": matched, "cpu_seconds": round(cpu, 3)}
 
 
 def fail2ban_matches(log):
@@ -89,16 +75,19 @@ def fail2ban_matches(log):
 
 
 def run_check_log(log):
+    cpu = _children_cpu()
     seconds, proc = harness.run_timed(harness.agent_command() + ["check-log", str(log)],
                                       stdout=subprocess.PIPE, env=harness.subprocess_env(),
                                       check=False)
     if proc.returncode not in (0, 1):
         raise RuntimeError("check-log exited %s: %s" % (proc.returncode, proc.stderr[-2000:]))
+    cpu = _children_cpu() - cpu
     last = proc.stdout.rsplit(b"\n", 2)
     summary = {}
     for chunk in last:
         if chunk.startswith(b'{"summary"'):
             summary = json.loads(chunk)["summary"]
+    summary["cpu_seconds"] = round(cpu, 3)
     return seconds, summary
 
 
@@ -113,13 +102,19 @@ def run_in_process(iter_login_attempts, log):
     return once
 
 
-def routerwatch_events(iter_login_attempts, log):
-    """[(line number when yielded, LoginAttempt)]."""
+def routerwatch_events(log):
+    """[(line number when yielded, LoginAttempt)]: the agent's line reader, fed one line at a
+    time so that each event is tied to the line that completed it."""
+    from routerwatch.sources.logread import LoginLines, reference_of
+    reference = reference_of(Path(log).stat().st_mtime)
+    lines = LoginLines()
     out = []
+    number = 0
     with open(log, "rb") as raw:
-        reader = CountingLines(raw)
-        for attempt in iter_login_attempts(reader):
-            out.append((reader.count, attempt))
+        for number, line in enumerate(raw, 1):
+            for attempt in lines.feed(line.rstrip(b"\n"), reference):
+                out.append((number, attempt))
+    out.extend((number, attempt) for attempt in lines.flush())
     return out
 
 
@@ -201,53 +196,67 @@ def agreement(log, truth, f2b, rw):
 def run(quick=False, workdir=None, lines=None, repeat=None, seed=1):
     lines = lines or (100_000 if quick else 1_000_000)
     repeat = repeat or (3 if quick else 5)
-    rows, notes = [], []
+    rows, notes, agreements = [], [], {}
     with harness.Workdir(workdir) as work:
-        log = Path(work) / ("openwrt-%d.log" % lines)
-        truth = generate(log, lines=lines, seed=seed)
-        size_mb = log.stat().st_size / 1e6
-        notes.append("input: %d lines (%.1f MB), seed %d, login lines %s"
-                     % (lines, size_mb, seed, json.dumps(truth["counts"], sort_keys=True)))
         iter_login_attempts, why = harness.optional_import("routerwatch.sources.logread",
                                                            "iter_login_attempts")
         if not fail2ban_available():
             rows.append(harness.skipped("logins", "fail2ban-regex or its dropbear filter missing"))
             return harness.result("logins", quick, rows, notes)
-        if iter_login_attempts is None:
-            times, _ = harness.interleaved({"fail2ban": lambda: run_fail2ban(log)}, repeat)
-            rows.append(harness.skipped("logins: routerwatch", why,
-                                        reference=harness.summarize(times["fail2ban"]),
-                                        reference_rate=harness.rate(
-                                            lines, harness.summarize(times["fail2ban"]),
-                                            "lines/s")))
-            return harness.result("logins", quick, rows, notes)
+        for mix, share in MIXES:
+            log = Path(work) / ("openwrt-%s-%d.log" % (mix, lines))
+            truth = generate(log, lines=lines, seed=seed, auth_share=share)
+            label = "logins, %s (%d%% login lines)" % (mix, round(share * 100))
+            notes.append("%s input: %d lines (%.1f MB), seed %d, login lines %s"
+                         % (mix, lines, log.stat().st_size / 1e6, seed,
+                            json.dumps(truth["counts"], sort_keys=True)))
+            if iter_login_attempts is None:
+                times, _ = harness.interleaved({"fail2ban": lambda: run_fail2ban(log)}, repeat)
+                rows.append(harness.skipped(label + ": routerwatch", why,
+                                            reference=harness.summarize(times["fail2ban"]),
+                                            reference_rate=harness.rate(
+                                                lines, harness.summarize(times["fail2ban"]),
+                                                "lines/s")))
+                continue
+            rows.extend(_speed_rows(label, log, lines, repeat, iter_login_attempts))
+            agree = agreement(log, truth, fail2ban_matches(log),
+                              routerwatch_events(log))
+            agreements[mix] = agree
+            rows.append({"case": label + ": failures found (lines)",
+                         "expected": agree["failure_lines_expected"],
+                         "fail2ban": agree["failure_lines_fail2ban"],
+                         "routerwatch": agree["failure_lines_routerwatch"],
+                         "fail2ban_true_address": agree["failures_with_true_address_fail2ban"],
+                         "routerwatch_true_address":
+                             agree["failures_with_true_address_routerwatch"]})
+        notes.append("fail2ban-regex is a separate process (start-up included, like check-log); "
+                     "in-process has neither start-up nor output; cpu_seconds is each "
+                     "process's user+system time (steadier than wall time on a busy machine)")
+    return harness.result("logins", quick, rows, notes, agreement=agreements.get("quiet"),
+                          agreements=agreements)
 
-        times, extras = harness.interleaved({
-            "fail2ban": lambda: run_fail2ban(log),
-            "check-log": lambda: run_check_log(log),
-            "in-process": run_in_process(iter_login_attempts, log),
-        }, repeat)
-        rows.append(harness.comparison(
-            "logins: check-log (process)", "fail2ban-regex", times["fail2ban"],
+
+def _speed_rows(label, log, lines, repeat, iter_login_attempts):
+    times, extras = harness.interleaved({
+        "fail2ban": lambda: run_fail2ban(log),
+        "check-log": lambda: run_check_log(log),
+        "in-process": run_in_process(iter_login_attempts, log),
+    }, repeat)
+    f2b_cpu = extras.get("fail2ban", {}).get("cpu_seconds")
+    rw_cpu = extras.get("check-log", {}).get("cpu_seconds")
+    return [
+        harness.comparison(
+            label + ": check-log (process)", "fail2ban-regex", times["fail2ban"],
             times["check-log"], harness.ratios(times, "check-log", "fail2ban"),
             amount=lines, amount_unit="lines/s", routerwatch_events=extras.get("check-log"),
-            fail2ban_matched=extras.get("fail2ban", {}).get("matched")))
-        rows.append(harness.comparison(
-            "logins: iter_login_attempts (in-process)", "fail2ban-regex", times["fail2ban"],
+            fail2ban_matched=extras.get("fail2ban", {}).get("matched"),
+            cpu_seconds={"fail2ban": f2b_cpu, "check-log": rw_cpu,
+                         "ratio": round(rw_cpu / f2b_cpu, 3) if f2b_cpu and rw_cpu else None}),
+        harness.comparison(
+            label + ": iter_login_attempts (in-process)", "fail2ban-regex", times["fail2ban"],
             times["in-process"], harness.ratios(times, "in-process", "fail2ban"),
-            amount=lines, amount_unit="lines/s", routerwatch_events=extras.get("in-process")))
-
-        agree = agreement(log, truth, fail2ban_matches(log),
-                          routerwatch_events(iter_login_attempts, log))
-        rows.append({"case": "logins: failures found (lines)",
-                     "expected": agree["failure_lines_expected"],
-                     "fail2ban": agree["failure_lines_fail2ban"],
-                     "routerwatch": agree["failure_lines_routerwatch"],
-                     "fail2ban_true_address": agree["failures_with_true_address_fail2ban"],
-                     "routerwatch_true_address": agree["failures_with_true_address_routerwatch"]})
-        notes.append("fail2ban-regex is a separate process (start-up included, like check-log); "
-                     "in-process has neither start-up nor output")
-    return harness.result("logins", quick, rows, notes, agreement=agree)
+            amount=lines, amount_unit="lines/s", routerwatch_events=extras.get("in-process")),
+    ]
 
 
 if __name__ == "__main__":

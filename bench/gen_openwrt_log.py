@@ -81,8 +81,9 @@ def mac(rng):
 
 
 class LogWriter:
-    def __init__(self, rng, out, lines, dropbear):
+    def __init__(self, rng, out, lines, dropbear, auth_share=AUTH_SHARE):
         self.rng = rng
+        self.auth_share = auth_share
         self.out = out
         self.limit = lines
         self.written = 0
@@ -258,7 +259,8 @@ class LogWriter:
     def run(self):
         rng = self.rng
         while not self.full():
-            if rng.random() < AUTH_SHARE / 4:     # a connection writes ~4 lines on average
+            # a connection writes ~4 lines on average
+            if rng.random() < self.auth_share / (4 - 3 * self.auth_share):
                 if rng.random() < 0.8:
                     self.dropbear_connection()
                 else:
@@ -267,17 +269,19 @@ class LogWriter:
                 self.benign()
 
 
-def generate(path, lines=1_000_000, seed=1, dropbear="mixed"):
-    """Write the log and its ground truth; returns the truth dict."""
+def generate(path, lines=1_000_000, seed=1, dropbear="mixed", auth_share=AUTH_SHARE):
+    """Write the log and its ground truth; returns the truth dict. auth_share: the share of
+    login lines (0.03 a quiet router, 0.5 one under attack)."""
     path = Path(path)
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as out:
-        writer = LogWriter(rng, out, lines, dropbear)
+        writer = LogWriter(rng, out, lines, dropbear, auth_share)
         writer.run()
     counts = {}
     for entry in writer.truth:
         counts[entry["category"]] = counts.get(entry["category"], 0) + 1
-    truth = {"lines": writer.written, "seed": seed, "dropbear": dropbear, "counts": counts,
+    truth = {"lines": writer.written, "seed": seed, "dropbear": dropbear,
+             "auth_share": auth_share, "counts": counts,
              "entries": writer.truth}
     truth_path(path).write_text(json.dumps(truth))
     return truth
@@ -303,6 +307,8 @@ def main():
     parser.add_argument("--exposed-day", action="store_true",
                         help="a day of an internet-facing router instead (bots, the owner, "
                         "slow guessers, a spray)")
+    parser.add_argument("--auth-share", type=float, default=AUTH_SHARE,
+                        help="share of login lines (0.03 quiet, 0.5 under attack)")
     parser.add_argument("--benign-gap", type=float, default=2.0,
                         help="--exposed-day: mean seconds between the router's other lines")
     args = parser.parse_args()
@@ -313,7 +319,7 @@ def main():
         return 0
     if args.dropbear == "2019.78":
         parser.error("--dropbear 2019.78 is only written with --exposed-day")
-    truth = generate(args.out, args.lines, args.seed, args.dropbear or "mixed")
+    truth = generate(args.out, args.lines, args.seed, args.dropbear or "mixed", args.auth_share)
     print(json.dumps({"lines": truth["lines"], "counts": truth["counts"]}, sort_keys=True))
     return 0
 

@@ -19,7 +19,6 @@ import time
 from dataclasses import replace
 
 from . import __version__, jsonio
-from .config import ConfigError, describe_options, load
 
 EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_START, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -105,14 +104,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    if args.command == "check-log" and not args.help_config:
+        if not args.file:
+            parser.error("check-log needs a FILE ('-' for stdin)")
+        return check_log(args.file)     # needs no configuration: starts without loading it
+    from .config import ConfigError, describe_options, load
     if args.help_config:
         print("options (JSON key or --set name, default, meaning, allowed range):")
         print("\n".join(describe_options()))
         return EXIT_OK
-    if args.command == "check-log":
-        if not args.file:
-            parser.error("check-log needs a FILE ('-' for stdin)")
-        return check_log(args.file)
     if args.command == "baseline" and args.file not in ("show", "create"):
         parser.error("baseline needs 'show' or 'create'")
     if args.file and args.command != "baseline":
@@ -182,6 +182,7 @@ def run_once(config):
 def run_forever(args, config):
     stop = threading.Event()
     reload_requested = threading.Event()
+    from .config import ConfigError, load
 
     def on_term(signum, frame):
         stop.set()
@@ -240,17 +241,16 @@ def check_log(path):
     by_outcome = {}
     sources = set()
     tally = LineTally()
+    dumps, write = jsonio.dumps, sys.stdout.write
     try:
         for attempt in iter_login_attempts(handle, tally=tally):
             recognised += 1
             by_outcome[attempt.outcome] = by_outcome.get(attempt.outcome, 0) + 1
             if attempt.source_ip:
                 sources.add(attempt.source_ip)
-            print(jsonio.dumps(wire_value({
-                "time": attempt.time, "service": attempt.service, "outcome": attempt.outcome,
-                "method": attempt.method, "user": attempt.user, "source_ip": attempt.source_ip,
-                "source_port": attempt.source_port, "pid": attempt.pid,
-                "attempts": attempt.attempts})))
+            # every field of the event, in its order: time, service, outcome, method, user,
+            # source_ip, source_port, pid, attempts
+            write(dumps(wire_value(attempt._asdict())) + "\n")
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()

@@ -21,13 +21,13 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field
 
 from . import jsonio
+from .text import MAX_STRING_CHARS, clip  # noqa: F401 - re-exported: the contract's limits
 
 SCHEMA_VERSION = 1
 DEFAULT_PREFIX = "routerwatch"
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_SUMMARY_CHARS = 240
-MAX_STRING_CHARS = 1024       # any string inside evidence / inventory
 MAX_KEY_CHARS = 64
 MAX_LIST_ITEMS = 256
 MAX_OBJECT_KEYS = 64
@@ -53,12 +53,6 @@ class ContractError(ValueError):
     """A message does not follow the contract; the text names the field and the reason."""
 
 
-def clip(text, limit=MAX_STRING_CHARS):
-    """Cut attacker-chosen text to a size the contract accepts, marking that it was cut."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1] + "\u2026"
 
 
 # --------------------------------------------------------------------------- router text

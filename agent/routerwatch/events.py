@@ -4,14 +4,17 @@ Events are frozen dataclasses with slots: a 64k-entry conntrack table becomes 64
 so no per-instance __dict__. Times are seconds since the epoch, passed along as data.
 """
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 
 # --------------------------------------------------------------------------- logins
 
-@dataclass(frozen=True, slots=True)
-class LoginAttempt:
-    """One authentication outcome seen in the log (dropbear or LuCI)."""
+class LoginAttempt(NamedTuple):
+    """One authentication outcome seen in the log (dropbear or LuCI).
+
+    A NamedTuple rather than a frozen dataclass: under attack one is made per login line, and a
+    frozen dataclass costs ten times as much to build (a setattr call per field). It is as
+    immutable, and compares and reads the same."""
     time: float
     service: str                 # "ssh" (dropbear) | "luci"
     outcome: str                 # "failure" | "success"

@@ -92,20 +92,24 @@ def test_logins_routerwatch_and_fail2ban_agree_where_both_can_see(tmp_path):
         missing_tool("fail2ban is not installed (ci/install-system-packages.sh installs it)")
     res = bench_logins.run(quick=True, workdir=tmp_path, lines=4000, repeat=1)
     assert_well_formed(res, "logins")
-    rows = res["agreement"]["by_category"]
-    # what the stock filter is written for: both find every line, each with the true address
-    for category in ("bad_password", "nonexistent_2024", "hostile_user"):
-        row = rows[category]
-        assert row["expected"] > 0, category
-        assert row["fail2ban"] == row["routerwatch"] == row["expected"], (category, row)
-        assert row["fail2ban_true_address"] == row["routerwatch_true_address"] == row["expected"]
-    # what it cannot see (no address on the line, or not a dropbear line): routerwatch does
-    for category in ("nonexistent_2022", "luci_failure"):
-        row = rows[category]
-        assert row["fail2ban"] == 0, (category, row)
-        assert row["routerwatch"] == row["routerwatch_true_address"] == row["expected"]
-    assert {d["category"] for d in res["agreement"]["disagreements"]} <= set(FAILURE_CATEGORIES)
-    assert not res["agreement"]["unexplained"]
+    assert set(res["agreements"]) == {"quiet", "attack"}      # both mixes, side by side
+    assert res["agreement"] == res["agreements"]["quiet"]
+    for agreement in res["agreements"].values():
+        rows = agreement["by_category"]
+        # what the stock filter is written for: both find every line, with the true address
+        for category in ("bad_password", "nonexistent_2024", "hostile_user"):
+            row = rows[category]
+            assert row["expected"] > 0, category
+            assert row["fail2ban"] == row["routerwatch"] == row["expected"], (category, row)
+            assert row["fail2ban_true_address"] == row["routerwatch_true_address"] == \
+                row["expected"]
+        # what it cannot see (no address on the line, or not a dropbear line): routerwatch does
+        for category in ("nonexistent_2022", "luci_failure"):
+            row = rows[category]
+            assert row["fail2ban"] == 0, (category, row)
+            assert row["routerwatch"] == row["routerwatch_true_address"] == row["expected"]
+        assert {d["category"] for d in agreement["disagreements"]} <= set(FAILURE_CATEGORIES)
+        assert not agreement["unexplained"]
 
 
 def test_integrity(tmp_path):

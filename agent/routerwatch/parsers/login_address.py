@@ -12,7 +12,7 @@ import ipaddress
 import re
 from functools import lru_cache
 
-from ..contract import clip
+from ..text import clip
 
 MAX_ADDRESS_CHARS = 64      # longest IPv6 with a scope id is well below this
 MAX_USER_CHARS = 64
@@ -63,6 +63,7 @@ def _port(text):
     return value if value <= 65535 else None
 
 
+@lru_cache(maxsize=2048)
 def split_host_port(text):
     """(ip, port, bracketed) from dropbear's address text, or None when it is not an address.
 

@@ -42,6 +42,97 @@ RFC3339_RE = re.compile(
     + _HOST + _REST, re.S)
 
 
+# The common case, logread with a tag: the same grammar as LOGREAD_RE with the tag required, in
+# positional groups, so a line costs one match and one groups() call. A line it does not match
+# goes the general way; one it matches, LOGREAD_RE would read the same.
+LOGREAD_FAST_RE = re.compile(
+    r"\A([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}) "
+    r"(?:\[(\d{1,12})\.(\d{3})\] )?"
+    r"(?:([a-z0-9]{1,16}|<unknown>)\.([a-z]{1,8}|<unknown>) |<\d{1,3}> )?"
+    r"([^\s\[\]:]{1,64})(?:\[(\d{1,10})\])?: (.*)\Z", re.S)
+_STAMPS = {}                  # "Tue Nov 25 04:11:31 2025" -> epoch: lines of one second share it
+MAX_STAMPS = 256
+
+
+def logread_time(stamp, epoch, ms):
+    """Epoch of LOGREAD_FAST_RE's time groups: the [epoch.ms] logd adds (-t), else the stamp."""
+    if epoch:
+        return int(epoch) + int(ms) / 1000.0
+    return _logread_stamp(stamp)
+
+
+def _logread_stamp(stamp):
+    when = _STAMPS.get(stamp)
+    if when is None:
+        when = _local_time(int(stamp[20:24]), stamp[4:7], stamp[8:10], stamp[11:13],
+                           stamp[14:16], stamp[17:19])
+        if len(_STAMPS) >= MAX_STAMPS:
+            _STAMPS.clear()
+        _STAMPS[stamp] = when
+    return when
+
+
+_STAMP_RE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\Z")
+_FACPRIO_RE = re.compile(r"(?:[a-z0-9]{1,16}|<unknown>)\.(?:[a-z]{1,8}|<unknown>)\Z")
+_FACPRIOS = {}                # "authpriv.warn" -> True when it is one (a router writes a few)
+LOGIN_TAGS = frozenset(("dropbear", "uhttpd"))
+
+
+_HEADS = {}                   # "<stamp> authpriv.warn dropbear[11628]" -> (time, tag, pid)
+MAX_HEADS = 256
+
+
+def split_logread(line):
+    """(time, tag, pid, message) of a login line in logread's usual shape
+    ("Tue Nov 25 04:11:31 2025 authpriv.warn dropbear[11628]: ..."), read with string
+    operations and caches instead of a regex; None when the line is in any other shape (the
+    caller then asks parse_line, which reads it the same way when it is this shape). Under
+    attack every second line is a login line, and the lines of one connection in one second
+    share their head: this is the per-line cost that counts."""
+    end = line.find(": ", 25)
+    if end < 0:
+        return None
+    head = line[:end]
+    known = _HEADS.get(head)
+    if known is not None:
+        return known + (line[end + 2:],)
+    stamp = line[:24]
+    when = _STAMPS.get(stamp)
+    if when is None:
+        if not _STAMP_RE.match(stamp):
+            return None
+        when = _logread_stamp(stamp)
+        if when is None:
+            return None
+    if line[24:25] != " ":
+        return None
+    facprio, sep, tagpid = head[25:].partition(" ")
+    valid = _FACPRIOS.get(facprio)
+    if valid is None:
+        valid = _FACPRIO_RE.match(facprio) is not None
+        if len(_FACPRIOS) < 256:
+            _FACPRIOS[facprio] = valid
+    if not (sep and valid):
+        return None
+    tag, bracket, pid = tagpid.partition("[")
+    if tag not in LOGIN_TAGS:
+        return None
+    if bracket:
+        digits = pid[:-1]
+        if pid[-1:] != "]" or not 0 < len(digits) <= 10 or not digits.isdigit() \
+                or not digits.isascii():
+            return None
+        known = (when, tag, int(digits))
+    elif pid:
+        return None
+    else:
+        known = (when, tag, None)
+    if len(_HEADS) >= MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[head] = known
+    return known + (line[end + 2:],)
+
+
 class SyslogLine(NamedTuple):
     time: float                 # seconds since the epoch
     facility: Optional[str]     # "authpriv", "daemon" ... None when the format has none
@@ -98,6 +189,13 @@ def parse_line(line, reference_year=1970, reference_month=12):
         return _record(m, when)
     if line[3:4] == " " and line[7:8] == " " and line[4:5].isupper():
         # "Tue Nov 25 ..." (logread): the fifth character starts the month name
+        m = LOGREAD_FAST_RE.match(line)
+        if m is not None:
+            stamp, epoch, ms, fac, prio, tag, pid, message = m.groups()
+            when = logread_time(stamp, epoch, ms)
+            if when is None:
+                return None
+            return SyslogLine(when, fac, prio, tag, int(pid) if pid else None, message)
         m = LOGREAD_RE.match(line)
         if m is None:
             return None

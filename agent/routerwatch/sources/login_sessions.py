@@ -25,6 +25,7 @@ from ..bounded import BoundedDict
 from ..events import LoginAttempt
 from ..parsers.dropbear import CONNECTION, EXIT_BEFORE_AUTH, FAILURE, SESSION_END, SUCCESS
 
+_new_attempt = tuple.__new__
 DEFAULT_MAX_SESSIONS = 1024   # dropbear itself allows 30 unauthenticated connections at a time
 MAX_PENDING = 8               # addressless lines per connection: dropbear logs them once each
 
@@ -103,8 +104,10 @@ class LoginSessions:
                 self.pending_dropped += 1
             return []
         out = self._resolve(session, ip, port, pid) if session is not None else []
-        out.append(LoginAttempt(time=time, service="ssh", outcome=outcome, method=record.method,
-                                user=record.user, source_ip=ip, source_port=port, pid=pid))
+        # the event of nearly every login line: built without the NamedTuple's Python __new__,
+        # every field in LoginAttempt's order
+        out.append(_new_attempt(LoginAttempt, (time, "ssh", outcome, record.method, record.user,
+                                               ip, port, pid, 1)))
         return out
 
     def _exit_before_auth(self, time, pid, session, record):

@@ -35,7 +35,7 @@ import time
 from collections import deque
 
 from ..parsers import dropbear, luci
-from ..parsers.syslog import parse_line
+from ..parsers.syslog import parse_line, split_logread
 from ..events import LoginAttempt
 from .login_sessions import LoginSessions
 
@@ -102,40 +102,32 @@ class LineSplitter:
         self._skipping = False
 
     def feed(self, data):
-        lines = []
+        # split in C; Python looks at the first and last pieces and at overlong lines only
         cap, buf = self.cap, self._buf
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                break
+        lines = data.split(b"\n")
+        tail = lines.pop()                # after the last newline: the next line's beginning
+        if lines:
             if self._skipping:
+                del lines[0]              # the end of an overlong line already cut
                 self._skipping = False
             elif buf:
-                room = cap - len(buf)
-                if end - start > room:
-                    self.cut += 1
-                buf += data[start:start + min(room, end - start)]
-                lines.append(bytes(buf))
+                buf += lines[0][:cap - len(buf) + 1]
+                lines[0] = bytes(buf)
                 buf.clear()
-            else:
-                if end - start > cap:
-                    self.cut += 1
-                    lines.append(data[start:start + cap])
-                else:
-                    lines.append(data[start:end])
-            start = end + 1
-        if start < len(data) and not self._skipping:
-            tail_len = len(data) - start
+            if lines and max(map(len, lines)) > cap:
+                cut = [line for line in lines if len(line) > cap]
+                self.cut += len(cut)
+                lines = [line[:cap] for line in lines]
+        if not self._skipping and tail:
             room = cap - len(buf)
-            if tail_len > room:
-                buf += data[start:start + room]
+            if len(tail) > room:
+                buf += tail[:room]
                 lines.append(bytes(buf))
                 buf.clear()
                 self.cut += 1
                 self._skipping = True
             else:
-                buf += data[start:]
+                buf += tail
         return lines
 
     def rest(self):
@@ -163,24 +155,30 @@ class LoginLines:
         line = raw.decode("utf-8", "surrogateescape")
         if line.endswith("\r"):
             line = line[:-1]
-        record = parse_line(line, reference[0], reference[1])
-        if record is None:
-            return ()
+        # logread's own shape the quick way; parse_line reads it the same, and every other shape
+        fields = split_logread(line)
+        if fields is not None:
+            when, tag, pid, message = fields
+        else:
+            record = parse_line(line, reference[0], reference[1])
+            if record is None:
+                return ()
+            when, tag, pid, message = record.time, record.tag, record.pid, record.message
         untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
-        if record.tag == "dropbear":
-            parsed = dropbear.parse_message(record.message)
+        if tag == "dropbear":
+            parsed = dropbear.parse_message(message)
             if parsed is None and untrusted:
-                parsed = dropbear.parse_cut_message(record.message)
+                parsed = dropbear.parse_cut_message(message)
             if parsed is None:
                 return ()
             self.recognised += 1
             if untrusted and parsed.ip is not None:
                 self.untrusted += 1
                 parsed = parsed._replace(ip=None, port=None)
-            return self.sessions.feed(record.time, record.pid, parsed)
-        parsed = luci.parse_message(record.message)
+            return self.sessions.feed(when, pid, parsed)
+        parsed = luci.parse_message(message)
         if parsed is None and untrusted:
-            parsed = luci.parse_cut_message(record.message)
+            parsed = luci.parse_cut_message(message)
         if parsed is None:
             return ()
         self.recognised += 1
@@ -188,32 +186,33 @@ class LoginLines:
         if untrusted and ip is not None:
             self.untrusted += 1
             ip = None
-        return (LoginAttempt(time=record.time, service="luci", outcome=parsed.outcome,
+        return (LoginAttempt(time=when, service="luci", outcome=parsed.outcome,
                              method="password", user=parsed.user, source_ip=ip,
-                             source_port=None, pid=record.pid),)
+                             source_port=None, pid=pid),)
 
     def flush(self):
         return self.sessions.flush()
 
 
-def _capped_lines(handle, cap):
-    """Lines of a binary file-like object (only readline(size) is used), each cut at `cap`
-    bytes; the rest of an overlong line is read in cap-sized pieces and thrown away."""
-    readline = handle.readline
+def _capped_lines(handle, cap, counter=None):
+    """Lists of lines of a binary file-like object (only read(size) is used), each line cut at
+    `cap` bytes; the rest of an overlong line is skipped without being kept. Read in large
+    blocks and split in C: a line costs no Python call until it is looked at. `counter`, a
+    one-item list, counts the lines."""
+    splitter = LineSplitter(cap)
+    read = handle.read
     while True:
-        chunk = readline(cap + 1)
-        if not chunk:
-            return
-        if chunk[-1:] == b"\n":
-            yield chunk[:-1]
-        elif len(chunk) <= cap:
-            yield chunk          # the last line, without a newline
-        else:
-            yield chunk[:cap]
-            while True:
-                rest = readline(cap)
-                if not rest or rest[-1:] == b"\n":
-                    break
+        data = read(READ_CHUNK)
+        if not data:
+            break
+        lines = splitter.feed(data)
+        if counter is not None:
+            counter[0] += len(lines)
+        yield lines
+    rest = splitter.rest()
+    if counter is not None:
+        counter[0] += len(rest)
+    yield rest
 
 
 # words of a dropbear or LuCI message about logging in; such a message no pattern recognises is
@@ -254,18 +253,18 @@ def iter_login_attempts(handle, max_line_bytes=2048, tally=None):
         reference = reference_of(time.time())
     lines = LoginLines()
     feed = lines.feed
-    if tally is None:
-        for raw in _capped_lines(handle, max_line_bytes):
-            yield from feed(raw, reference)
-    else:
-        count = 0
-        for count, raw in enumerate(_capped_lines(handle, max_line_bytes), 1):
+    counter = [0]
+    for block in _capped_lines(handle, max_line_bytes, counter):
+        for raw in block:
             if b"dropbear" in raw or b"luci: " in raw:    # feed() ignores every other line
                 before = lines.recognised
-                yield from feed(raw, reference)
-                if lines.recognised == before:
+                events = feed(raw, reference)
+                if events:
+                    yield from events
+                if tally is not None and lines.recognised == before:
                     tally.not_recognised(raw, reference)
-        tally.lines = count
+    if tally is not None:
+        tally.lines = counter[0]
     yield from lines.flush()
 
 
