@@ -1,0 +1,224 @@
+"""Ingest at fleet scale: how fast the collector drains a QoS 1 backlog the broker holds for it,
+beside mosquitto_sub draining the same backlog in the same run, on SQLite and on PostgreSQL
+(one collector, then three in one shared-subscription group); and `devices` over a fleet of
+100,000 device rows on PostgreSQL.
+
+    python bench/bench_ingest.py [--anomalies 100000] [--devices 1000] [--fleet 100000]
+
+Backlog: the reference (mosquitto_sub -c -q 1, a persistent session) and the collector(s) each
+subscribe once and stop; N anomalies from D simulated routers (real contract JSON, one topic
+per router) are published at QoS 1 while they are away, so the broker queues N for each. Then
+each is started alone and timed from its start to the N-th message: printed by mosquitto_sub,
+stored as a row by the collector(s). The broker is the same one, its queue the same length.
+
+Devices: D rows written into the PostgreSQL schema (as the collector writes them, with a last
+heartbeat and firmware), then `routerwatch-collector devices --json` timed end to end.
+"""
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import harness
+import services
+from fleet_devices import SimulatedFleet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from pgserver import PostgresServer  # noqa: E402
+
+
+def reference_drain(broker, count, client_id):
+    """mosquitto_sub resuming its session: seconds to print `count` messages."""
+    start = time.perf_counter()
+    sub = subprocess.run(["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-c",
+                          "-i", client_id, "-q", "1", "-t", "routerwatch/+/anomaly",
+                          "-C", str(count)], stdout=subprocess.DEVNULL, timeout=600)
+    assert sub.returncode == 0
+    return time.perf_counter() - start
+
+
+def subscribe_reference(broker, client_id):
+    """Create the reference's persistent session (subscribe, then leave)."""
+    sub = subprocess.Popen(["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-c",
+                            "-i", client_id, "-q", "1", "-t", "routerwatch/+/anomaly"],
+                           stdout=subprocess.DEVNULL)
+    time.sleep(1.0)
+    sub.send_signal(signal.SIGINT)
+    sub.wait(10)
+
+
+def collector_argv(broker, db, group, instance):
+    argv = [sys.executable, "-m", "routerwatch_collector.cli", "run", "--host", broker.host,
+            "--port", str(broker.port), "--db", db]
+    if group:
+        argv += ["--share-group", group, "--instance", instance]
+    else:
+        argv += ["--client-id", "bench-%s" % instance]
+    return argv
+
+
+def start_collectors(broker, db, group, count, work, tag):
+    processes = []
+    for n in range(count):
+        log = open(Path(work) / ("collector-%s-%d.log" % (tag, n)), "ab")
+        processes.append(subprocess.Popen(collector_argv(broker, db, group, "%s-%d" % (tag, n)),
+                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                          env=harness.subprocess_env()))
+        log.close()
+    return processes
+
+
+def wait_logged(work, tag, count, text="subscribed to", timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(text in (Path(work) / ("collector-%s-%d.log" % (tag, n))).read_text(
+                errors="replace") for n in range(count)):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("collectors %s did not subscribe" % tag)
+
+
+def stop(processes):
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def stored(db):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "collector"))
+    from store_rows import store_rows
+    rows = store_rows(db, "SELECT COUNT(*) AS n FROM anomalies")
+    return rows[0]["n"] if rows else 0
+
+
+def drain_case(broker, work, label, db, collectors, anomalies, devices):
+    """One backlog for the reference and for `collectors` collector processes on `db`."""
+    tag = label.replace(" ", "-").replace(",", "")
+    group = ("bench%s" % secrets.token_hex(2)) if collectors > 1 else None
+    ref_id = "bench-ref-%s" % secrets.token_hex(3)
+    subscribe_reference(broker, ref_id)
+    processes = start_collectors(broker, db, group, collectors, work, tag)
+    wait_logged(work, tag, collectors)
+    stop(processes)                                       # their sessions now queue
+    fleet = SimulatedFleet(broker.host, broker.port, devices=devices,
+                           name="b%s" % secrets.token_hex(2)).connect()
+    fleet.send_anomalies(anomalies)
+    fleet.wait_published()
+    fleet.close()
+    ref_seconds = reference_drain(broker, anomalies, ref_id)
+    before = stored(db)
+    start = time.perf_counter()
+    processes = start_collectors(broker, db, group, collectors, work, tag)
+    try:
+        deadline = time.monotonic() + 900
+        while stored(db) < before + anomalies:
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: stored %d of %d" % (label, stored(db) - before,
+                                                            anomalies))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+    finally:
+        stop(processes)
+    return {"case": label, "messages": anomalies, "devices": devices,
+            "mosquitto_sub_s": round(ref_seconds, 2), "collector_s": round(seconds, 2),
+            "mosquitto_sub_per_s": round(anomalies / ref_seconds),
+            "collector_per_s": round(anomalies / seconds),
+            "ratio": round(ref_seconds / seconds, 3)}
+
+
+def devices_case(server, fleet_size):
+    import psycopg
+
+    from routerwatch_collector.stores import open_store
+    url = server.new_database("devices_bench")
+    open_store(url).close()
+    health = json.dumps({"interval": 60.0, "uptime": 3600, "rss_kb": 9000, "cpu_percent": 0.5,
+                         "spool_depth": 0, "counters": {"lines": 10}, "drops": {}, "seq": 60,
+                         "time": 0})
+    firmware = json.dumps({"DISTRIB_RELEASE": "23.05.3", "model": "Simulated AX1800"})
+    now = time.time()
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(
+            "INSERT INTO devices (device, first_seen, last_seen, run, status, status_at, "
+            "alive_at, heartbeat_interval, heartbeat_run, heartbeat_seq, last_heartbeat, "
+            "heartbeats, anomalies, agent_version, firmware, firmware_hash) "
+            "SELECT 'rw-fleet-' || lpad(n::text, 6, '0'), %s, %s, 'r', 'online', %s, %s, 60, "
+            "'r', 60, %s::jsonb, 60, n %% 7, '0.1.0', %s::jsonb, 'h' "
+            "FROM generate_series(1, %s) AS n",
+            (now - 3600, now, now - 3600, now, health, firmware,
+             fleet_size))
+        con.execute("ANALYZE devices")
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "routerwatch_collector.cli", "devices",
+                                 "--db", url, "--json"], stdout=subprocess.PIPE, check=True)
+        times.append(time.perf_counter() - start)
+        assert result.stdout.count(b"\n") == fleet_size
+    store = open_store(url, create=False)
+    try:
+        sweep = []
+        for _ in range(3):
+            start = time.perf_counter()
+            due = store.silence_candidates(now + 30, 3)
+            sweep.append(time.perf_counter() - start)
+        assert due == []
+    finally:
+        store.close()
+    return {"case": "devices --json, PostgreSQL", "devices": fleet_size,
+            "seconds_min": round(min(times), 2), "seconds_max": round(max(times), 2),
+            "silence_sweep_ms": round(min(sweep) * 1000, 2)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--anomalies", type=int, default=100000)
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--fleet", type=int, default=100000)
+    parser.add_argument("--workdir")
+    args = parser.parse_args()
+    reason = services.mosquitto_missing()
+    if reason:
+        print("skipped: %s" % reason)
+        return 0
+    work = Path(args.workdir or "/tmp/routerwatch-bench-ingest-%d" % os.getpid())
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+
+    class Printed(list):
+        def append(self, item):
+            print(json.dumps(item), flush=True)
+            super().append(item)
+
+    results = Printed()
+    broker = services.start_broker(work)
+    server = PostgresServer().start()
+    try:
+        sqlite_db = str(work / "collector.sqlite")
+        results.append(drain_case(broker, work, "1 collector, SQLite", sqlite_db, 1,
+                                  args.anomalies, args.devices))
+        pg_db = server.new_database("ingest_bench")
+        results.append(drain_case(broker, work, "1 collector, PostgreSQL", pg_db, 1,
+                                  args.anomalies, args.devices))
+        results.append(drain_case(broker, work, "3 collectors, PostgreSQL", pg_db, 3,
+                                  args.anomalies, args.devices))
+        results.append(devices_case(server, args.fleet))
+    finally:
+        server.close()
+        broker.close()
+    print(json.dumps({"machine": harness.machine_info(), "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
