@@ -1,7 +1,7 @@
 # Newcomer entry points: `make demo` and `make test` (both set up what they need).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-.PHONY: setup system-packages demo-packages venv homeassistant test unit demo e2e bench bench-quick ipk clean
+.PHONY: setup system-packages demo-packages venv homeassistant test unit demo fleet-demo e2e bench bench-quick ipk clean
 
 setup: system-packages venv
 
@@ -33,6 +33,10 @@ unit: venv
 
 demo: demo-packages venv
 	$(PY) demo/run_demo.py
+
+# PostgreSQL, mosquitto, three collectors in one share group and 200 simulated routers
+fleet-demo: system-packages venv
+	$(PY) demo/fleet_demo.py
 
 # the emulated router's scenarios; ARCH=mipsel or ARCH=s390x runs that CPU's subset instead
 ARCH ?= x86_64
