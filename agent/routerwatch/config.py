@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 from . import jsonio
+from .brokers import parse_brokers
 from .contract import DEVICE_ID_RE, PREFIX_RE
 from .detectors import detector_classes
 from .options import option
@@ -86,7 +87,9 @@ class IntegrityConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    host: str = option("", why="broker host name; empty = print anomalies as JSON lines on stdout")
+    host: str = option("", why="broker host name, or the nodes of a cluster as host[:port] "
+                       "separated by commas (tried in turn: on a lost connection the agent "
+                       "moves to the next); empty = print anomalies as JSON lines on stdout")
     port: int = option(1883, 1, 65535, "broker port (8883 is the usual TLS port)")
     protocol: str = option("3.1.1", why="MQTT protocol version", choices=("3.1.1", "5"))
     tls: bool = option(False, why="connect with TLS")
@@ -399,6 +402,11 @@ def _check_cross_fields(config, origin):
     if (config.mqtt.cert_file == "") != (config.mqtt.key_file == ""):
         raise ConfigError("config error: mqtt.cert_file and mqtt.key_file go together (from %s)"
                           % origin)
+    if config.mqtt.host:
+        try:
+            parse_brokers(config.mqtt.host, config.mqtt.port)
+        except ValueError as exc:
+            raise ConfigError("config error: mqtt.host: %s (from %s)" % (exc, origin))
     if config.homeassistant.discovery and not config.mqtt.host:
         raise ConfigError("config error: homeassistant.discovery needs mqtt.host, the broker "
                           "Home Assistant uses (from %s)" % origin)

@@ -367,3 +367,22 @@ def test_discovery_without_a_broker_is_refused_with_a_clear_line(router):
     router.initscript("start")
     assert "homeassistant.discovery needs mqtt.host" in router.syslog()
     assert "procd_open_instance" not in [name for name, _ in router.procd_calls()]
+
+
+def test_a_uci_list_of_brokers_becomes_the_agents_broker_list(router):
+    router.write_uci("""
+config agent 'agent'
+	option enabled '1'
+
+config mqtt 'mqtt'
+	list host 'mqtt1.isp.example'
+	list host 'mqtt2.isp.example:8883'
+	list host '[2001:db8::5]:1884'
+""")
+    result = router.initscript("start")
+    assert result.returncode == 0, result.stderr + router.syslog()
+    conf = load_written(router)
+    assert conf.mqtt.host == "mqtt1.isp.example,mqtt2.isp.example:8883,[2001:db8::5]:1884"
+    from routerwatch.brokers import parse_brokers
+    assert parse_brokers(conf.mqtt.host, conf.mqtt.port) == (
+        ("mqtt1.isp.example", 1883), ("mqtt2.isp.example", 8883), ("2001:db8::5", 1884))

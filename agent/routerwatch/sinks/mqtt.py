@@ -18,6 +18,13 @@ reads and writes the socket, resends unacknowledged QoS 1 messages after a recon
 PUBACKs, which the callbacks only queue for the publisher thread. At most mqtt.queue_messages
 anomalies are with paho at a time; the rest wait in the spool.
 
+Several brokers (mqtt.host "node1,node2:1884", the nodes of a cluster): the agent connects to
+the first; a lost connection or a failed attempt moves it to the next in turn, with the same
+back-off. paho resends what it had in flight to the node it lands on, the spool keeps every
+anomaly until some node acknowledges it, and the inventory and the retained status are
+published again there (a node outside the cluster, or a cluster that does not share retained
+messages, would otherwise not have them).
+
 Reconnects back off exponentially with jitter (so a fleet does not return in step after a broker
 restart): each delay is uniform in [d/2, d] with d doubling from RECONNECT_MIN to RECONNECT_MAX.
 
@@ -37,6 +44,7 @@ from collections import deque
 
 import paho.mqtt.client as paho
 
+from ..brokers import parse_brokers
 from ..contract import ContractError, Status, encode, topic
 from .spool import Spool, spool_path
 
@@ -91,6 +99,8 @@ class MqttSink:
     def __init__(self, config, device_id, run_id):
         self.config = config
         self.mqtt = config.mqtt
+        self.brokers = parse_brokers(self.mqtt.host, self.mqtt.port)   # config.py checked it
+        self._broker = 0                  # index of the broker connected or being tried
         self.device_id = device_id
         self.run_id = run_id
         self.topics = {kind: topic(config.prefix, device_id, kind)
@@ -125,12 +135,15 @@ class MqttSink:
         self._heartbeat = None            # the newest heartbeat not yet published
         self._inventory = None            # encoded inventory waiting for its PUBACK
         self._inventory_mid = None
+        self._inventory_last = None       # the newest inventory, to send again on another broker
+        self._inventory_broker = None     # the broker that acknowledged it
         self._status_seq = 0
         self.sent = 0                     # anomalies the broker acknowledged
         self.heartbeats_sent = 0
         self.connects = 0
         self.disconnects = 0
         self.connect_failures = 0
+        self.failovers = 0                # moves to the next broker of mqtt.host
         self.network_restarts = 0
         self.heartbeats_missed = 0
         self.invalid = 0                  # anomalies the contract refused (a bug, not expected)
@@ -156,7 +169,7 @@ class MqttSink:
         if self.homeassistant is not None:
             client.on_message = self._on_message
         self._client = client
-        client.connect_async(self.mqtt.host, self.mqtt.port, self.mqtt.keepalive)
+        client.connect_async(*self.broker(), keepalive=self.mqtt.keepalive)
         client.loop_start()
         self._thread = threading.Thread(target=self._publisher, name="routerwatch-mqtt",
                                         daemon=True)
@@ -245,8 +258,9 @@ class MqttSink:
     def send_inventory(self, inventory):
         payload = encode(inventory)
         with self._lock:
-            self._inventory = payload
+            self._inventory = self._inventory_last = payload
             self._inventory_mid = None
+            self._inventory_broker = None
             if self.homeassistant is not None and self.homeassistant.observe_inventory(inventory):
                 self._ha_configs_due = True
         self._wake.set()
@@ -270,6 +284,7 @@ class MqttSink:
         counters = {"sent": self.sent, "mqtt.heartbeats": self.heartbeats_sent,
                     "mqtt.connects": self.connects, "mqtt.disconnects": self.disconnects,
                     "mqtt.connect_failures": self.connect_failures,
+                    "mqtt.failovers": self.failovers,
                     "mqtt.network_restarts": self.network_restarts}
         counters.update(self.spool.counters())
         return counters
@@ -283,28 +298,46 @@ class MqttSink:
     def connected(self):
         return self._connected
 
+    def broker(self):
+        """(host, port) of the broker connected to, or being tried."""
+        return self.brokers[self._broker]
+
+    def _move_to_next_broker(self, client):
+        """Called on paho's thread between attempts, while no connection is open: its next
+        reconnect() goes to the next broker of the list. paho 1.6 has no setter for the host,
+        2.x's refuses while a socket is being torn down: both keep it in _host/_port."""
+        if len(self.brokers) < 2 or self._stopping:
+            return
+        self._broker = (self._broker + 1) % len(self.brokers)
+        self.failovers += 1
+        client._host, client._port = self.broker()
+
     # ------------------------------------------------------------------ paho's thread
     def _on_connect(self, client, userdata, flags, reason, *rest):
         if reason_value(reason) != 0:   # counted in _on_disconnect, which follows
-            log.warning("broker %s:%d refused the connection: %s", self.mqtt.host,
-                        self.mqtt.port, reason)
+            log.warning("broker %s:%d refused the connection: %s", *self.broker(), reason)
             return
         self.connects += 1
         self._attempt = 0
         self._connected = True
         self._online_due = True
-        log.info("connected to %s:%d", self.mqtt.host, self.mqtt.port)
+        with self._lock:
+            if self._inventory_last is not None and self._inventory_broker != self._broker:
+                self._inventory = self._inventory_last    # this broker may not have it retained
+                self._inventory_mid = None
+        log.info("connected to %s:%d", *self.broker())
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, *rest):
         if self._connected:
             self.disconnects += 1
             if not self._stopping:
-                log.warning("lost the broker %s:%d; anomalies wait in the spool",
-                            self.mqtt.host, self.mqtt.port)
+                log.warning("lost the broker %s:%d; anomalies wait in the spool%s",
+                            *self.broker(), self._next_note())
         else:   # refused CONNACK, or closed before it (TLS 1.3 rejects a client cert late)
             self.connect_failures += 1
         self._connected = False
+        self._move_to_next_broker(client)
         client.reconnect_delay_set(*self._next_delay())
 
     def _on_message(self, client, userdata, message):
@@ -317,14 +350,21 @@ class MqttSink:
         self.connect_failures += 1
         if self._attempt == 0:   # once per outage, not once per attempt
             # paho calls this from its `except OSError:` around the connect, without the error
-            log.warning("cannot reach the broker %s:%d (%s); trying again with back-off",
-                        self.mqtt.host, self.mqtt.port, failure_reason(sys.exc_info()[1]))
+            log.warning("cannot reach the broker %s:%d (%s); %s with back-off",
+                        *self.broker(), failure_reason(sys.exc_info()[1]),
+                        "trying the next one" if len(self.brokers) > 1 else "trying again")
+        self._move_to_next_broker(client)
         client.reconnect_delay_set(*self._next_delay())
 
     def _on_publish(self, client, userdata, mid, *rest):
         # paho holds its message lock while calling this: only queue, never take a lock here
         self._acks.append((mid, reason_value(rest[0]) if rest else 0))
         self._wake.set()
+
+    def _next_note(self):
+        if len(self.brokers) < 2:
+            return ""
+        return "; moving to %s:%d" % self.brokers[(self._broker + 1) % len(self.brokers)]
 
     def _next_delay(self):
         """(delay, delay) for reconnect_delay_set: the next wait, doubled per failure, jittered."""
@@ -369,9 +409,9 @@ class MqttSink:
         self._revive_at = now + self._next_delay()[0]
         self.network_restarts += 1
         log.warning("the MQTT network thread stopped; connecting to %s:%d again",
-                    self.mqtt.host, self.mqtt.port)
+                    *self.broker())
         client.loop_stop()
-        client.connect_async(self.mqtt.host, self.mqtt.port, self.mqtt.keepalive)
+        client.connect_async(*self.broker(), keepalive=self.mqtt.keepalive)
         client.loop_start()
 
     def _publish_round(self):
@@ -432,6 +472,7 @@ class MqttSink:
                 with self._lock:
                     if self._inventory_mid == mid:
                         self._inventory = None
+                        self._inventory_broker = self._broker
                 continue
             # an anomaly the cap dropped while in flight is not in the spool any more: it was
             # counted as dropped, so it is not counted as sent as well
