@@ -23,6 +23,7 @@ TEST_PACKAGES=(
   fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
   chromium fonts-dejavu-core             # the dashboard's browser tests (headless, driven by Playwright)
   postgresql-15                          # the collector's fleet store: tests start their own server
+  nats-server                            # a clustered MQTT broker (JetStream) for the agent's failover test
 )
 case "${1:-test}" in
   demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
