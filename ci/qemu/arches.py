@@ -53,7 +53,8 @@ class Arch:
     kernel_flavour: str     # suffix of the versioned kernel package
     console: str            # the kernel's console device for QEMU's -serial
     bus: str                # virtio transport: "pci" or "ccw"
-    bus_modules: tuple      # drivers for that transport, loaded before COMMON_MODULES
+    bus_modules: tuple      # drivers for that transport (and what this kernel's modules need
+                            # but modules.dep does not name), loaded before COMMON_MODULES
     cpus: int               # what the board and kernel take
     tcg: str                # -accel value under emulation
     cpu_model: str          # -cpu under emulation ("" = the board's default)
@@ -91,7 +92,10 @@ ARCHES = {
     "s390x": Arch(
         name="s390x", debian="s390x", triplet="s390x-linux-gnu", qemu="qemu-system-s390x",
         machine=("-M", "s390-ccw-virtio"), kernel_meta="linux-image-s390x",
-        kernel_flavour="s390x", console="ttysclp0", bus="ccw", bus_modules=(), cpus=2,
+        kernel_flavour="s390x", console="ttysclp0", bus="ccw",
+        # channel I/O is built in; libcrc32c (for nf_conntrack) asks the crypto API for crc32c,
+        # a module here, and fails to load without it
+        bus_modules=("crc32c_generic",), cpus=2,
         tcg="tcg,thread=multi", cpu_model="max", host_userland=False, big_endian=True,
         opkg_arch="s390x"),
 }
