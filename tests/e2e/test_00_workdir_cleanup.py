@@ -24,7 +24,8 @@ class FakeBench:
     def __init__(self, workdir):
         self.workdir = workdir
         self.metrics = {}
-        self.vm = type("VM", (), {"accel": "none", "accel_reason": "stand-in"})()
+        arch = type("Arch", (), {"name": "stand-in"})()
+        self.vm = type("VM", (), {"accel": "none", "accel_reason": "stand-in", "arch": arch})()
         FakeBench.made.append(self)
 
     def start(self):
