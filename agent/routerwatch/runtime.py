@@ -17,6 +17,7 @@ from . import __version__
 from .contract import (Anomaly, ContractError, Heartbeat, Inventory, MAX_SUMMARY_CHARS, clip,
                        validate, wire_text, wire_value)
 from .detectors.base import IncidentGate
+from .program_hash import ProgramHasher
 from .events import FirmwareIdentity, LanNetworks, SourceHealth
 from .inside import Inside
 from .sources import watcher_of
@@ -40,6 +41,8 @@ class Agent:
         self.sink = sink
         self.started = time.time() if started is None else started
         self.gate = IncidentGate()
+        # the sha256 of the program an anomaly names (fleet.implant compares it across routers)
+        self.program_hasher = ProgramHasher(os.path.join(config.root, "proc"))
         self._seq = {"anomaly": 0, "heartbeat": 0, "inventory": 0}
         self._next_poll = {}
         self._next_heartbeat = 0.0
@@ -72,6 +75,7 @@ class Agent:
 
     def _adopt(self, previous):
         self.gate = previous.gate
+        self.program_hasher = previous.program_hasher
         before = {d.kind: d for d in previous.detectors}
         for detector in self.detectors:
             old = before.get(detector.kind)
@@ -235,12 +239,13 @@ class Agent:
         """Finding -> numbered Anomaly. This is where router text becomes wire text: summary and
         evidence go through wire_text/wire_value here, once, for every detector and sink."""
         self.anomalies_made += 1
+        evidence = self.program_hasher.add_to(finding.kind, finding.evidence)
         summary = wire_text(" ".join(str(finding.summary).split()), MAX_SUMMARY_CHARS)
         anomaly = Anomaly(device=self.device_id, run=self.run_id, seq=self._next("anomaly"),
                           time=float(max(finding.time, 0.0)), kind=finding.kind,
                           severity=finding.severity, summary=summary or finding.kind,
-                          evidence=wire_value(finding.evidence if isinstance(finding.evidence, dict)
-                                              else {"value": finding.evidence}),
+                          evidence=wire_value(evidence if isinstance(evidence, dict)
+                                              else {"value": evidence}),
                           count=max(1, count))
         try:
             validate(anomaly)
@@ -262,6 +267,7 @@ class Agent:
         drops = {"incidents": self.gate.evicted, "source_errors": self.source_errors,
                  "detector_errors": self.detector_errors, "send_errors": self.send_errors,
                  "evidence_cut": self.evidence_cut}
+        drops.update(self.program_hasher.drops())
         for part in self.sources + self.detectors + [self.sink]:
             for name, value in part.drops().items():
                 drops[name] = drops.get(name, 0) + value

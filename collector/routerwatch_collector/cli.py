@@ -270,6 +270,22 @@ def build_parser():
     gaps.add_argument("--device", type=_matching(DEVICE_ID_RE, "--device", "rw-0a1b2c3d4e5f"))
     gaps.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    iocs = commands.add_parser(
+        "iocs", help="export the open campaigns' sources and the implants' hashes",
+        description="Indicators the fleet detections found: the sources of open fleet.campaign "
+                    "incidents (addresses and ranges) and the sha256 of fleet.implant programs. "
+                    "--format nft prints `add element inet fw4 routerwatch_block { ... }` lines "
+                    "(IPv6 in routerwatch_block6) for an ISP, banIP or an ACS to push to the "
+                    "routers; the collector pushes nothing itself.")
+    iocs.add_argument("--db", default=None, help=db_help)
+    iocs.add_argument("--format", choices=("json", "csv", "nft"), default="json",
+                      help="json: one object per line; csv: with a header; nft: an nftables "
+                           "snippet of the addresses only")
+    fleet = commands.add_parser(
+        "fleet", help="the fleet picture: devices by state, campaigns, implants, firmware groups")
+    fleet.add_argument("--db", default=None, help=db_help)
+    fleet.add_argument("--json", action="store_true", help="one JSON object")
+
     rejected = commands.add_parser("rejected", help="list refused messages by reason")
     rejected.add_argument("--db", default=None, help=db_help)
     rejected.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -330,6 +346,8 @@ def _main(argv):
         return list_gaps(args)
     if args.command == "rejected":
         return list_rejected(args)
+    if args.command in ("iocs", "fleet"):
+        return fleet_report(args)
     return list_devices(args)
 
 
@@ -633,6 +651,34 @@ def _age(seconds, now):
         if age >= size:
             return "%d%s ago" % (age // size, unit)
     return "%ds ago" % age
+
+
+def fleet_report(args):
+    from .fleet import report
+    store = _open(args.db, create=False)
+    if store is None:
+        return EXIT_RUNTIME
+    now = time.time()
+    try:
+        if args.command == "iocs":
+            rows = report.indicators(store, now)
+        else:
+            picture = report.fleet_picture(store, now)
+    finally:
+        store.close()
+    if args.command == "fleet":
+        if args.json:
+            print(jsonio.dumps(picture, ascii_only=True))
+        else:
+            sys.stdout.write(report.picture_text(picture))
+    elif args.format == "csv":
+        sys.stdout.write(report.as_csv(rows))
+    elif args.format == "nft":
+        sys.stdout.write(report.as_nft(rows))
+    else:
+        for row in rows:
+            print(jsonio.dumps(row, ascii_only=True))
+    return EXIT_OK
 
 
 def list_devices(args):

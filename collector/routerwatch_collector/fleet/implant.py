@@ -12,8 +12,21 @@ from routerwatch.options import option
 from .base import FLEET_DEVICE, FleetDetector, FleetFinding
 
 SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
-# the kinds whose evidence names a program that runs (or a file that is an executable)
-KIND_PREFIXES = ("conn.new_listener", "conn.raw_socket", "integrity.")
+# the kinds whose evidence names a program that runs; other integrity.* findings count only
+# when their file is code (a shared config file hashes the same on many routers and is no implant)
+PROCESS_KINDS = ("conn.new_listener", "conn.raw_socket", "integrity.exec_from_tmp",
+                 "integrity.deleted_exe")
+FILE_PREFIX = "integrity."
+
+
+def names_a_program(anomaly, evidence):
+    if anomaly.kind in PROCESS_KINDS:
+        return True
+    if not anomaly.kind.startswith(FILE_PREFIX):
+        return False
+    mode = evidence.get("mode")
+    executable = isinstance(mode, int) and not isinstance(mode, bool) and mode & 0o111
+    return evidence.get("class") == "code" or bool(executable)
 
 
 def program_detail(anomaly):
@@ -46,9 +59,9 @@ class Implant(FleetDetector):
         return float(self.config.window)
 
     def observe(self, store, anomaly, now):
-        if anomaly.device == FLEET_DEVICE or not anomaly.kind.startswith(KIND_PREFIXES):
-            return []
         evidence = anomaly.evidence if isinstance(anomaly.evidence, dict) else {}
+        if anomaly.device == FLEET_DEVICE or not names_a_program(anomaly, evidence):
+            return []
         digest = evidence.get("sha256")
         if not isinstance(digest, str) or not SHA256_RE.match(digest):
             return []

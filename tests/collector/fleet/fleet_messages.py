@@ -20,8 +20,8 @@ def login_anomaly(device, seq, source, kind="login.bruteforce", inside=False, ti
                    severity="high", summary="failed logins from %s" % source, evidence=evidence)
 
 
-def program_anomaly(device, seq, digest, kind="conn.new_listener", port=7777, time=T0):
-    evidence = {"pid": 1234, "exe": "/tmp/.x/dropbearx", "sha256": digest}
+def program_anomaly(device, seq, digest, kind="conn.new_listener", port=7777, time=T0, **extra):
+    evidence = dict({"pid": 1234, "exe": "/tmp/.x/dropbearx", "sha256": digest}, **extra)
     if port is not None:
         evidence["port"] = port
     return Anomaly(device=device, run=run_of(device), seq=seq, time=time + seq, kind=kind,

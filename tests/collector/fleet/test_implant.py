@@ -46,3 +46,16 @@ def test_different_programs_bad_hashes_and_old_agents_raise_nothing(open_test_st
                   for n in range(10)])
     feed(ingest, [login_anomaly(device_name(n), 4, "45.1.2.3") for n in range(3)])
     assert implants(store) == []
+
+
+def test_integrity_files_count_only_when_they_are_code(open_test_store):
+    store = open_test_store()
+    ingest = Ingest(store)
+    config = [program_anomaly(device_name(n), 1, DIGEST, kind="integrity.baseline_drift",
+                              port=None) for n in range(5)]
+    feed(ingest, config)                 # /etc/config/network, the same on five routers
+    assert implants(store) == []
+    code = [program_anomaly(device_name(n), 2, "ab" * 32, kind="integrity.rom_shadowed",
+                            port=None, **{"class": "code"}) for n in range(2)]
+    feed(ingest, code)
+    assert [a.evidence["sha256"] for a in implants(store)] == ["ab" * 32]

@@ -1,0 +1,84 @@
+"""The sha256 of the program behind a finding, so a fleet can tell the same binary on many
+routers (the collector's fleet.implant).
+
+Hashed only for the anomalies that name a running program (a listener's or raw socket's owner,
+code run from /tmp or deleted from disk), when they are sent, never on every scan: the CPU goes
+to what is already suspicious. /proc/<pid>/exe is opened once and fstat'ed, so the file hashed
+is the one whose identity (device, inode, size, mtime) keys the cache, even when it was deleted
+from disk or the pid is reused meanwhile. The cache and the size hashed are bounded.
+"""
+import hashlib
+import os
+import stat
+
+from .bounded import BoundedDict
+
+# the kinds whose evidence names a process (`pid`) whose program is worth hashing
+PROGRAM_KINDS = frozenset(("conn.new_listener", "conn.raw_socket", "integrity.exec_from_tmp",
+                           "integrity.deleted_exe"))
+# a router's largest programs are a few MB; an implant is usually under 1 MB
+MAX_PROGRAM_BYTES = 16 * 1024 * 1024
+CACHE_ENTRIES = 128
+CHUNK = 65536
+
+
+class ProgramHasher:
+    def __init__(self, procfs, cache_entries=CACHE_ENTRIES, max_bytes=MAX_PROGRAM_BYTES):
+        self.procfs = procfs
+        self.max_bytes = max_bytes
+        self._cache = BoundedDict(cache_entries)
+        self.hashed = 0          # files read and hashed
+        self.cached = 0          # answers from the cache
+        self.too_large = 0
+        self.unreadable = 0
+
+    def of_pid(self, pid):
+        """The hex sha256 of /proc/<pid>/exe, or None (no such process, kernel thread, not
+        permitted, not a regular file, larger than max_bytes)."""
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            return None
+        try:
+            with open(os.path.join(self.procfs, str(pid), "exe"), "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    return None
+                key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+                known = self._cache.get(key)
+                if known is not None:
+                    self.cached += 1
+                    return known
+                if info.st_size > self.max_bytes:
+                    self.too_large += 1
+                    return None
+                digest = hashlib.sha256()
+                remaining = self.max_bytes + 1
+                while remaining > 0:
+                    chunk = handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                    digest.update(chunk)
+                if remaining <= 0:        # grew while read: not what was stat'ed
+                    self.too_large += 1
+                    return None
+        except OSError:
+            self.unreadable += 1
+            return None
+        self.hashed += 1
+        value = digest.hexdigest()
+        self._cache.set(key, value)
+        return value
+
+    def add_to(self, kind, evidence):
+        """The evidence with `sha256` of its process's program added (a new dict), or as it was
+        when the kind names no program, the evidence has a sha256 already, or hashing fails."""
+        if kind not in PROGRAM_KINDS or not isinstance(evidence, dict) or "sha256" in evidence:
+            return evidence
+        digest = self.of_pid(evidence.get("pid"))
+        if digest is None:
+            return evidence
+        return dict(evidence, sha256=digest)
+
+    def drops(self):
+        return {"program_hash_too_large": self.too_large, "program_hash_evicted":
+                self._cache.evicted}

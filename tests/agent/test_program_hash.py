@@ -1,0 +1,71 @@
+"""The program's sha256 in the evidence of anomalies that name a running process."""
+import hashlib
+import os
+import subprocess
+import sys
+
+from routerwatch.program_hash import ProgramHasher
+
+
+def sha256_of(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_the_hash_of_a_running_program_is_its_file_hash_and_cached():
+    hasher = ProgramHasher("/proc")
+    expected = sha256_of(os.path.realpath("/proc/self/exe"))
+    assert hasher.of_pid(os.getpid()) == expected
+    assert hasher.of_pid(os.getpid()) == expected
+    assert (hasher.hashed, hasher.cached) == (1, 1)
+
+
+def test_a_deleted_program_is_still_hashed(tmp_path):
+    program = tmp_path / "dropbearx"
+    program.write_bytes(open("/bin/sleep", "rb").read())
+    program.chmod(0o755)
+    expected = sha256_of(program)
+    child = subprocess.Popen([str(program), "30"])
+    try:
+        program.unlink()
+        assert ProgramHasher("/proc").of_pid(child.pid) == expected
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_nothing_for_kernel_threads_missing_pids_bad_pids_and_large_files():
+    hasher = ProgramHasher("/proc")
+    assert hasher.of_pid(2) is None                  # kthreadd: no exe
+    for pid in (0, -1, 2 ** 40, "1", None, True):
+        assert hasher.of_pid(pid) is None
+    assert ProgramHasher("/proc", max_bytes=16).of_pid(os.getpid()) is None
+
+
+def test_the_cache_is_bounded(tmp_path):
+    hasher = ProgramHasher("/proc", cache_entries=2)
+    children = []
+    try:
+        for n in range(4):
+            program = tmp_path / ("p%d" % n)
+            program.write_bytes(open("/bin/sleep", "rb").read() + bytes([n]))
+            program.chmod(0o755)
+            children.append(subprocess.Popen([str(program), "30"]))
+        digests = {hasher.of_pid(c.pid) for c in children}
+        assert len(digests) == 4 and None not in digests
+        assert hasher.drops()["program_hash_evicted"] == 2
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_only_kinds_naming_a_program_get_a_sha256():
+    hasher = ProgramHasher("/proc")
+    evidence = {"pid": os.getpid(), "port": 7777}
+    added = hasher.add_to("conn.new_listener", evidence)
+    assert added["sha256"] == sha256_of(os.path.realpath(sys.executable)) or \
+        added["sha256"] == sha256_of(os.path.realpath("/proc/self/exe"))
+    assert "sha256" not in evidence                  # a new dict, the finding's stays as it was
+    assert hasher.add_to("login.bruteforce", evidence) is evidence
+    assert hasher.add_to("integrity.deleted_exe", {"pid": None}) == {"pid": None}
