@@ -13,6 +13,11 @@ tested; the collectors' cost per message is). Every message is real contract JSO
     fleet.wait_published()                  # every QoS 1 publish acknowledged by the broker
     fleet.expected()                        # {(device, run): highest anomaly seq}
     fleet.close()
+
+For the fleet detections, any device can be given its own inventory and anomalies:
+
+    fleet.announce(firmware_of=lambda index, device: (firmware_dict, firmware_hash))
+    fleet.send(fleet.anomaly(device, "login.bruteforce", "high", {"source_ip": "45.1.2.3"}))
 """
 import secrets
 import threading
@@ -31,6 +36,7 @@ class SimulatedFleet:
                  name="sim", heartbeat_interval=60.0):
         self.host, self.port, self.prefix = host, port, prefix
         self.devices = ["rw-%s-%05d" % (name, n) for n in range(devices)]
+        self._index = {device: n for n, device in enumerate(self.devices)}
         self.runs = {device: secrets.token_hex(8) for device in self.devices}
         self.heartbeat_interval = float(heartbeat_interval)
         self._anomaly_seq = dict.fromkeys(self.devices, 0)
@@ -64,18 +70,42 @@ class SimulatedFleet:
                 self._pending.append(info)
 
     # ------------------------------------------------------------------ what agents send
-    def announce(self, now=None):
+    def announce(self, now=None, firmware_of=None):
+        """online + inventory of every device, retained. `firmware_of(index, device)` ->
+        (firmware dict, firmware_hash); by default three hashes spread over one board."""
         now = now or time.time()
         for index, device in enumerate(self.devices):
             run = self.runs[device]
             self._publish(index, Status(device=device, run=run, seq=1, time=now,
                                         state="online"), qos=1, retain=True)
+            if firmware_of is None:
+                firmware = {"DISTRIB_RELEASE": "23.05.3", "model": "Simulated AX1800",
+                            "board": "sim,ax1800"}
+                firmware_hash = "%064x" % (index % 3)
+            else:
+                firmware, firmware_hash = firmware_of(index, device)
             self._publish(index, Inventory(
                 device=device, run=run, seq=1, time=now, agent_version="0.1.0",
-                firmware={"DISTRIB_RELEASE": "23.05.3", "model": "Simulated AX1800",
-                          "board": "sim,ax1800"},
-                firmware_hash="%064x" % (index % 3), baseline_hash="", package_manager="opkg"),
-                qos=1, retain=True)
+                firmware=firmware, firmware_hash=firmware_hash, baseline_hash="",
+                package_manager="opkg"), qos=1, retain=True)
+
+    def anomaly(self, device, kind, severity, evidence, summary=None):
+        """The device's next anomaly (numbered in its run), to be sent with send()."""
+        self._anomaly_seq[device] += 1
+        return Anomaly(device=device, run=self.runs[device], seq=self._anomaly_seq[device],
+                       time=time.time(), kind=kind, severity=severity,
+                       summary=summary or "simulated %s" % kind, evidence=evidence)
+
+    def send(self, *messages):
+        """Messages of simulated devices: anomalies at QoS 1, the rest as agents send them."""
+        for message in messages:
+            index = self._index[message.device]
+            if message.type == "anomaly":
+                self._publish(index, message, qos=1)
+            elif message.type == "heartbeat":
+                self._publish(index, message, qos=0)
+            else:
+                self._publish(index, message, qos=1, retain=True)
 
     def send_anomalies(self, count, pace=None):
         """`count` anomalies, round robin over the devices; `pace`: seconds between them."""
