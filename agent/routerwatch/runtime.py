@@ -175,7 +175,7 @@ class Agent:
         held = [self._stamp(self._final(finding), count, now)
                 for finding, count in self.gate.flush()]
         for anomaly in held:
-            self.sink.send_anomaly(anomaly)
+            self._send(self.sink.send_anomaly, anomaly)
         return produced + held
 
     def _final(self, finding):
