@@ -86,7 +86,9 @@ ARCHES = {
         name="mipsel", debian="mipsel", triplet="mipsel-linux-gnu", qemu="qemu-system-mipsel",
         machine=("-M", "malta"), kernel_meta="linux-image-4kc-malta", kernel_flavour="4kc-malta",
         # the 4kc kernel is uniprocessor; QEMU's MIPS emulation is single-threaded anyway
-        console="ttyS0", bus="pci", bus_modules=("virtio_pci",), cpus=1, tcg="tcg",
+        # crc32c_generic: libcrc32c (for nf_conntrack) asks the crypto API for it
+        console="ttyS0", bus="pci", bus_modules=("virtio_pci", "crc32c_generic"), cpus=1,
+        tcg="tcg",
         cpu_model="24Kc", host_userland=False, big_endian=False,
         opkg_arch="mipsel_24kc"),
     "s390x": Arch(
