@@ -55,10 +55,10 @@ class FirmwareOutlier(FleetDetector):
 
     def observe(self, store, inventory, now):
         group = firmware_group(inventory)
-        if not store.fleet_set_firmware(inventory.device, group, inventory.firmware_hash):
-            return []          # nothing changed (a replayed retained inventory)
-        if group is None:
-            return []
+        mine = inventory.firmware_hash
+        previous = store.fleet_set_firmware(inventory.device, group, mine)
+        if previous is None or group is None:
+            return []          # nothing changed (a replayed retained inventory), or no group
         cfg = self.config
         total, counts = store.fleet_firmware_counts(group)
         if total < cfg.min_siblings or not counts:
@@ -66,12 +66,26 @@ class FirmwareOutlier(FleetDetector):
         usual, usual_n = counts[0]
         if usual_n < cfg.consensus * total:
             return []
+        # Had the group its consensus before this inventory? Then only this device can be a new
+        # outlier; otherwise (the group just reached it) every minority device is looked at.
+        stayed = previous[0] == group
+        before_total = total if stayed else total - 1
+        before_usual = usual_n - (mine == usual) + (stayed and previous[1] == usual)
+        settled = before_total >= cfg.min_siblings and before_usual >= cfg.consensus * before_total
+        if settled:
+            candidates = [(mine, [inventory.device])] if mine != usual else []
+        else:
+            candidates = [(h, None) for h, _ in counts[1:]]
+        n_of = dict(counts)
         findings = []
         budget = cfg.max_outliers
-        for firmware_hash, n in counts[1:]:
+        for firmware_hash, devices in candidates:
             if budget <= 0:
                 break
-            for device in store.fleet_firmware_devices(group, firmware_hash, budget):
+            n = n_of.get(firmware_hash, 1)
+            if devices is None:
+                devices = store.fleet_firmware_devices(group, firmware_hash, budget)
+            for device in devices:
                 budget -= 1
                 board, release, revision, kernel = group.split("|")
                 compromised = store.has_anomaly(device, INTEGRITY_PREFIX, SERIOUS)

@@ -141,26 +141,28 @@ class FleetSql:
 
     # ------------------------------------------------------------------ firmware groups
     def fleet_set_firmware(self, device, group, firmware_hash):
-        """The device reports (group, hash): keep the per-group counts. True if anything changed."""
+        """The device reports (group, hash): keep the per-group counts. Returns None when
+        nothing changed, else what the device reported before: (group, hash), or (None, None)."""
         row = self._x("SELECT grp, firmware_hash FROM fleet_firmware WHERE device = ?",
                       (device,)).fetchone()
-        if row is not None and (row["grp"], row["firmware_hash"]) == (group, firmware_hash):
-            return False
+        previous = (None, None) if row is None else (row["grp"], row["firmware_hash"])
+        if previous == (group, firmware_hash) or (group is None and row is None):
+            return None
         if row is not None:
             self._x("UPDATE fleet_firmware_counts SET n = n - 1 WHERE grp = ? AND "
-                    "firmware_hash = ?", (row["grp"], row["firmware_hash"]))
+                    "firmware_hash = ?", previous)
             self._x("DELETE FROM fleet_firmware_counts WHERE grp = ? AND firmware_hash = ? AND "
-                    "n <= 0", (row["grp"], row["firmware_hash"]))
+                    "n <= 0", previous)
         if group is None:
             self._x("DELETE FROM fleet_firmware WHERE device = ?", (device,))
-            return row is not None
+            return previous
         self._x("INSERT INTO fleet_firmware (device, grp, firmware_hash) VALUES (?,?,?) "
                 "ON CONFLICT (device) DO UPDATE SET grp = excluded.grp, "
                 "firmware_hash = excluded.firmware_hash", (device, group, firmware_hash))
         self._x("INSERT INTO fleet_firmware_counts (grp, firmware_hash, n) VALUES (?,?,1) "
                 "ON CONFLICT (grp, firmware_hash) DO UPDATE SET "
                 "n = fleet_firmware_counts.n + 1", (group, firmware_hash))
-        return True
+        return previous
 
     def fleet_firmware_counts(self, group, limit=64):
         """(total devices in the group, [(hash, n)] most reported first, at most `limit`)."""

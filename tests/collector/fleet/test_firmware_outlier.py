@@ -85,3 +85,13 @@ def test_two_outliers_among_twenty_is_no_consensus(open_test_store):
     feed(Ingest(store), [firmware_inventory(device_name(n), TAMPERED if n < 2 else GOOD)
                          for n in range(20)])
     assert outliers(store) == []       # 18 of 20 is 90 %, under 95 %
+
+
+def test_an_outlier_arriving_late_or_reflashed_later_is_found(open_test_store):
+    store = open_test_store()
+    ingest = Ingest(store)
+    feed(ingest, [firmware_inventory(device_name(n), GOOD) for n in range(40)])
+    feed(ingest, [firmware_inventory(device_name(40), TAMPERED)])
+    # a sibling reflashed with a custom build: its next run's inventory
+    feed(ingest, [firmware_inventory(device_name(5), NEWER, seq=2)])
+    assert sorted(a.device for a in outliers(store)) == [device_name(5), device_name(40)]
