@@ -69,3 +69,23 @@ def test_only_kinds_naming_a_program_get_a_sha256():
     assert "sha256" not in evidence                  # a new dict, the finding's stays as it was
     assert hasher.add_to("login.bruteforce", evidence) is evidence
     assert hasher.add_to("integrity.deleted_exe", {"pid": None}) == {"pid": None}
+
+
+def test_the_agent_sends_the_sha256_with_a_listener_anomaly():
+    import io
+
+    from routerwatch import config as cfg
+    from routerwatch.detectors.base import Finding
+    from routerwatch.runtime import Agent
+    from routerwatch.sinks.stdout import StdoutSink
+    agent = Agent(cfg.load(defaults={"root": "/"}), "r1", [], [], StdoutSink(io.StringIO()),
+                  run_id="0123456789abcdef", started=0.0)
+    finding = Finding(kind="conn.new_listener", severity="high", summary="port 7777",
+                      evidence={"port": 7777, "pid": os.getpid()}, incident="tcp/7777",
+                      time=1.0)
+    anomaly = agent._stamp(finding, 1, 1.0)
+    assert anomaly.evidence["sha256"] == sha256_of(os.path.realpath("/proc/self/exe"))
+    assert "sha256" not in finding.evidence
+    login = Finding(kind="login.bruteforce", severity="high", summary="x",
+                    evidence={"pid": os.getpid()}, incident="a", time=1.0)
+    assert "sha256" not in agent._stamp(login, 1, 1.0).evidence
