@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from harness import HomeAssistant, find_hass
+from homeassistant_server import HomeAssistant, find_hass
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ SETTLE_SECONDS = 12
 
 
 def save_device_page(ha, entity_id, out):
-    from harness import ha_venv
+    from homeassistant_server import ha_venv
     device = ha.render("{{ device_id('%s') }}" % entity_id)
     url = "http://127.0.0.1:%d/config/devices/device/%s" % (ha.port, device)
     subprocess.run([str(ha_venv() / "bin" / "python"), __file__, url, str(Path(out).resolve())],
