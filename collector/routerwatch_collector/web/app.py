@@ -191,6 +191,9 @@ def create_app(store_factory, credentials=None, clock=time.time):
             return dict(views.fleet(store, filters, now), query=filters.query())
         return build
 
+    def _detections(request):
+        return lambda store, now: views.fleet_detections(store, now)
+
     def _anomalies(request):
         def build(store, now):
             filters = views.parse_filters(request.query_params, now)
@@ -245,6 +248,7 @@ def create_app(store_factory, credentials=None, clock=time.time):
         Route("/devices", devices_page),
         Route("/devices/{device}", device_page),
         Route("/api/fleet", lambda r: api(r, _fleet(r))),
+        Route("/api/fleet/detections", lambda r: api(r, _detections(r))),
         Route("/api/anomalies", lambda r: api(r, _anomalies(r))),
         Route("/api/anomalies/{anomaly}", lambda r: api(r, _anomaly(r))),
         Route("/api/devices", lambda r: api(r, _devices(r))),

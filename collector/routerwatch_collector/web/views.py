@@ -14,6 +14,9 @@ from routerwatch.contract import DEVICE_ID_RE, SEVERITIES
 
 from ..catalogue import what_to_do
 from ..cli import parse_since
+from ..fleet import report as fleet_report
+from ..fleet.campaign import Campaign
+from ..fleet.implant import Implant
 from ..stores.base import AnomalyFilter
 
 KIND_GLOB_RE = re.compile(r"\A[a-z0-9_.*]{1,64}\Z")
@@ -27,6 +30,11 @@ MAX_BUCKETS = 60
 SEVERE = ("high", "critical")
 RELATED_WINDOW = 3600.0
 DEVICE_STATUSES = ("online", "silent", "stopped", "offline", "unknown")
+# rows of each open fleet detection listed; the totals count them all (up to the store's bound)
+FLEET_DETECTIONS_LISTED = 20
+# login kinds named per campaign source
+CAMPAIGN_KINDS_LISTED = 8
+HASH_SHOWN = 12
 
 
 class BadRequest(ValueError):
@@ -204,6 +212,44 @@ def fleet(store, filters, now):
         "silent_devices": [device_dict(d, now) for d in store.device_page(status="silent",
                                                                           limit=20)],
         "rejected": store.rejected(),
+        "detections": fleet_detections(store, now),
+    }
+
+
+def fleet_detections(store, now, listed=FLEET_DETECTIONS_LISTED):
+    """The open fleet detections as `routerwatch-collector fleet` reports them (fleet/report.py),
+    each list cut to `listed` rows with its total beside it: campaigns (source, devices, the
+    login kinds or, for a range, its addresses), implants and firmware outliers."""
+    rows = fleet_report.indicators(store, now)
+    campaigns = [r for r in rows if r["kind"] == Campaign.kind]
+    implants = [r for r in rows if r["kind"] == Implant.kind]
+    since = now - Campaign.Config().window
+    shown_campaigns = []
+    for row in campaigns[:listed]:
+        _, details, _, detail_list = store.fleet_spread(Campaign.kind, row["value"], since,
+                                                        CAMPAIGN_KINDS_LISTED)
+        wide = row["value"].endswith(("/24", "/48"))
+        shown_campaigns.append({
+            "source": row["value"], "devices": row["devices"],
+            # a range's sightings carry its addresses, an address's the login kinds it used
+            "kinds": [] if wide else detail_list, "addresses": details if wide else None,
+            "first": row["first"], "last": row["last"]})
+    outliers = []
+    for group in fleet_report.firmware_groups(store):
+        for outlier in group["outliers"]:
+            outliers.append({"device": outlier["device"], "board": group["board"],
+                             "release": group["release"], "revision": group["revision"],
+                             "kernel": group["kernel"], "group_devices": group["devices"],
+                             "usual_hash": group["usual_hash"],
+                             "usual_share": group["usual_share"],
+                             "firmware_hash": outlier["firmware_hash"]})
+    return {
+        "campaigns": shown_campaigns, "campaigns_total": len(campaigns),
+        "implants": [{"sha256": r["value"], "short": r["value"][:HASH_SHOWN],
+                      "devices": r["devices"], "first": r["first"], "last": r["last"]}
+                     for r in implants[:listed]],
+        "implants_total": len(implants),
+        "firmware_outliers": outliers[:listed], "firmware_outliers_total": len(outliers),
     }
 
 
