@@ -176,6 +176,9 @@ def run_once(config):
     for source in agent.sources:
         source.close()
     serious = [a for a in produced if a.severity in ("high", "critical")]
+    # stdout carries only the JSON lines; a clean machine prints none, so say what was done
+    print("routerwatch: one scan: %d anomal%s, %d of them high or critical"
+          % (len(produced), "y" if len(produced) == 1 else "ies", len(serious)), file=sys.stderr)
     return EXIT_FOUND if serious else EXIT_OK
 
 
