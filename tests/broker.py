@@ -20,57 +20,31 @@ queued messages across a restart, so a subscriber misses nothing while the publi
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
 from collections import namedtuple
 from pathlib import Path
 
+from serverproc import (HOST, ServerError, accepts_connections, find_binary, free_port,  # noqa
+                        kill_process, missing_tool, start_process, wait_until_ready)
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_TEMPLATE = REPO / "ci" / "mosquitto" / "test.conf"
-HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
-
-
-def missing_tool(reason):
-    """A tool a test needs is not installed: skip, except under CI=true, where a skip would hide
-    that the test never ran (ci/install-system-packages.sh installs every tool)."""
-    import pytest
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but %s" % reason, pytrace=False)
-    pytest.skip(reason)
 
 
 def find_mosquitto():
     """Path of the mosquitto binary, or None (Debian puts it in /usr/sbin, often not on PATH)."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_binary("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
 def find_mosquitto_passwd():
-    found = shutil.which("mosquitto_passwd")
-    if found:
-        return found
-    for candidate in ("/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_binary("mosquitto_passwd", "/usr/bin/mosquitto_passwd",
+                       "/usr/sbin/mosquitto_passwd")
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-class BrokerError(RuntimeError):
+class BrokerError(ServerError):
     pass
 
 
@@ -97,40 +71,23 @@ class MosquittoBroker:
     def start(self, timeout=START_TIMEOUT):
         if self.running():
             return self
-        stderr = open(self.workdir / "mosquitto.stderr", "ab")
-        try:
-            self.process = subprocess.Popen(
-                [self.binary, "-c", str(self.conf_file)], stdin=subprocess.DEVNULL,
-                stdout=stderr, stderr=stderr, start_new_session=True)
-        finally:
-            stderr.close()
+        self.process = start_process([self.binary, "-c", str(self.conf_file)],
+                                     self.workdir / "mosquitto.stderr")
         self.starts += 1
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BrokerError("mosquitto exited with %s; log:\n%s"
-                                  % (self.process.returncode, self.log_text()))
-            if self.accepts_connections():
-                return self
-            time.sleep(0.02)
-        self.close()
-        raise BrokerError("mosquitto did not accept connections on %s:%d within %.0f s; log:\n%s"
-                          % (self.host, self.port, timeout, self.log_text()))
+        try:
+            wait_until_ready(self.process, self.accepts_connections, timeout,
+                             "mosquitto on %s:%d" % (self.host, self.port), self.log_text)
+        except ServerError as exc:
+            if self.process.poll() is None:
+                self.close()
+            raise BrokerError(str(exc)) from None
+        return self
 
     def stop(self, graceful=False):
         """Kill the broker hard (like a crash or a network cut), or with graceful=True let it
         shut down (SIGTERM), which writes its persistence file when persistent."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        kill_process(process, graceful)
 
     def restart(self, graceful=False):
         self.stop(graceful)
@@ -143,11 +100,7 @@ class MosquittoBroker:
         return self.process is not None and self.process.poll() is None
 
     def accepts_connections(self):
-        try:
-            with socket.create_connection((self.host, self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return accepts_connections(self.host, self.port)
 
     # ------------------------------------------------------------------ helpers
     def log_text(self):

@@ -8,25 +8,15 @@ replicated over the nodes by mqtt.stream_replicas), each node with its own MQTT 
 
 A node has .host and .port (its MQTT listener), like MosquittoBroker, so Recorder works on it.
 """
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-from broker import HOST, BrokerError, free_port
+from broker import BrokerError
+from serverproc import (HOST, ServerError, accepts_connections, find_binary, free_port,
+                        kill_process, read_log, start_process, wait_until_ready)
 
 
 def find_nats_server():
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/nats-server", "/usr/bin/nats-server"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_binary("nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server")
 
 
 class NatsNode:
@@ -55,30 +45,17 @@ class NatsNode:
         return path
 
     def start(self, binary, config):
-        log = open(self.log_file, "ab")
-        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log,
-                                        start_new_session=True)
-        log.close()
+        self.process = start_process([binary, "-c", str(config)], self.log_file)
 
     def kill(self):
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        kill_process(process)
 
     def accepts_connections(self):
-        try:
-            with socket.create_connection((self.host, self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return accepts_connections(self.host, self.port)
 
     def log_text(self):
-        try:
-            return self.log_file.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
+        return read_log(self.log_file, tail=3000)
 
 
 class NatsCluster:
@@ -92,14 +69,15 @@ class NatsCluster:
     def start(self, timeout=30.0):
         for node in self.nodes:
             node.start(self.binary, node.write_config(self.nodes, self.replicas))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(node.accepts_connections() for node in self.nodes):
-                return self
-            time.sleep(0.1)
-        logs = "\n".join("%s:\n%s" % (n.name, n.log_text()) for n in self.nodes)
-        self.close()
-        raise BrokerError("NATS cluster did not start within %.0f s\n%s" % (timeout, logs))
+        try:
+            wait_until_ready(None, lambda: all(n.accepts_connections() for n in self.nodes),
+                             timeout, "the NATS cluster", interval=0.1,
+                             log=lambda: "\n".join("%s:\n%s" % (n.name, n.log_text())
+                                                   for n in self.nodes))
+        except ServerError as exc:
+            self.close()
+            raise BrokerError(str(exc)) from None
+        return self
 
     def close(self):
         for node in self.nodes:

@@ -14,12 +14,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 
-HOST = "127.0.0.1"
+from serverproc import HOST, ServerError, free_port, read_log, start_process, wait_until_ready
+
 USER = "routerwatch"
 START_TIMEOUT = 30.0
 RUN_AS = "nobody"
@@ -41,13 +40,7 @@ def find_postgres_bin():
     return None
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-class PostgresError(RuntimeError):
+class PostgresError(ServerError):
     pass
 
 
@@ -88,21 +81,15 @@ class PostgresServer:
                 "-c", "unix_socket_directories=%s" % self.workdir]
         for name, value in self.settings.items():
             argv += ["-c", "%s=%s" % (name, value)]
-        log = open(self.log_file, "ab")
+        self.process = start_process(self._as_user + argv, self.log_file, new_session=False)
         try:
-            self.process = subprocess.Popen(self._as_user + argv, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PostgresError("postgres exited: %s" % self.log_tail())
-            if self._accepts():
-                return self
-            time.sleep(0.1)
-        self.close()
-        raise PostgresError("postgres did not accept connections in %.0f s" % START_TIMEOUT)
+            wait_until_ready(self.process, self._accepts, START_TIMEOUT, "postgres",
+                             self.log_tail, interval=0.1)
+        except ServerError as exc:
+            if self.process.poll() is None:
+                self.close()
+            raise PostgresError(str(exc)) from None
+        return self
 
     def _accepts(self):
         import psycopg
@@ -125,11 +112,7 @@ class PostgresServer:
         return self.url(name)
 
     def log_tail(self, lines=20):
-        try:
-            with open(self.log_file, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        return "".join(read_log(self.log_file).splitlines(True)[-lines:])
 
     def close(self):
         if self.process is not None and self.process.poll() is None:
