@@ -25,6 +25,7 @@ TEST_PACKAGES=(
   postgresql-15                          # the collector's fleet store: tests start their own server
   nats-server                            # a clustered MQTT broker (JetStream) for the agent's failover test
 )
+# and prometheus, fetched without installing it (below)
 case "${1:-test}" in
   demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
   test) PACKAGES=("${TEST_PACKAGES[@]}") ;;
@@ -52,7 +53,25 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing Debian packages: ${missing[*]}"
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Prometheus, to scrape the collector's /metrics in a test: only its binary is needed, so the
+# package is unpacked into a cache (tests/prometheus_server.py looks there) rather than installed, which
+# would add a system user and start a service that scrapes this machine.
+if [ "${1:-test}" = test ]; then
+  PROMETHEUS_DIR="${ROUTERWATCH_PROMETHEUS_DIR:-$HOME/.cache/routerwatch-prometheus}"
+  if [ ! -x "$PROMETHEUS_DIR/root/usr/bin/prometheus" ]; then
+    echo "fetching prometheus (apt-get download) into $PROMETHEUS_DIR"
+    mkdir -p "$PROMETHEUS_DIR"
+    rm -f "$PROMETHEUS_DIR"/prometheus_*.deb
+    if ! (cd "$PROMETHEUS_DIR" && apt-get download -q prometheus); then
+      $SUDO apt-get update -q
+      (cd "$PROMETHEUS_DIR" && apt-get download -q prometheus)
+    fi
+    dpkg-deb -x "$PROMETHEUS_DIR"/prometheus_*.deb "$PROMETHEUS_DIR/root"
+    rm -f "$PROMETHEUS_DIR"/prometheus_*.deb
+  fi
+fi
