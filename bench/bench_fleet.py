@@ -1,39 +1,69 @@
 """The fleet detections' cost per message at fleet scale: the same batches of login anomalies
 and inventories stored by ingest with the fleet detections on and off (the reference), on a
-SQLite store that already knows DEVICES devices (their firmware groups and a day of login
-sightings, written in bulk), reported as a ratio.
+store that already knows DEVICES devices (their firmware groups and a day of login sightings,
+written in bulk), reported as a ratio: SQLite, and with --postgres a throwaway PostgreSQL server
+(tests/pgserver.py) with one database per side.
 
-    .venv/bin/python bench/bench_fleet.py --devices 100000 --messages 5000
+    .venv/bin/python bench/bench_fleet.py --devices 100000 --messages 5000 [--postgres]
 """
 import argparse
 import os
 import random
+import sqlite3
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from routerwatch.contract import Anomaly, Inventory, encode
 from routerwatch_collector.ingest import Ingest
 from routerwatch_collector.stores import open_store
 
 
-def prefill(store, devices, now):
-    """DEVICES devices in 20 firmware groups, one login sighting each (distinct sources)."""
-    db = store._db
+def prefill_rows(devices, now):
+    """{table: (columns, rows)}: DEVICES devices in 20 firmware groups, one login sighting each
+    (distinct sources)."""
     names = ["rw-b-%06d" % n for n in range(devices)]
-    with store.transaction():
-        db.executemany("INSERT INTO devices (device, first_seen, last_seen, run) VALUES "
-                       "(?,?,?,?)", [(d, now, now, "0" * 16) for d in names])
-        db.executemany("INSERT INTO fleet_firmware (device, grp, firmware_hash) VALUES (?,?,?)",
-                       [(d, "board%d|23.05.3|r1|5.15" % (n % 20), "a" * 64)
-                        for n, d in enumerate(names)])
-        db.executemany("INSERT INTO fleet_firmware_counts (grp, firmware_hash, n) VALUES (?,?,?)",
-                       [("board%d|23.05.3|r1|5.15" % g, "a" * 64, devices // 20)
-                        for g in range(20)])
-        db.executemany("INSERT INTO fleet_sightings (kind, key, device, detail, at) VALUES "
-                       "(?,?,?,?,?)", [("fleet.campaign", "%d.%d.%d.%d" % (
-                           60 + n // 65536 % 60, n // 256 % 256, n % 256, 7), d,
-                           "login.bruteforce", now) for n, d in enumerate(names)])
+    return names, {
+        "devices": (("device", "first_seen", "last_seen", "run"),
+                    [(d, now, now, "0" * 16) for d in names]),
+        "fleet_firmware": (("device", "grp", "firmware_hash"),
+                           [(d, "board%d|23.05.3|r1|5.15" % (n % 20), "a" * 64)
+                            for n, d in enumerate(names)]),
+        "fleet_firmware_counts": (("grp", "firmware_hash", "n"),
+                                  [("board%d|23.05.3|r1|5.15" % g, "a" * 64, devices // 20)
+                                   for g in range(20)]),
+        "fleet_sightings": (("kind", "key", "device", "detail", "at"),
+                            [("fleet.campaign", "%d.%d.%d.%d" % (
+                                60 + n // 65536 % 60, n // 256 % 256, n % 256, 7), d,
+                              "login.bruteforce", now) for n, d in enumerate(names)]),
+    }
+
+
+def prefill(path, devices, now):
+    """Writes the prefilled fleet into the store at `path` (SQLite file or PostgreSQL URL) through
+    the collector's own schema; returns the device names."""
+    open_store(path).close()
+    names, tables = prefill_rows(devices, now)
+    if str(path).startswith(("postgresql://", "postgres://")):
+        import psycopg
+        with psycopg.connect(path) as con:
+            for table, (columns, rows) in tables.items():
+                with con.cursor().copy("COPY %s (%s) FROM STDIN" % (
+                        table, ", ".join(columns))) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            con.commit()
+        with psycopg.connect(path, autocommit=True) as con:
+            con.execute("ANALYZE")
+        return names
+    db = sqlite3.connect(path)
+    with db:
+        for table, (columns, rows) in tables.items():
+            db.executemany("INSERT INTO %s (%s) VALUES (%s)" % (
+                table, ", ".join(columns), ",".join("?" * len(columns))), rows)
+    db.execute("ANALYZE")
+    db.close()
     return names
 
 
@@ -75,21 +105,32 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=100000)
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--postgres", action="store_true",
+                        help="measure on a throwaway PostgreSQL server instead of SQLite")
     args = parser.parse_args(argv)
     now = time.time()
     rng = random.Random(7)
+    server = None
     with tempfile.TemporaryDirectory() as work:
-        paths = {}
-        for name in ("on", "off"):
-            paths[name] = os.path.join(work, "%s.sqlite" % name)
-            store = open_store(paths[name])
-            names = prefill(store, args.devices, now)
-            store.close()
-        batch = messages(names, args.messages, rng, now)
-        off = measure(paths["off"], batch, False, now)
-        on = measure(paths["on"], batch, True, now)
-    print("devices %d, messages %d (4/5 login anomalies, 1/5 inventories)" % (
-        args.devices, args.messages))
+        try:
+            paths = {}
+            if args.postgres:
+                sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+                from pgserver import PostgresServer
+                server = PostgresServer()
+                server.start()
+            for name in ("on", "off"):
+                paths[name] = server.new_database("fleet_%s" % name) if server else \
+                    os.path.join(work, "%s.sqlite" % name)
+                names = prefill(paths[name], args.devices, now)
+            batch = messages(names, args.messages, rng, now)
+            off = measure(paths["off"], batch, False, now)
+            on = measure(paths["on"], batch, True, now)
+        finally:
+            if server is not None:
+                server.close()
+    print("%s: devices %d, messages %d (4/5 login anomalies, 1/5 inventories)" % (
+        "PostgreSQL" if args.postgres else "SQLite", args.devices, args.messages))
     print("fleet off: %.2f s (%.0f msg/s)" % (off, args.messages / off))
     print("fleet on:  %.2f s (%.0f msg/s)" % (on, args.messages / on))
     print("ratio on/off: %.2fx" % (on / off))

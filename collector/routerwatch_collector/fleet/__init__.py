@@ -8,7 +8,7 @@ the fleet picture, and one of them raises each incident.
 """
 from routerwatch.contract import Anomaly, validate
 
-from .base import FLEET_DEVICE, FleetDetector, FleetFinding, describe_options
+from .base import FLEET_DEVICE, FleetDetector, FleetFinding, FleetResolution, describe_options
 from .campaign import Campaign
 from .firmware_outlier import FirmwareOutlier
 from .implant import Implant
@@ -33,7 +33,7 @@ class Fleet:
         self.detectors = [classes[k](configs.get(k)) for k in kinds]
         self.next_anomaly_id = next_anomaly_id
         self._next_forget = 0.0
-        self.counters = {"raised": 0, "updated": 0}
+        self.counters = {"raised": 0, "updated": 0, "resolved": 0}
 
     def _consumers(self, what):
         return [d for d in self.detectors if what in d.consumes]
@@ -61,6 +61,9 @@ class Fleet:
         window = detector.incident_window()
         expired_before = float("-inf") if window is None else now - window
         for f in findings:
+            if isinstance(f, FleetResolution):
+                self._resolve(store, f, now)
+                continue
             run, seq = self.next_anomaly_id()
             if store.fleet_open_incident(f.kind, f.incident, f.device, run, seq, now, f.devices,
                                          expired_before):
@@ -78,6 +81,21 @@ class Fleet:
                 self.counters["updated"] += 1
         return new
 
+    def _resolve(self, store, resolution, now):
+        """End the incident and mark its anomaly (the same row) resolved; one writer does."""
+        row = store.fleet_close_incident(resolution.kind, resolution.incident)
+        if row is None:
+            return
+        stored = store.anomaly_by_key(*row)
+        if stored is None:
+            return
+        count, evidence, summary = stored
+        evidence = dict(evidence if isinstance(evidence, dict) else {}, **resolution.evidence)
+        evidence.update(resolved_at=float(now), resolution=resolution.reason)
+        store.update_anomaly(row[0], row[1], row[2], count, evidence,
+                             "%s; resolved: %s" % (summary, resolution.summary))
+        self.counters["resolved"] += 1
+
     def maintain(self, store, now):
         """Forget sightings past every detector's window (at most hourly)."""
         if now < self._next_forget:
@@ -89,5 +107,5 @@ class Fleet:
                     store.fleet_forget_sightings(detector.kind, now - detector.history_seconds())
 
 
-__all__ = ["Fleet", "FleetDetector", "FleetFinding", "FLEET_DEVICE", "describe_options",
-           "fleet_detector_classes"]
+__all__ = ["Fleet", "FleetDetector", "FleetFinding", "FleetResolution", "FLEET_DEVICE",
+           "describe_options", "fleet_detector_classes"]

@@ -9,6 +9,8 @@ runner's job (fleet/__init__.py), like the agent's IncidentGate.
 """
 from dataclasses import dataclass, fields
 
+from routerwatch.options import option
+
 
 @dataclass(frozen=True)
 class FleetFinding:
@@ -19,6 +21,17 @@ class FleetFinding:
     device: str             # the anomaly's device: the outlier, or FLEET_DEVICE for the fleet
     incident: str           # one anomaly per (kind, incident) while it is open
     devices: int            # how many devices it spans: the anomaly's count, updated as it grows
+
+
+@dataclass(frozen=True)
+class FleetResolution:
+    """An open incident that ended before its window: what it reported is no longer so (a
+    device back on its siblings' firmware). Its anomaly stays, marked resolved."""
+    kind: str
+    incident: str
+    reason: str             # a short word for the evidence: why it ended
+    summary: str            # appended to the anomaly's summary
+    evidence: dict          # added to the anomaly's evidence
 
 
 # the device id fleet-wide anomalies (a campaign, an implant) are stored under
@@ -47,7 +60,28 @@ class FleetDetector:
         self.config = config if config is not None else self.Config()
 
     def observe(self, store, message, now):
+        """[FleetFinding or FleetResolution] the message leads to."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SpreadConfig:
+    """The options every detector counting one key across devices (fleet_sightings) has; its
+    Config adds `window` (seconds the devices are counted over) and its own thresholds."""
+    max_listed_devices: int = option(
+        50, 1, 1000, "devices named in the evidence (the count is always exact)")
+
+
+class SpreadDetector(FleetDetector):
+    """A detector counting one key (a source, a program hash) across devices over
+    `config.window`: an incident ends after a window without a new sighting, and sightings are
+    kept for one window."""
+
+    def incident_window(self):
+        return float(self.config.window)
+
+    def history_seconds(self):
+        return float(self.config.window)
 
 
 def describe_options(detector_class):

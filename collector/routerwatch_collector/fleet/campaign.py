@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from routerwatch.options import option
 
-from .base import FLEET_DEVICE, FleetDetector, FleetFinding
+from .base import FLEET_DEVICE, FleetFinding, SpreadConfig, SpreadDetector
 
 LOGIN_PREFIX = "login."
 # login.spray lists the sources it saw; a router's list is bounded, so is what is read of it
@@ -54,12 +54,12 @@ def anomaly_sources(anomaly):
     return [s for s in found if isinstance(s, str)]
 
 
-class Campaign(FleetDetector):
+class Campaign(SpreadDetector):
     kind = "fleet.campaign"
     consumes = ("anomaly",)
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(SpreadConfig):
         min_devices: int = option(
             5, 2, 1000000, "distinct devices one source must reach: 2-3 routers can share a "
             "CGNAT neighbour or a VPN exit by chance, 5 unrelated routers in a day cannot")
@@ -69,14 +69,6 @@ class Campaign(FleetDetector):
         min_prefix_addresses: int = option(
             4, 2, 65536, "addresses of one /24 (IPv4) or /48 (IPv6) that make the range itself a "
             "source: one host is the address, a rotating botnet shows as many")
-        max_listed_devices: int = option(
-            50, 1, 1000, "devices named in the evidence (the count is always exact)")
-
-    def incident_window(self):
-        return float(self.config.window)
-
-    def history_seconds(self):
-        return float(self.config.window)
 
     def observe(self, store, anomaly, now):
         if not anomaly.kind.startswith(LOGIN_PREFIX) or anomaly.device == FLEET_DEVICE:

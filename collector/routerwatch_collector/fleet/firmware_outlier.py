@@ -8,6 +8,12 @@ a supply-chain implant. A fleet mid-upgrade is two revisions, so two groups, eac
 group split between two hashes has no consensus and raises nothing. Works from the inventory as
 agents send it today.
 
+An outlier ends when its device reports another firmware hash: its siblings' usual one (it was
+reflashed from a good image: resolution `usual_firmware`) or any other (`reflashed`; when that
+one differs from the siblings too it is a new outlier, so a new anomaly). Its anomaly stays,
+marked resolved, and the same odd hash coming back later is raised again. An inventory without
+a firmware hash changes nothing: it says nothing about what the device runs.
+
 Kept incrementally: each device's (group, hash) and per-group counts, so an inventory costs its
 group's few count rows, plus the minority's devices (bounded) when there is a consensus.
 """
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 
 from routerwatch.options import option
 
-from .base import FleetDetector, FleetFinding
+from .base import FleetDetector, FleetFinding, FleetResolution
 
 # what an integrity.* anomaly of this severity says about the same router: it is compromised
 INTEGRITY_PREFIX = "integrity."
@@ -37,6 +43,11 @@ def firmware_group(inventory):
     return "|".join(p.replace("|", "/")[:FIELD_LIMIT] for p in parts)
 
 
+def incident_key(device, firmware_hash):
+    """One incident per device and odd hash."""
+    return "%s|%s" % (device, firmware_hash)
+
+
 class FirmwareOutlier(FleetDetector):
     kind = "fleet.firmware_outlier"
     consumes = ("inventory",)
@@ -54,18 +65,28 @@ class FirmwareOutlier(FleetDetector):
             "inventories of the group)")
 
     def observe(self, store, inventory, now):
-        group = firmware_group(inventory)
         mine = inventory.firmware_hash
+        if not mine:
+            return []          # says nothing of the firmware: the device counts as it did
+        group = firmware_group(inventory)
         previous = store.fleet_set_firmware(inventory.device, group, mine)
-        if previous is None or group is None:
-            return []          # nothing changed (a replayed retained inventory), or no group
+        if previous is None:
+            return []          # nothing changed (a replayed retained inventory)
+        total, counts = store.fleet_firmware_counts(group) if group is not None else (0, [])
+        out = []
+        if previous[1] is not None and mine != previous[1]:
+            back = bool(counts) and counts[0][0] == mine
+            out.append(FleetResolution(
+                kind=self.kind, incident=incident_key(inventory.device, previous[1]),
+                reason="usual_firmware" if back else "reflashed",
+                summary="now on %s firmware %s" % ("the usual" if back else "other", mine[:16]),
+                evidence={"resolved_hash": mine}))
         cfg = self.config
-        total, counts = store.fleet_firmware_counts(group)
-        if total < cfg.min_siblings or not counts:
-            return []
+        if group is None or total < cfg.min_siblings or not counts:
+            return out
         usual, usual_n = counts[0]
         if usual_n < cfg.consensus * total:
-            return []
+            return out
         # Had the group its consensus before this inventory? Then only this device can be a new
         # outlier; otherwise (the group just reached it) every minority device is looked at.
         stayed = previous[0] == group
@@ -77,7 +98,7 @@ class FirmwareOutlier(FleetDetector):
         else:
             candidates = [(h, None) for h, _ in counts[1:]]
         n_of = dict(counts)
-        findings = []
+        findings = out
         budget = cfg.max_outliers
         for firmware_hash, devices in candidates:
             if budget <= 0:
@@ -99,5 +120,5 @@ class FirmwareOutlier(FleetDetector):
                 findings.append(FleetFinding(
                     kind=self.kind, severity="critical" if compromised else "high",
                     summary=summary, evidence=evidence, device=device,
-                    incident="%s|%s" % (device, firmware_hash), devices=1))
+                    incident=incident_key(device, firmware_hash), devices=1))
         return findings

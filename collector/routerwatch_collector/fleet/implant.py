@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from routerwatch.options import option
 
-from .base import FLEET_DEVICE, FleetDetector, FleetFinding
+from .base import FLEET_DEVICE, FleetFinding, SpreadConfig, SpreadDetector
 
 SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 # the kinds whose evidence names a program that runs; other integrity.* findings count only
@@ -17,16 +17,35 @@ SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 PROCESS_KINDS = ("conn.new_listener", "conn.raw_socket", "integrity.exec_from_tmp",
                  "integrity.deleted_exe")
 FILE_PREFIX = "integrity."
+# the agent's file classes (sources/overlay_paths.classify) that are compiled code
+CODE_CLASSES = ("executable", "library")
+# a file mode as the agent sends it ("%o" of st_mode, e.g. "100755"); older messages an int
+MODE_RE = re.compile(r"\A[0-7]{1,7}\Z")
+
+
+def file_mode(value):
+    """The mode bits of an evidence `mode`, or None when it is no mode."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 0o10000000 else None
+    if isinstance(value, str) and MODE_RE.match(value):
+        return int(value, 8)
+    return None
 
 
 def names_a_program(anomaly, evidence):
+    """Whether the anomaly's sha256 is that of something that runs: a process's program, or an
+    integrity file finding about a compiled program or library, or a file someone may execute
+    (any x bit). A file that is no code (a config, a crontab) hashes the same on every router
+    that shares it and is no implant."""
     if anomaly.kind in PROCESS_KINDS:
         return True
     if not anomaly.kind.startswith(FILE_PREFIX):
         return False
-    mode = evidence.get("mode")
-    executable = isinstance(mode, int) and not isinstance(mode, bool) and mode & 0o111
-    return evidence.get("class") == "code" or bool(executable)
+    mode = file_mode(evidence.get("mode"))
+    return evidence.get("class") in CODE_CLASSES or evidence.get("elf") is True or \
+        (mode is not None and bool(mode & 0o111))
 
 
 def program_detail(anomaly):
@@ -37,26 +56,18 @@ def program_detail(anomaly):
     return anomaly.kind
 
 
-class Implant(FleetDetector):
+class Implant(SpreadDetector):
     kind = "fleet.implant"
     consumes = ("anomaly",)
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(SpreadConfig):
         min_devices: int = option(
             2, 2, 1000000, "devices reporting one program hash: the same unknown binary "
             "behaving suspiciously on two routers is already more than chance")
         window: int = option(
             30 * 86400, 3600, 365 * 86400, "seconds the devices are counted over: an implant "
             "stays, and spreads slowly")
-        max_listed_devices: int = option(
-            50, 1, 1000, "devices named in the evidence (the count is always exact)")
-
-    def incident_window(self):
-        return float(self.config.window)
-
-    def history_seconds(self):
-        return float(self.config.window)
 
     def observe(self, store, anomaly, now):
         evidence = anomaly.evidence if isinstance(anomaly.evidence, dict) else {}

@@ -113,6 +113,26 @@ class FleetSql:
             return None
         return row["device"], row["run"], row["seq"]
 
+    def fleet_close_incident(self, kind, key):
+        """End an open incident: its anomaly row (device, run, seq) when this writer ended it,
+        None when there was none (or another collector ended it first). A later finding of the
+        same key opens a new incident, so a new anomaly."""
+        row = self._x("SELECT device, run, seq FROM fleet_incidents WHERE kind = ? AND key = ?",
+                      (kind, key)).fetchone()
+        if row is None:
+            return None
+        cur = self._x("DELETE FROM fleet_incidents WHERE kind = ? AND key = ? AND device = ? AND "
+                      "run = ? AND seq = ?", (kind, key, row["device"], row["run"], row["seq"]))
+        return (row["device"], row["run"], row["seq"]) if cur.rowcount == 1 else None
+
+    def anomaly_by_key(self, device, run, seq):
+        """(count, evidence, summary) of one stored anomaly, or None."""
+        row = self._x("SELECT count, evidence, summary FROM anomalies WHERE device = ? AND "
+                      "run = ? AND seq = ?", (device, run, seq)).fetchone()
+        if row is None:
+            return None
+        return row["count"], self._json(row["evidence"]), row["summary"]
+
     def fleet_incidents(self, kind, since=None, limit=100):
         sql, args = "SELECT * FROM fleet_incidents WHERE kind = ?", [kind]
         if since is not None:

@@ -1,5 +1,5 @@
 """Fleet-sized message sets for the fleet detections' tests: many devices, each its own run."""
-from routerwatch.contract import Anomaly, Inventory
+from routerwatch.contract import Anomaly, Inventory, encode
 
 T0 = 1764000000.0
 
@@ -35,3 +35,12 @@ def firmware_inventory(device, firmware_hash, board="tplink,archer-c7-v5", relea
                                "board": board, "model": "TP-Link Archer C7 v5",
                                "kernel": kernel},
                      firmware_hash=firmware_hash, baseline_hash="", package_manager="opkg")
+
+
+def feed(ingest, messages, now=T0):
+    """Each message accepted by ingest on its own topic, then the batch stored: returns the
+    anomalies newly stored (the messages' and the fleet's)."""
+    for m in messages:
+        assert ingest.handle("routerwatch/%s/%s" % (m.device, m.type), encode(m), now) == \
+            "accepted"
+    return ingest.flush(now)

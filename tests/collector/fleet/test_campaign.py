@@ -1,19 +1,11 @@
 """fleet.campaign: given login anomalies of many devices, when ingest stores them, then one
 anomaly per attacker source reaching N devices, updated by count as it spreads."""
-from routerwatch.contract import encode
 from routerwatch_collector.fleet.campaign import source_keys
 from routerwatch_collector.ingest import Ingest
 
-from fleet_messages import T0, device_name, login_anomaly
+from fleet_messages import T0, device_name, feed, login_anomaly
 
 ATTACKER = "45.155.205.17"        # global (documentation ranges are not)
-
-
-def feed(ingest, messages, now):
-    for m in messages:
-        assert ingest.handle("routerwatch/%s/%s" % (m.device, m.type), encode(m), now) == \
-            "accepted"
-    return ingest.flush(now)
 
 
 def campaigns(store):

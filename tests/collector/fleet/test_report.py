@@ -5,20 +5,13 @@ import io
 import json
 import time
 
-from routerwatch.contract import encode
 from routerwatch_collector.cli import main
 from routerwatch_collector.fleet.report import as_nft
 from routerwatch_collector.ingest import Ingest
 
-from fleet_messages import device_name, firmware_inventory, login_anomaly, program_anomaly
+from fleet_messages import device_name, feed, firmware_inventory, login_anomaly, program_anomaly
 
 DIGEST = "5e" * 32
-
-
-def feed(ingest, messages, now):
-    for m in messages:
-        ingest.handle("routerwatch/%s/%s" % (m.device, m.type), encode(m), now)
-    ingest.flush(now)
 
 
 def filled(store, now):
