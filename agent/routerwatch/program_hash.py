@@ -6,6 +6,10 @@ code run from /tmp or deleted from disk), when they are sent, never on every sca
 to what is already suspicious. /proc/<pid>/exe is opened once and fstat'ed, so the file hashed
 is the one whose identity (device, inode, size, mtime) keys the cache, even when it was deleted
 from disk or the pid is reused meanwhile. The cache and the size hashed are bounded.
+
+Under --root (a copy of a router's tree) proc/<pid>/exe is a plain symlink naming a path of the
+router: the file hashed is that path inside the tree, never the host's file of the same name,
+and nothing outside the tree.
 """
 import hashlib
 import os
@@ -23,8 +27,13 @@ CHUNK = 65536
 
 
 class ProgramHasher:
-    def __init__(self, procfs, cache_entries=CACHE_ENTRIES, max_bytes=MAX_PROGRAM_BYTES):
+    """`procfs`: the /proc to read; `root`: the router's root, "/" (or None) for this system."""
+
+    def __init__(self, procfs, root=None, cache_entries=CACHE_ENTRIES,
+                 max_bytes=MAX_PROGRAM_BYTES):
         self.procfs = procfs
+        tree = os.path.realpath(root) if root else "/"
+        self.tree = None if tree == "/" else tree
         self.max_bytes = max_bytes
         self._cache = BoundedDict(cache_entries)
         self.hashed = 0          # files read and hashed
@@ -38,7 +47,7 @@ class ProgramHasher:
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             return None
         try:
-            with open(os.path.join(self.procfs, str(pid), "exe"), "rb") as handle:
+            with self._open_program(pid) as handle:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode):
                     return None
@@ -68,6 +77,18 @@ class ProgramHasher:
         value = digest.hexdigest()
         self._cache.set(key, value)
         return value
+
+    def _open_program(self, pid):
+        link = os.path.join(self.procfs, str(pid), "exe")
+        if self.tree is not None:
+            target = os.readlink(link)
+            if not target.startswith("/"):
+                raise OSError("not a path of the router: %r" % target[:64])
+            link = os.path.realpath(os.path.join(self.tree, target.lstrip("/")))
+            if os.path.commonpath((link, self.tree)) != self.tree:
+                raise OSError("outside the tree")
+        # non-blocking: a FIFO planted in a tree must not hang the agent (fstat refuses it)
+        return os.fdopen(os.open(link, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
 
     def add_to(self, kind, evidence):
         """The evidence with `sha256` of its process's program added (a new dict), or as it was

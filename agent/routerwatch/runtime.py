@@ -42,7 +42,7 @@ class Agent:
         self.started = time.time() if started is None else started
         self.gate = IncidentGate()
         # the sha256 of the program an anomaly names (fleet.implant compares it across routers)
-        self.program_hasher = ProgramHasher(os.path.join(config.root, "proc"))
+        self.program_hasher = ProgramHasher(os.path.join(config.root, "proc"), config.root)
         self._seq = {"anomaly": 0, "heartbeat": 0, "inventory": 0}
         self._next_poll = {}
         self._next_heartbeat = 0.0

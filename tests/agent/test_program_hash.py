@@ -89,3 +89,29 @@ def test_the_agent_sends_the_sha256_with_a_listener_anomaly():
     login = Finding(kind="login.bruteforce", severity="high", summary="x",
                     evidence={"pid": os.getpid()}, incident="a", time=1.0)
     assert "sha256" not in agent._stamp(login, 1, 1.0).evidence
+
+
+def router_tree(tmp_path, links):
+    """A router tree whose proc/<pid>/exe are plain symlinks, as tests/fixtures commits them."""
+    tree = tmp_path / "tree"
+    for pid, target in links.items():
+        (tree / "proc" / str(pid)).mkdir(parents=True)
+        os.symlink(target, tree / "proc" / str(pid) / "exe")
+    return tree
+
+
+def test_under_a_root_the_program_is_the_tree_file_the_link_names(tmp_path):
+    tree = router_tree(tmp_path, {10: "/tmp/.x", 11: "/usr/bin/env", 12: "/tmp/.x (deleted)",
+                                  13: "/tmp/escape", 14: "/tmp/fifo", 15: "relative/x",
+                                  16: "/../../../../usr/bin/env"})
+    (tree / "tmp").mkdir()
+    (tree / "tmp" / ".x").write_bytes(b"\x7fELF implant")
+    os.symlink("/usr/bin/env", tree / "tmp" / "escape")     # out of the tree: the host's file
+    os.mkfifo(tree / "tmp" / "fifo")                         # would block an open() forever
+    hasher = ProgramHasher(str(tree / "proc"), str(tree))
+    assert hasher.of_pid(10) == hashlib.sha256(b"\x7fELF implant").hexdigest()
+    # the host has /usr/bin/env, the tree does not: nothing, never the host's file
+    for pid in (11, 12, 13, 14, 15, 16):
+        assert hasher.of_pid(pid) is None, pid
+    assert ProgramHasher("/proc", "/").of_pid(os.getpid()) == \
+        sha256_of(os.path.realpath("/proc/self/exe"))
