@@ -1,9 +1,15 @@
 """fleet.implant: given anomalies naming a program by sha256, when two devices report the same
 one, then one critical fleet anomaly, updated as more devices report it. Integrity file findings
 count when their file is code, as the agent reports it (class, ELF, mode "100755")."""
+import json
+import subprocess
+
+import pytest
+from routerwatch.contract import decode
 from routerwatch_collector.fleet.implant import file_mode
 
-from fleet_messages import device_name, login_anomaly, program_anomaly
+from fleet_messages import T0, device_name, login_anomaly, program_anomaly
+from fleet_routers import AGENT, DROPPED, IMPLANT_SHA256, implanted_tree
 
 DIGEST = "3f" * 32
 IMPLANT = "fleet.implant"
@@ -73,3 +79,45 @@ def test_file_modes_as_agents_send_them():
     assert file_mode(0o100644) == 0o100644
     for bad in ("0x1ed", "100758", "", "1" * 8, -1, True, None, 1.5, "７５５"):
         assert file_mode(bad) is None
+
+
+@pytest.fixture(scope="module")
+def dropped_on_two_routers(tmp_path_factory):
+    """What `routerwatch-agent --root <tree> --once` reports of two implanted trees with only
+    the integrity watcher on: file findings, no process, no socket (contract JSON lines)."""
+    lines = []
+    for device in ("rw-real-00001", "rw-real-00002"):
+        tree = implanted_tree(tmp_path_factory.mktemp(device) / "tree")
+        result = subprocess.run(
+            [AGENT, "--root", str(tree), "--once", "--log-file", str(tree / "var/log/messages"),
+             "--set", "device_id=" + device, "--set", "watchers.connections=false",
+             "--set", "watchers.processes=false", "--set", "watchers.logins=false",
+             "--set", "state_dir=%s" % (tree.parent / "state")],
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, result.stderr
+        lines.extend(line for line in result.stdout.splitlines() if line.strip())
+    return lines
+
+
+def test_an_executable_dropped_in_the_overlay_of_two_routers_is_an_implant(
+        fleet, dropped_on_two_routers):
+    dropped = [json.loads(line) for line in dropped_on_two_routers
+               if json.loads(line)["evidence"].get("path") == "/" + DROPPED]
+    assert {(a["device"], a["kind"]) for a in dropped} >= {
+        ("rw-real-00001", "integrity.package_mismatch"),
+        ("rw-real-00002", "integrity.package_mismatch")}
+    assert {a["evidence"]["sha256"] for a in dropped} == {IMPLANT_SHA256}
+    assert all(a["evidence"]["mode"] == "100755" for a in dropped if "mode" in a["evidence"])
+    fleet.feed([decode(line.encode()) for line in dropped_on_two_routers], now=T0)
+    implants = {a.evidence["sha256"]: a for a in fleet.found(IMPLANT)}
+    implant = implants[IMPLANT_SHA256]
+    assert implant.count == 2 and implant.severity == "critical"
+    assert sorted(implant.evidence["device_list"]) == ["rw-real-00001", "rw-real-00002"]
+    # seen only as files: the integrity watcher alone ran
+    assert "integrity.package_mismatch" in implant.evidence["seen_as"]
+    assert all(k.startswith("integrity.") for k in implant.evidence["seen_as"])
+    # the config files both trees share (their /etc/shadow, /etc/config/*) are no implant
+    shared_configs = {json.loads(line)["evidence"].get("sha256") for line in
+                      dropped_on_two_routers
+                      if json.loads(line)["evidence"].get("class") in ("routine", "config")}
+    assert shared_configs and not shared_configs & set(implants)
