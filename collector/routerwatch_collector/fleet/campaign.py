@@ -85,14 +85,14 @@ class Campaign(SpreadDetector):
         since = now - cfg.window
         for key in keys:
             wide = key.endswith("/24") or key.endswith("/48")
-            devices, details, device_list, detail_list = store.fleet_spread(
-                self.kind, key, since, cfg.max_listed_devices)
+            devices, details, first, last = store.fleet_spread_counts(self.kind, key, since)
             if devices < cfg.min_devices or (wide and details < cfg.min_prefix_addresses):
                 continue
-            first_last = store.fleet_sighting_times(self.kind, key, since)
+            device_list, detail_list = store.fleet_spread_samples(
+                self.kind, key, since, cfg.max_listed_devices)
             evidence = {"source": key, "devices": devices, "device_list": device_list,
                         "window": cfg.window, "min_devices": cfg.min_devices,
-                        "first": first_last[0], "last": first_last[1]}
+                        "first": first, "last": last}
             if wide:
                 evidence.update(addresses=details, address_list=detail_list)
                 what = "%d addresses of %s" % (details, key)

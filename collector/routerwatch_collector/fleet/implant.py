@@ -79,11 +79,11 @@ class Implant(SpreadDetector):
         store.fleet_sight(self.kind, digest, anomaly.device, program_detail(anomaly), now)
         cfg = self.config
         since = now - cfg.window
-        devices, _, device_list, detail_list = store.fleet_spread(
-            self.kind, digest, since, cfg.max_listed_devices)
+        devices, _, first, last = store.fleet_spread_counts(self.kind, digest, since)
         if devices < cfg.min_devices:
             return []
-        first, last = store.fleet_sighting_times(self.kind, digest, since)
+        device_list, detail_list = store.fleet_spread_samples(self.kind, digest, since,
+                                                              cfg.max_listed_devices)
         exe = evidence.get("exe") if isinstance(evidence.get("exe"), str) else None
         evidence = {"sha256": digest, "devices": devices, "device_list": device_list,
                     "seen_as": detail_list, "exe": exe, "first": first, "last": last,

@@ -61,25 +61,32 @@ class FleetSql:
                 "ON CONFLICT (kind, key, device, detail) DO UPDATE SET at = excluded.at",
                 (kind, key, device, detail, at))
 
+    _SIGHTINGS_OF_KEY = " FROM fleet_sightings WHERE kind = ? AND key = ? AND at >= ?"
+
+    def fleet_spread_counts(self, kind, key, since):
+        """(devices, details, first, last) seen for `key` since `since`, in one statement: what
+        every message of the key asks, before it knows whether the key is an incident."""
+        row = self._x("SELECT COUNT(DISTINCT device) AS devices, COUNT(DISTINCT detail) AS "
+                      "details, MIN(at) AS first, MAX(at) AS last" + self._SIGHTINGS_OF_KEY,
+                      (kind, key, since)).fetchone()
+        return row["devices"], row["details"], row["first"], row["last"]
+
+    def fleet_spread_samples(self, kind, key, since, limit):
+        """(devices, details) seen for `key` since `since`, the first seen first, at most
+        `limit` of each: what the evidence of an incident names."""
+        args = (kind, key, since, max(1, min(int(limit), FLEET_READ_LIMIT)))
+        device_sample = [r["device"] for r in self._x(
+            "SELECT device, MIN(at) AS first" + self._SIGHTINGS_OF_KEY + " GROUP BY device "
+            "ORDER BY first, device LIMIT ?", args)]
+        detail_sample = [r["detail"] for r in self._x(
+            "SELECT detail, MIN(at) AS first" + self._SIGHTINGS_OF_KEY + " GROUP BY detail "
+            "ORDER BY first, detail LIMIT ?", args)]
+        return device_sample, detail_sample
+
     def fleet_spread(self, kind, key, since, limit):
         """(devices, details, device sample, detail sample) seen for `key` since `since`."""
-        args = (kind, key, since)
-        where = " FROM fleet_sightings WHERE kind = ? AND key = ? AND at >= ?"
-        devices = self._x("SELECT COUNT(DISTINCT device) AS n" + where, args).fetchone()["n"]
-        details = self._x("SELECT COUNT(DISTINCT detail) AS n" + where, args).fetchone()["n"]
-        limit = max(1, min(int(limit), FLEET_READ_LIMIT))
-        device_sample = [r["device"] for r in self._x(
-            "SELECT device, MIN(at) AS first" + where + " GROUP BY device ORDER BY first, device "
-            "LIMIT ?", args + (limit,))]
-        detail_sample = [r["detail"] for r in self._x(
-            "SELECT detail, MIN(at) AS first" + where + " GROUP BY detail ORDER BY first, detail "
-            "LIMIT ?", args + (limit,))]
-        return devices, details, device_sample, detail_sample
-
-    def fleet_sighting_times(self, kind, key, since):
-        row = self._x("SELECT MIN(at) AS a, MAX(at) AS b FROM fleet_sightings WHERE kind = ? AND "
-                      "key = ? AND at >= ?", (kind, key, since)).fetchone()
-        return row["a"], row["b"]
+        devices, details, _, _ = self.fleet_spread_counts(kind, key, since)
+        return (devices, details) + self.fleet_spread_samples(kind, key, since, limit)
 
     def fleet_forget_sightings(self, kind, before):
         self._x("DELETE FROM fleet_sightings WHERE at < ? AND kind = ?", (before, kind))
