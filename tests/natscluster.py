@@ -7,7 +7,12 @@ replicated over the nodes by mqtt.stream_replicas), each node with its own MQTT 
     cluster.close()                                   # all killed
 
 A node has .host and .port (its MQTT listener), like MosquittoBroker, so Recorder works on it.
+cluster.leaders() names the node leading JetStream's metadata ("meta") and each MQTT stream
+($MQTT_sess: sessions, $MQTT_msgs: QoS 1 messages, $MQTT_rmsgs: retained), read from the
+nodes' monitoring endpoint (/jsz): which node dies decides what a failover costs.
 """
+import json
+import urllib.request
 from pathlib import Path
 
 from broker import BrokerError
@@ -27,6 +32,7 @@ class NatsNode:
         self.port = free_port()           # MQTT
         self.client_port = free_port()
         self.cluster_port = free_port()
+        self.monitor_port = free_port()   # HTTP monitoring: /jsz
         self.process = None
         self.log_file = self.workdir / ("%s.log" % name)
 
@@ -40,8 +46,9 @@ class NatsNode:
             'jetstream { store_dir: "%s" }\n'
             'cluster { name: routerwatch, listen: "%s:%d", routes: [%s] }\n'
             'mqtt { listen: "%s:%d", stream_replicas: %d }\n'
+            'http: "%s:%d"\n'
             % (self.name, HOST, self.client_port, store, HOST, self.cluster_port, routes,
-               HOST, self.port, replicas))
+               HOST, self.port, replicas, HOST, self.monitor_port))
         return path
 
     def start(self, binary, config):
@@ -53,6 +60,11 @@ class NatsNode:
 
     def accepts_connections(self):
         return accepts_connections(self.host, self.port)
+
+    def jetstream_report(self):
+        url = "http://%s:%d/jsz?accounts=true&streams=true" % (HOST, self.monitor_port)
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
 
     def log_text(self):
         return read_log(self.log_file, tail=3000)
@@ -78,6 +90,22 @@ class NatsCluster:
             self.close()
             raise BrokerError(str(exc)) from None
         return self
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def leaders(self):
+        """{"meta": node name, stream name: node name} as a running node reports them."""
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            report = node.jetstream_report()
+            leaders = {"meta": report.get("meta_cluster", {}).get("leader")}
+            for account in report.get("account_details") or []:
+                for stream in account.get("stream_detail") or []:
+                    leaders[stream["name"]] = (stream.get("cluster") or {}).get("leader")
+            return leaders
+        return {}
 
     def close(self):
         for node in self.nodes:
