@@ -681,31 +681,49 @@ def fleet_report(args):
     return EXIT_OK
 
 
+def _ascii_json(text):
+    """A JSON document the store kept, as one ASCII line: passed on as it is unless it holds
+    non-ASCII characters (then re-encoded with escapes, like the rest of the line)."""
+    if text is None:
+        return "null"
+    if text.isascii():
+        return text
+    return jsonio.dumps(jsonio.loads(text), ascii_only=True)
+
+
+def device_json(listing):
+    """One line of `devices --json`: DeviceRow.as_dict() of the device, with the last
+    heartbeat and the firmware spliced in as the JSON they are stored as, not decoded and
+    encoded again (the cost of a fleet-sized list)."""
+    return '%s,"last_heartbeat":%s,"firmware":%s}' % (
+        jsonio.dumps(listing.plain(), ascii_only=True)[:-1],
+        _ascii_json(listing.last_heartbeat_json), _ascii_json(listing.firmware_json))
+
+
 def list_devices(args):
     store = _open(args.db, create=False)
     if store is None:
         return EXIT_RUNTIME
+    now = time.time()
+    # streamed: each device printed as it is read, so a fleet of any size lists in bounded memory
+    out = sys.stdout
     try:
-        rows = store.devices()
+        if args.json:
+            out.writelines(device_json(row) + "\n" for row in store.iter_devices())
+            return EXIT_OK
+        out.write("%-22s %-8s %-10s %-9s %-28s %9s %10s %5s\n" % (
+            "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS",
+            "GAPS"))
+        suspect = 0
+        for row in store.iter_devices():
+            out.write("%-22s %-8s %-10s %-9s %-28s %9d %10d %5d\n" % (
+                printable(row.device), row.status or "-", _age(row.last_seen, now),
+                "yes" if row.silent_since else "no", printable(row.firmware_label())[:28] or "-",
+                row.anomalies, row.heartbeats, row.gaps_missing))
+            suspect += row.gaps_suspect
         rejected = store.rejected()
     finally:
         store.close()
-    now = time.time()
-    if args.json:
-        for row in rows:
-            print(jsonio.dumps(row.as_dict(), ascii_only=True))
-        return EXIT_OK
-    print("%-22s %-8s %-10s %-9s %-28s %9s %10s %5s" % (
-        "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS", "GAPS"))
-    suspect = 0
-    for row in rows:
-        firmware = row.firmware or {}
-        release = " ".join(str(firmware[k]) for k in ("DISTRIB_RELEASE", "model") if k in firmware)
-        print("%-22s %-8s %-10s %-9s %-28s %9d %10d %5d" % (
-            printable(row.device), row.status or "-", _age(row.last_seen, now),
-            "yes" if row.silent_since else "no", printable(release)[:28] or "-",
-            row.anomalies, row.heartbeats, row.gaps_missing))
-        suspect += row.gaps_suspect
     if suspect:
         print("suspect sequence jumps: %d (routerwatch-collector gaps)" % suspect)
     if rejected:

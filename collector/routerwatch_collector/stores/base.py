@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from routerwatch import jsonio
+
 # status column values: what the agent said last, with the Last Will told apart from a clean stop
 STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
 
@@ -133,6 +135,57 @@ class DeviceRow:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class DeviceListing:
+    """One device of the whole-fleet list (`routerwatch-collector devices`), read as a stream:
+    the device row's plain columns, the firmware's release and model from their own columns, and
+    the last heartbeat and the firmware as the JSON text they are kept in, so a fleet of 100,000
+    is listed without decoding 200,000 JSON documents. as_row() decodes them when wanted."""
+    device: str
+    first_seen: float
+    last_seen: float
+    run: str
+    status: Optional[str]
+    status_at: Optional[float]
+    alive_at: Optional[float]
+    heartbeat_interval: Optional[float]
+    heartbeats: int
+    anomalies: int
+    rejected: int
+    agent_version: Optional[str]
+    firmware_hash: Optional[str]
+    baseline_hash: Optional[str]
+    package_manager: Optional[str]
+    silent_since: Optional[float]
+    gaps_missing: int
+    gaps_suspect: int
+    firmware_release: Optional[str]
+    firmware_model: Optional[str]
+    last_heartbeat_json: Optional[str]
+    firmware_json: Optional[str]
+
+    # DeviceRow's fields that are plain values here (the rest are the two JSON documents)
+    PLAIN = ("device", "first_seen", "last_seen", "run", "status", "status_at", "alive_at",
+             "heartbeat_interval", "heartbeats", "anomalies", "rejected", "agent_version",
+             "firmware_hash", "baseline_hash", "package_manager", "silent_since",
+             "gaps_missing", "gaps_suspect")
+
+    def plain(self):
+        """DeviceRow.as_dict() without last_heartbeat and firmware."""
+        return {name: getattr(self, name) for name in self.PLAIN}
+
+    def firmware_label(self):
+        """Release and model, as the device list shows the firmware."""
+        return " ".join(str(v) for v in (self.firmware_release, self.firmware_model)
+                        if v is not None)
+
+    def as_row(self):
+        return DeviceRow(last_heartbeat=None if self.last_heartbeat_json is None
+                         else jsonio.loads(self.last_heartbeat_json),
+                         firmware=None if self.firmware_json is None
+                         else jsonio.loads(self.firmware_json), **self.plain())
+
+
 class Store:
     """What the collector needs from storage. Methods called inside `with store.transaction():`
     commit together; called outside one, each commits on its own.
@@ -179,6 +232,11 @@ class Store:
         raise NotImplementedError
 
     def claim_silence(self, device, now):
+        raise NotImplementedError
+
+    def iter_devices(self):
+        """Every device as a DeviceListing, by device id, streamed from the database (memory
+        does not grow with the fleet)."""
         raise NotImplementedError
 
     def report_progress(self, collector_run, caught_up_at, now):

@@ -157,6 +157,13 @@ CREATE TABLE collector_progress (
 );
 """),
     (3, "fleet detections: sightings, incidents, firmware groups", FLEET_SCHEMA),
+    (4, "devices: the firmware's release and model as columns, for the device list", """
+-- kept by the database from the firmware document whoever writes it (rewrites the table once):
+-- the device list reads them without decoding JSON
+ALTER TABLE devices
+    ADD COLUMN firmware_release text GENERATED ALWAYS AS (firmware ->> 'DISTRIB_RELEASE') STORED,
+    ADD COLUMN firmware_model text GENERATED ALWAYS AS (firmware ->> 'model') STORED;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -379,6 +386,17 @@ class PostgresStore(SqlStore):
         return self._db.execute(translated, args)
 
     JSON_PARAM = "CAST(? AS jsonb)"
+    JSON_TEXT = "%s::text"
+    STREAM_ROWS = 5000     # rows fetched per round trip by a streamed read
+
+    def _stream(self, sql, args=()):
+        """A server-side cursor in its own read transaction: the rows come STREAM_ROWS at a
+        time, not the whole result into memory at once."""
+        with self._db.transaction():
+            with self._db.cursor(name="routerwatch_stream") as cursor:
+                cursor.itersize = self.STREAM_ROWS
+                cursor.execute(sql.replace("?", "%s") if args else sql, args or None)
+                yield from cursor
 
     def _json(self, value):
         return value          # jsonb comes back decoded

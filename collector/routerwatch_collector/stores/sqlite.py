@@ -124,6 +124,70 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 
+# The schema's versions, applied in order on open; the version a store has is its
+# `PRAGMA user_version` (0: made before the schema was versioned, which has version 1's tables).
+# A store of a newer version than this program's is refused, never changed.
+MIGRATIONS = (
+    (1, "anomalies, devices, gaps, rejected, heartbeat samples, counts, fleet detections",
+     SCHEMA + FLEET_SCHEMA),
+    (2, "devices: the firmware's release and model as columns, for the device list", """
+-- computed by SQLite from the firmware JSON (a column added to a table that has rows can only be
+-- a virtual one): the device list reads them without decoding JSON in Python
+ALTER TABLE devices ADD COLUMN firmware_release TEXT
+    GENERATED ALWAYS AS (json_extract(firmware, '$.DISTRIB_RELEASE')) VIRTUAL;
+ALTER TABLE devices ADD COLUMN firmware_model TEXT
+    GENERATED ALWAYS AS (json_extract(firmware, '$.model')) VIRTUAL;
+"""),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _statements(script):
+    """A script cut into single statements (sqlite3 runs one per execute, and executescript
+    would commit the migration's transaction halfway)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement.strip()
+            statement = ""
+    if statement.strip() and not all(
+            part.strip().startswith("--") or not part.strip()
+            for part in statement.splitlines()):
+        raise ValueError("an incomplete statement at the end of a migration")
+
+
+def schema_version(db):
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db, location, migrations=MIGRATIONS):
+    """Apply the migrations newer than the store's version, each with its version number, in
+    one transaction that takes the write lock first (several collectors starting at once: one
+    migrates, the others then find it done)."""
+    from . import StoreError
+    target = migrations[-1][0]
+    if schema_version(db) == target:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(db)
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                "the database %s has schema version %d, newer than this collector's %d: "
+                "upgrade the collector (nothing was changed)" % (location, current,
+                                                                SCHEMA_VERSION))
+        for version, _, script in migrations:
+            if version > current:
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute("PRAGMA user_version = %d" % version)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class SqliteStore(SqlStore):
     """SQLite in WAL mode: readers (the CLI) never block the writer, one fsync per batch.
     `retention_days`: anomalies received longer ago are deleted by maintain() (None keeps all)."""
@@ -145,7 +209,11 @@ class SqliteStore(SqlStore):
         # NORMAL in WAL mode: a power cut may lose the last batch but never corrupts the file;
         # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA + FLEET_SCHEMA)
+        try:
+            migrate(self._db, self.path)
+        except BaseException:
+            self._db.close()
+            raise
         if not read_only:
             self._fill_anomaly_counts()
         if read_only:

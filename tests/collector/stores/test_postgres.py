@@ -40,6 +40,7 @@ def test_a_database_of_an_older_schema_is_migrated_forward_keeping_its_rows(url)
     store.close()
     # as a collector of schema 1 left it
     sql(url, "DROP TABLE collector_progress")
+    sql(url, "ALTER TABLE devices DROP COLUMN firmware_release, DROP COLUMN firmware_model")
     sql(url, "DELETE FROM schema_migrations WHERE version > 1")
     store = open_store(url)
     try:
