@@ -603,6 +603,11 @@ _UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u206
 def printable(text):
     """Attacker-chosen text on a terminal: control characters (escape sequences, bidi
     overrides) shown as \\xNN instead of acted on."""
+    text = str(text)
+    if text.isprintable():
+        # no control, format or separator character at all (the class the pattern lists is
+        # within those), as for nearly every line of a fleet-sized list: nothing to replace
+        return text
     return _UNPRINTABLE_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
                                else "\\u%04x" % ord(m.group()), str(text))
 

@@ -11,7 +11,7 @@ never read here.
 """
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from routerwatch import jsonio
 
@@ -135,12 +135,21 @@ class DeviceRow:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class DeviceListing:
+# DeviceRow's fields that DeviceListing holds as plain values (the rest are the JSON documents),
+# in the order of both
+DEVICE_LISTING_PLAIN = ("device", "first_seen", "last_seen", "run", "status", "status_at",
+                        "alive_at", "heartbeat_interval", "heartbeats", "anomalies", "rejected",
+                        "agent_version", "firmware_hash", "baseline_hash", "package_manager",
+                        "silent_since", "gaps_missing", "gaps_suspect")
+
+
+class DeviceListing(NamedTuple):
     """One device of the whole-fleet list (`routerwatch-collector devices`), read as a stream:
     the device row's plain columns, the firmware's release and model from their own columns, and
     the last heartbeat and the firmware as the JSON text they are kept in, so a fleet of 100,000
-    is listed without decoding 200,000 JSON documents. as_row() decodes them when wanted."""
+    is listed without decoding 200,000 JSON documents. as_row() decodes them when wanted.
+    Immutable like the frozen dataclasses, but a tuple: made from a result row at a fifth of the
+    cost, which counts 100,000 times over."""
     device: str
     first_seen: float
     last_seen: float
@@ -164,15 +173,9 @@ class DeviceListing:
     last_heartbeat_json: Optional[str]
     firmware_json: Optional[str]
 
-    # DeviceRow's fields that are plain values here (the rest are the two JSON documents)
-    PLAIN = ("device", "first_seen", "last_seen", "run", "status", "status_at", "alive_at",
-             "heartbeat_interval", "heartbeats", "anomalies", "rejected", "agent_version",
-             "firmware_hash", "baseline_hash", "package_manager", "silent_since",
-             "gaps_missing", "gaps_suspect")
-
     def plain(self):
         """DeviceRow.as_dict() without last_heartbeat and firmware."""
-        return {name: getattr(self, name) for name in self.PLAIN}
+        return dict(zip(DEVICE_LISTING_PLAIN, self))
 
     def firmware_label(self):
         """Release and model, as the device list shows the firmware."""

@@ -392,8 +392,9 @@ class PostgresStore(SqlStore):
     def _stream(self, sql, args=()):
         """A server-side cursor in its own read transaction: the rows come STREAM_ROWS at a
         time, not the whole result into memory at once."""
+        from psycopg.rows import tuple_row
         with self._db.transaction():
-            with self._db.cursor(name="routerwatch_stream") as cursor:
+            with self._db.cursor(name="routerwatch_stream", row_factory=tuple_row) as cursor:
                 cursor.itersize = self.STREAM_ROWS
                 cursor.execute(sql.replace("?", "%s") if args else sql, args or None)
                 yield from cursor

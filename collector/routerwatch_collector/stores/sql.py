@@ -12,7 +12,8 @@ from routerwatch.contract import SEVERITIES
 from .base import (_GAP_MISSING, _GAP_SUSPECT, HEARTBEAT_HISTORY_SECONDS, HEARTBEAT_INTERVAL_MAX,
                    HEARTBEAT_INTERVAL_MIN, HEARTBEAT_SAMPLE_SPACING, MAX_READ_ROWS,
                    ROLLUP_SECONDS,
-                   STATUS_OFFLINE, STATUS_ONLINE, STATUS_STOPPED, DeviceListing, DeviceRow,
+                   DEVICE_LISTING_PLAIN, STATUS_OFFLINE, STATUS_ONLINE, STATUS_STOPPED,
+                   DeviceListing, DeviceRow,
                    Store,
                    StoredAnomaly, clip_limit)
 from .fleet_sql import FleetSql
@@ -446,26 +447,29 @@ class SqlStore(FleetSql, Store):
         return [dict(r) for r in rows]
 
     def _stream(self, sql, args=()):
-        """The rows of one query as they come (SQLite steps its cursor; PostgreSQL overrides
-        this with a server-side cursor)."""
-        yield from self._x(sql, args)
+        """The rows of one query as tuples, as they come (SQLite steps its cursor; PostgreSQL
+        overrides this with a server-side cursor)."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        yield from cursor.execute(sql, args)
 
     # a JSON column read as its text (PostgreSQL's jsonb would be decoded by the driver)
     JSON_TEXT = "%s"
 
     def iter_devices(self):
         # one statement, device order: the gap totals joined in, the firmware's release and
-        # model from their generated columns, the JSON documents passed on as text
-        plain = [c for c in DeviceListing.PLAIN if not c.startswith("gaps_")]
-        sql = ("SELECT %s, COALESCE(g.m, 0) AS gaps_missing, COALESCE(g.s, 0) AS gaps_suspect, "
-               "d.firmware_release, d.firmware_model, %s AS last_heartbeat_json, "
-               "%s AS firmware_json FROM devices d LEFT JOIN ("
+        # model from their generated columns, the JSON documents passed on as text; the
+        # columns in DeviceListing's order
+        sql = ("SELECT %s, COALESCE(g.m, 0), COALESCE(g.s, 0), d.firmware_release, "
+               "d.firmware_model, %s, %s FROM devices d LEFT JOIN ("
                "SELECT device, CAST(SUM(%s) AS BIGINT) AS m, CAST(SUM(%s) AS BIGINT) AS s "
                "FROM gaps GROUP BY device) g ON g.device = d.device ORDER BY d.device" % (
-                   ", ".join("d.%s AS %s" % (c, c) for c in plain), self.JSON_TEXT % "d.last_heartbeat",
-                   self.JSON_TEXT % "d.firmware", _GAP_MISSING, _GAP_SUSPECT))
-        for r in self._stream(sql):
-            yield DeviceListing(**r)
+                   ", ".join("d." + c for c in DEVICE_LISTING_PLAIN[:-2]),
+                   self.JSON_TEXT % "d.last_heartbeat", self.JSON_TEXT % "d.firmware",
+                   _GAP_MISSING, _GAP_SUSPECT))
+        make = DeviceListing._make
+        for row in self._stream(sql):
+            yield make(row)
 
     def devices(self):
         return [listing.as_row() for listing in self.iter_devices()]
