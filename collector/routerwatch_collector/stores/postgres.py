@@ -225,6 +225,7 @@ class PostgresStore(SqlStore):
     GREATEST = "GREATEST"
     TRUNCATE = "trunc(%s)::bigint"
     ANOMALY_KEYS = "anomaly_keys"
+    LAST_WILLS = "devices"
 
     def __init__(self, url, create=True, retention_days=None,
                  heartbeat_sample_spacing=HEARTBEAT_SAMPLE_SPACING, read_only=False,

@@ -175,3 +175,23 @@ def test_writers_on_several_connections_store_each_anomaly_once_and_claim_a_sile
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_database_of_the_previous_schema_gets_the_firmware_columns_filled_from_its_rows(url):
+    store = open_store(url)
+    store.upsert_device(DEVICE, RUN, T0)
+    store.close()
+    # as a collector of the previous version left it: no firmware columns, an inventory stored
+    sql(url, "ALTER TABLE devices DROP COLUMN firmware_release, DROP COLUMN firmware_model")
+    sql(url, "DELETE FROM schema_migrations WHERE version = %s", (SCHEMA_VERSION,))
+    sql(url, "UPDATE devices SET firmware = %s::jsonb",
+        ('{"DISTRIB_RELEASE": "23.05.3", "model": "Old box"}',))
+    with pytest.raises(StoreError, match="schema version %d" % (SCHEMA_VERSION - 1)):
+        open_store(url, create=False)           # the query commands do not migrate
+    store = open_store(url)
+    try:
+        (listing,) = store.iter_devices()
+        assert (listing.firmware_release, listing.firmware_model) == ("23.05.3", "Old box")
+    finally:
+        store.close()
+    assert sql(url, "SELECT max(version) FROM schema_migrations") == [(SCHEMA_VERSION,)]

@@ -1,0 +1,105 @@
+"""The whole-fleet device list (Store.iter_devices and `routerwatch-collector devices`), on SQLite
+and on PostgreSQL: the same rows as the device reads, streamed, and printed without decoding the
+stored JSON."""
+import json
+
+import pytest
+
+from collector_messages import DEVICE, RUN, T0, heartbeat, inventory
+from routerwatch.contract import Inventory
+from routerwatch_collector.cli import device_json, main
+from routerwatch_collector.stores import open_store
+
+
+@pytest.fixture
+def store(open_test_store):
+    return open_test_store()
+
+
+def _fleet(store):
+    """Three devices: one with everything (inventory, heartbeat, a gap and a suspect jump), one
+    with a firmware that names itself in non-ASCII and control characters, one bare."""
+    store.upsert_device(DEVICE, RUN, T0)
+    store.record_inventory(inventory(), T0)
+    store.record_heartbeat(heartbeat(1), T0 + 30)
+    store.record_gap(DEVICE, RUN, "anomaly", 3, 5, T0 + 40)
+    store.record_gap(DEVICE, RUN, "heartbeat", 10, 10 + 2 ** 40, T0 + 40)
+    store.upsert_device("rw-b", "run-b", T0 + 1)
+    store.record_inventory(Inventory(
+        device="rw-b", run="run-b", seq=1, time=T0, agent_version="0.1.0",
+        firmware={"DISTRIB_RELEASE": "24.10-\u00e9t\u00e9", "model": "Box \u202e\x1b[31m",
+                  "nested": {"k": ["\u2028", 1.5, None]}},
+        firmware_hash="b" * 64, baseline_hash="", package_manager="apk"), T0 + 1)
+    store.upsert_device("rw-a", "run-a", T0 + 2)
+
+
+def test_the_list_holds_the_same_devices_and_values_as_the_device_reads(store):
+    _fleet(store)
+    listed = list(store.iter_devices())
+    assert [d.device for d in listed] == [DEVICE, "rw-a", "rw-b"]        # by device id
+    for listing in listed:
+        assert listing.as_row() == store.device(listing.device)
+    assert store.devices() == [store.device(d.device) for d in listed]
+    full = store.device(DEVICE)
+    assert (full.gaps_missing, full.gaps_suspect) == (3, 1)
+    assert listed[0].firmware_label() == "23.05.3 TP-Link Archer C7 v5"
+    assert listed[2].firmware_release == "24.10-\u00e9t\u00e9"
+    assert listed[1].firmware_label() == "" and listed[1].last_heartbeat_json is None
+
+
+def test_a_changed_inventory_changes_the_listed_firmware(store):
+    _fleet(store)
+    store.record_inventory(Inventory(
+        device=DEVICE, run=RUN, seq=2, time=T0, agent_version="0.2.0",
+        firmware={"DISTRIB_RELEASE": "24.10.0"}, firmware_hash="c" * 64, baseline_hash="",
+        package_manager="opkg"), T0 + 50)
+    (listing,) = [d for d in store.iter_devices() if d.device == DEVICE]
+    assert (listing.firmware_release, listing.firmware_model) == ("24.10.0", None)
+
+
+def test_devices_json_is_ascii_and_decodes_to_each_devices_full_row(store, store_url, capsys):
+    _fleet(store)
+    assert main(["devices", "--db", store_url, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.isascii() for line in lines)
+    for line in lines:
+        row = json.loads(line)
+        assert row == json.loads(json.dumps(store.device(row["device"]).as_dict()))
+    assert json.loads(lines[2])["firmware"]["model"] == "Box \u202e\x1b[31m"
+
+
+def test_devices_text_shows_the_firmware_columns_escaped_and_the_gap_totals(store, store_url,
+                                                                          capsys):
+    _fleet(store)
+    assert main(["devices", "--db", store_url]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["DEVICE", DEVICE, "rw-a", "rw-b"]
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "24.10-\u00e9t\u00e9 Box \\u202e\\x1b[31m" in lines[3]
+    assert "23.05.3 TP-Link Archer C7" in lines[1] and lines[1].split()[-1] == "3"
+    assert "suspect sequence jumps: 1" in out
+
+
+def test_a_json_line_passes_the_stored_documents_on_without_decoding_them(store):
+    _fleet(store)
+    (listing,) = [d for d in store.iter_devices() if d.device == DEVICE]
+    # whatever text the store kept is what the line carries (only non-ASCII is re-encoded)
+    marked = listing._replace(firmware_json='{"kept":"as stored"}')
+    assert json.loads(device_json(marked))["firmware"] == {"kept": "as stored"}
+    assert json.loads(device_json(listing._replace(firmware_json='{"x":"\u00e9"}'))) [
+        "firmware"] == {"x": "\u00e9"}
+
+
+def test_postgresql_streams_the_list_through_a_server_side_cursor(postgres_server):
+    # (SQLite steps its cursor row by row whatever it is asked)
+    store = open_store(postgres_server.new_database())
+    _fleet(store)
+    rows = store.iter_devices()
+    first = next(rows)
+    # while the list is being read, the rows wait on the server in a named cursor
+    cursors = [r["name"] for r in store._db.execute("SELECT name FROM pg_cursors")]
+    assert "routerwatch_stream" in cursors
+    assert [first.device] + [d.device for d in rows] == [DEVICE, "rw-a", "rw-b"]
+    assert not [r for r in store._db.execute("SELECT name FROM pg_cursors")]
+    store.close()
