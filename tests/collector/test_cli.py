@@ -132,6 +132,16 @@ def test_router_chosen_text_cannot_drive_the_terminal():
     assert printable("root\x1b[2J\u202egnp.exe") == "root\\x1b[2J\\u202egnp.exe"
 
 
+def test_printable_escapes_every_character_of_its_class_whatever_the_fast_path():
+    from routerwatch_collector.cli import _UNPRINTABLE_RE
+    # the fast path passes text that str.isprintable() accepts: none of the escaped
+    # characters may be among those
+    escaped = [c for c in map(chr, range(0x110000)) if _UNPRINTABLE_RE.match(c)]
+    assert len(escaped) == 0x20 + 0x21 + 2 + 5 + 4
+    for c in escaped:
+        assert "\\" in printable("ok" + c) and c not in printable("ok" + c)
+
+
 def test_help_lists_the_commands_and_exit_codes():
     result = subprocess.run([sys.executable, "-m", "routerwatch_collector.cli", "--help"],
                             capture_output=True, text=True, timeout=30)

@@ -179,8 +179,10 @@ class DeviceListing(NamedTuple):
 
     def firmware_label(self):
         """Release and model, as the device list shows the firmware."""
-        return " ".join(str(v) for v in (self.firmware_release, self.firmware_model)
-                        if v is not None)
+        release, model = self.firmware_release, self.firmware_model
+        if release is None or model is None:
+            return release or model or ""
+        return release + " " + model
 
     def as_row(self):
         return DeviceRow(last_heartbeat=None if self.last_heartbeat_json is None

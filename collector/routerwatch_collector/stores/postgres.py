@@ -391,14 +391,15 @@ class PostgresStore(SqlStore):
     STREAM_ROWS = 5000     # rows fetched per round trip by a streamed read
 
     def _stream(self, sql, args=()):
-        """A server-side cursor in its own read transaction: the rows come STREAM_ROWS at a
-        time, not the whole result into memory at once."""
+        """The rows as the server sends them, STREAM_ROWS at a time (libpq's chunked rows):
+        never the whole result in memory, and the server keeps producing while they are
+        printed, with no round trip per batch."""
         from psycopg.rows import tuple_row
-        with self._db.transaction():
-            with self._db.cursor(name="routerwatch_stream", row_factory=tuple_row) as cursor:
-                cursor.itersize = self.STREAM_ROWS
-                cursor.execute(sql.replace("?", "%s") if args else sql, args or None)
-                yield from cursor
+        # chunks need libpq 17; an older one sends row by row, still never the whole result
+        size = self.STREAM_ROWS if self._psycopg.pq.version() >= 170000 else 1
+        with self._db.cursor(row_factory=tuple_row) as cursor:
+            yield from cursor.stream(sql.replace("?", "%s") if args else sql, args or None,
+                                     size=size)
 
     def _json(self, value):
         return value          # jsonb comes back decoded

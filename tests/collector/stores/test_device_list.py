@@ -2,13 +2,13 @@
 and on PostgreSQL: the same rows as the device reads, streamed, and printed without decoding the
 stored JSON."""
 import json
+import tracemalloc
 
 import pytest
 
 from collector_messages import DEVICE, RUN, T0, heartbeat, inventory
 from routerwatch.contract import Inventory
 from routerwatch_collector.cli import device_json, main
-from routerwatch_collector.stores import open_store
 
 
 @pytest.fixture
@@ -91,15 +91,27 @@ def test_a_json_line_passes_the_stored_documents_on_without_decoding_them(store)
         "firmware"] == {"x": "\u00e9"}
 
 
-def test_postgresql_streams_the_list_through_a_server_side_cursor(postgres_server):
-    # (SQLite steps its cursor row by row whatever it is asked)
-    store = open_store(postgres_server.new_database())
-    _fleet(store)
-    rows = store.iter_devices()
-    first = next(rows)
-    # while the list is being read, the rows wait on the server in a named cursor
-    cursors = [r["name"] for r in store._db.execute("SELECT name FROM pg_cursors")]
-    assert "routerwatch_stream" in cursors
-    assert [first.device] + [d.device for d in rows] == [DEVICE, "rw-a", "rw-b"]
-    assert not [r for r in store._db.execute("SELECT name FROM pg_cursors")]
-    store.close()
+def test_the_list_is_streamed_not_read_whole_into_memory(store):
+    postgres = type(store).__name__ == "PostgresStore"
+    numbers = ("SELECT n FROM generate_series(1, ?) AS n" if postgres else
+               "WITH RECURSIVE n(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM n WHERE n < ?) "
+               "SELECT n FROM n")
+    document = json.dumps({"padding": "x" * 1000})
+    store._x("INSERT INTO devices (device, first_seen, last_seen, run, last_heartbeat) "
+             "SELECT 'rw-' || n, 0, 0, 'r', %s FROM (%s) AS numbers"
+             % (store.JSON_PARAM, numbers), (document, 3000))
+    store.STREAM_ROWS = 100
+    tracemalloc.start()
+    try:
+        whole = list(store.iter_devices())
+        _, whole_peak = tracemalloc.get_traced_memory()
+        del whole
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        assert sum(1 for _ in store.iter_devices()) == 3000
+        _, streamed_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 3,000 devices of 1 kB each held at once, against a batch of them at a time
+    assert whole_peak > 3000 * 1000
+    assert streamed_peak - base < whole_peak / 5
