@@ -210,6 +210,11 @@ class SqliteStore(SqlStore):
         # the agent's QoS 1 redelivery covers what the broker had not seen acknowledged.
         self._db.execute("PRAGMA synchronous=NORMAL")
         try:
+            if schema_version(self._db) <= SCHEMA_VERSION:
+                # version 1 is all CREATE ... IF NOT EXISTS, run on every open as before the
+                # schema had versions: a table or index added to it reaches every store; a
+                # change to what exists is a migration of its own
+                self._db.executescript(MIGRATIONS[0][2])
             migrate(self._db, self.path)
         except BaseException:
             self._db.close()
