@@ -11,9 +11,9 @@ while A has no node, after A landed on the third node.
     result = run_failover(workdir, cluster, kill="follower")   # or "msgs-leader", or None
     result.lost, result.twice, result.duplicates, result.moved_after ...
 
-kill="follower" kills a node that leads neither JetStream's metadata nor the stream of QoS 1
-messages ($MQTT_msgs) nor the sessions ($MQTT_sess); "msgs-leader" kills the one that leads
-$MQTT_msgs; None kills nothing (the reference run).
+kill="follower" kills a node that leads neither the stream of QoS 1 messages ($MQTT_msgs) nor
+the sessions' ($MQTT_sess), nor JetStream's metadata when another node is free of all three; "msgs-leader" kills the one that leads
+$MQTT_msgs, "sess-leader" the one that leads $MQTT_sess; None kills nothing (the reference).
 """
 import subprocess
 import sys
@@ -28,7 +28,6 @@ from serverproc import free_port
 RUN = "0123456789abcdef"
 AGENT_A, AGENT_B = "rw-aaaaaaaaaa01", "rw-aaaaaaaaaa02"
 PER_AGENT = 200
-STREAMS = ("meta", "$MQTT_msgs", "$MQTT_sess")
 
 
 def wait_until(condition, timeout=60.0, interval=0.05):
@@ -171,9 +170,12 @@ def choose_roles(cluster, kill):
     leaders = cluster.leaders()
     if kill == "msgs-leader":
         doomed = cluster.node(leaders["$MQTT_msgs"])
-    else:   # the node leading the fewest of those that matter, never $MQTT_msgs
-        candidates = [n for n in cluster.nodes if n.name != leaders.get("$MQTT_msgs")]
-        doomed = min(candidates, key=lambda n: sum(leaders.get(s) == n.name for s in STREAMS))
+    elif kill == "sess-leader":
+        doomed = cluster.node(leaders["$MQTT_sess"])
+    else:   # never a leader of the messages' or the sessions' stream; the metadata's if need be
+        candidates = [n for n in cluster.nodes
+                      if n.name not in (leaders.get("$MQTT_msgs"), leaders.get("$MQTT_sess"))]
+        doomed = min(candidates, key=lambda n: leaders.get("meta") == n.name)
     rest = [n for n in cluster.nodes if n is not doomed]
     return doomed, rest[0], rest[1], leaders
 

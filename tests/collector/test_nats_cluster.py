@@ -5,10 +5,11 @@ through the other two. The node under agent A is killed while it reports: A move
 node and resends what was not acknowledged; the store ends with every anomaly of both agents
 once, no gap, no agent.silent, the resends dropped as duplicates (tests/nats_failover.py).
 
-The node killed leads neither JetStream's metadata nor the stream NATS keeps QoS 1 messages in
-($MQTT_msgs): when that leader dies, NATS 2.9 acknowledges QoS 1 publishes of the agents on the
-surviving nodes that never reach the subscriber (bench/bench_nats_failover.py measures it; see
-BENCHMARKS.md), a loss no client can see or repair."""
+The node killed leads neither the stream NATS keeps QoS 1 messages in ($MQTT_msgs) nor the one
+it keeps MQTT sessions in ($MQTT_sess). When the $MQTT_sess leader dies, NATS 2.9 sometimes
+acknowledges QoS 1 publishes of an agent on a surviving node that never reach the collector's
+session (a contiguous run of its sequence numbers, seen by the collector as a gap);
+bench/bench_nats_failover.py measures it, BENCHMARKS.md has the figures."""
 import pytest
 
 from broker import missing_tool
@@ -31,7 +32,7 @@ def test_the_collector_stores_each_anomaly_once_when_an_agents_nats_node_dies(tm
                                                                              cluster):
     result = run_failover(tmp_path, cluster, kill="follower")
     print("NATS failover: " + result.summary())
-    assert result.killed != result.leaders["$MQTT_msgs"]
+    assert result.killed not in (result.leaders["$MQTT_msgs"], result.leaders["$MQTT_sess"])
     assert result.lost == {AGENT_A: [], AGENT_B: []}
     assert result.twice == {AGENT_A: [], AGENT_B: []}
     assert result.stored == {AGENT_A: list(range(1, PER_AGENT + 1)),
