@@ -48,3 +48,17 @@ def postgres_server():
         pytest.skip(message)
     with PostgresServer() as server:
         yield server
+
+
+@pytest.fixture
+def nats_cluster(tmp_path):
+    """Three started nats-server nodes routed to each other, MQTT over JetStream (natscluster.py);
+    all killed at teardown."""
+    from natscluster import NatsCluster, find_nats_server
+    if not find_nats_server():
+        missing_tool("nats-server is not installed (ci/install-system-packages.sh installs it)")
+    made = NatsCluster(tmp_path / "nats", nodes=3)
+    try:
+        yield made.start()
+    finally:
+        made.close()

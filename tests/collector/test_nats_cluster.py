@@ -10,27 +10,12 @@ it keeps MQTT sessions in ($MQTT_sess). When the $MQTT_sess leader dies, NATS 2.
 acknowledges QoS 1 publishes of an agent on a surviving node that never reach the collector's
 session (a contiguous run of its sequence numbers, seen by the collector as a gap);
 bench/bench_nats_failover.py measures it, BENCHMARKS.md has the figures."""
-import pytest
-
-from broker import missing_tool
 from nats_failover import AGENT_A, AGENT_B, PER_AGENT, run_failover
-from natscluster import NatsCluster, find_nats_server
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    if not find_nats_server():
-        missing_tool("nats-server is not installed (ci/install-system-packages.sh installs it)")
-    made = NatsCluster(tmp_path / "nats", nodes=3)
-    try:
-        yield made.start()
-    finally:
-        made.close()
 
 
 def test_the_collector_stores_each_anomaly_once_when_an_agents_nats_node_dies(tmp_path,
-                                                                             cluster):
-    result = run_failover(tmp_path, cluster, kill="follower")
+                                                                             nats_cluster):
+    result = run_failover(tmp_path, nats_cluster, kill="follower")
     print("NATS failover: " + result.summary())
     assert result.killed not in (result.leaders["$MQTT_msgs"], result.leaders["$MQTT_sess"])
     assert result.lost == {AGENT_A: [], AGENT_B: []}

@@ -5,24 +5,10 @@ killed while it reports. Every anomaly reaches the subscriber; copies (QoS 1 res
 counted and printed, since the collector drops them by (device, run, seq)."""
 import time
 
-import pytest
-
-from broker import BrokerError, Recorder, missing_tool
-from natscluster import NatsCluster, find_nats_server
+from broker import BrokerError, Recorder
 
 from test_mqtt import RUN, anomaly, anomaly_seqs, wait_until
 from test_mqtt_failover import ANOMALY_TOPIC, address, make_sink
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    if not find_nats_server():
-        missing_tool("nats-server is not installed (ci/install-system-packages.sh installs it)")
-    made = NatsCluster(tmp_path / "nats", nodes=3)
-    try:
-        yield made.start()
-    finally:
-        made.close()
 
 
 def subscribe(node, timeout=60.0):
@@ -38,8 +24,8 @@ def subscribe(node, timeout=60.0):
                 raise
 
 
-def test_killing_the_nats_node_the_agent_is_on_loses_no_anomaly(tmp_path, cluster):
-    n1, n2, n3 = cluster.nodes
+def test_killing_the_nats_node_the_agent_is_on_loses_no_anomaly(tmp_path, nats_cluster):
+    n1, n2, n3 = nats_cluster.nodes
     collector = subscribe(n3)
     try:
         sink = make_sink(tmp_path, "%s,%s" % (address(n1), address(n2)))
