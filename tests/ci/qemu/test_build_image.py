@@ -105,4 +105,11 @@ def test_every_cpu_has_one_row_and_an_unknown_one_is_refused(monkeypatch):
     with pytest.raises(SystemExit, match="armhf"):
         arches.get()
     assert arches.get("s390x").device("net", 3) == "virtio-net-ccw,devno=fe.0.0003"
-    assert arches.get("mipsel").device("net", 3) == "virtio-net-pci"
+    assert arches.get("x86_64").device("net", 3) == "virtio-net-pci"
+    # Malta: every device in a slot Linux gives an interrupt (18-21), two functions a slot
+    mipsel = arches.get("mipsel")
+    addresses = [mipsel.device(kind, slot).split(",")[1]
+                 for slot, kind in enumerate(("blk", "blk", "net", "net", "serial", "rng"), 1)]
+    assert addresses == ["addr=0x12.0", "addr=0x12.1", "addr=0x13.0", "addr=0x13.1",
+                         "addr=0x14.0", "addr=0x14.1"]
+    assert mipsel.device("blk", 1).endswith(",multifunction=on")
