@@ -465,8 +465,8 @@ def rom_packages(root, arch):
 def build_rootfs(work, kernel, release, order, arch, userland):
     root = work / "rootfs"
     shutil.copytree(GUEST / "rootfs", root, symlinks=True)
-    release = root / "etc/openwrt_release"     # the CPU's package architecture, as opkg names it
-    release.write_text(release.read_text().replace("DISTRIB_ARCH='x86_64'",
+    distrib = root / "etc/openwrt_release"     # the CPU's package architecture, as opkg names it
+    distrib.write_text(distrib.read_text().replace("DISTRIB_ARCH='x86_64'",
                                                    "DISTRIB_ARCH='%s'" % arch.opkg_arch))
     if arch.console != "ttyS0":     # the login prompt on the console this machine has
         inittab = root / "etc/inittab"
