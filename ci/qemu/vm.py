@@ -242,7 +242,9 @@ class RouterVM:
             self._buf += chunk
 
     def sh(self, cmd, timeout=60, check=False, deadline=None):
-        """Run `cmd` with /bin/sh in the router; (rc, stdout, stderr)."""
+        """Run `cmd` with /bin/sh in the router; (rc, stdout, stderr). `timeout` is x86_64's,
+        stretched by the CPU's time_scale."""
+        timeout = timeout * self.arch.time_scale
         wait = timeout + 15 if deadline is None else max(0.5, deadline - time.monotonic())
         reply = self._request({"cmd": cmd, "timeout": timeout}, wait)
         rc, out, err = reply.get("rc"), reply.get("out", ""), reply.get("err", "")
@@ -255,7 +257,7 @@ class RouterVM:
 
     def spawn(self, cmd, log="/dev/null"):
         """Start `cmd` detached in its own session in the router; its pid (of /bin/sh -c)."""
-        reply = self._request({"cmd": cmd, "detach": True, "log": log}, 30)
+        reply = self._request({"cmd": cmd, "detach": True, "log": log}, 30 * self.arch.time_scale)
         return reply["pid"]
 
     def write_file(self, path, text, mode=0o644):
@@ -265,7 +267,7 @@ class RouterVM:
                 % (path, data, path, mode, path), check=True)
 
     def wait_for(self, cmd, timeout=60, interval=0.5):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * self.arch.time_scale
         while True:
             rc, out, _ = self.sh(cmd, timeout=30)
             if rc == 0:

@@ -1,4 +1,4 @@
-"""Run INSIDE the emulated router by test_10_byte_order.py (copied to /tmp, run with the router's
+"""Run INSIDE the emulated router by test_08c_byte_order.py (copied to /tmp, run with the router's
 python3): one poll of the agent's own ListenerSource and ConntrackSource, as the live agent
 builds them, printed as one JSON object. No byte order is passed: the sources decide it from the
 running system, as they do on a real router.

@@ -248,6 +248,7 @@ class Bench:
         return "exec env " + " ".join("'%s'" % w.replace("'", "'\\''") for w in words)
 
     def wait_online(self, timeout=120, run_changed_from=None):
+        timeout *= self.arch.time_scale      # timeouts are x86_64's, stretched for slower CPUs
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = self.collector.device()
@@ -272,7 +273,9 @@ class Bench:
     # ------------------------------------------------------------------ waiting for anomalies
     def wait_anomaly(self, kind, since, match=lambda a: True, timeout=120, what=""):
         """The first stored anomaly of `kind` received at or after `since` for which match(a)
-        is true; AssertionError with the agent's log after `timeout` seconds."""
+        is true; AssertionError with the agent's log after `timeout` seconds (x86_64's,
+        stretched by the CPU's time_scale)."""
+        timeout *= self.arch.time_scale
         deadline = time.monotonic() + timeout
         while True:
             for anomaly in reversed(self.collector.anomalies(kind=kind, since=since)):
@@ -299,24 +302,33 @@ class Bench:
     # ------------------------------------------------------------------ the agent's footprint
     def agent_usage(self, seconds=5.0):
         """VmRSS/RssAnon/RssFile (kB) and CPU % of the agent over `seconds`, read in the router."""
-        pid = self.agent_pid
-        script = ("grep -E '^(VmRSS|RssAnon|RssFile|VmHWM):' /proc/{p}/status; "
-                  "cut -d' ' -f14,15 /proc/{p}/stat; cat /proc/uptime; sleep {s}; "
-                  "cut -d' ' -f14,15 /proc/{p}/stat; cat /proc/uptime").format(p=pid, s=seconds)
-        out = self.vm.out(script, timeout=seconds + 30)
-        lines = out.splitlines()
-        mem = {}
-        for line in lines[:4]:
-            name, value = line.split(":", 1)
-            mem[name] = int(value.split()[0])
-        u0, s0 = map(int, lines[4].split())
-        up0 = float(lines[5].split()[0])
-        u1, s1 = map(int, lines[6].split())
-        up1 = float(lines[7].split()[0])
-        cpu = 100.0 * ((u1 + s1) - (u0 + s0)) / 100.0 / max(up1 - up0, 0.001)   # USER_HZ=100
-        return {"VmRSS_kB": mem.get("VmRSS"), "RssAnon_kB": mem.get("RssAnon"),
-                "RssFile_kB": mem.get("RssFile"), "VmHWM_kB": mem.get("VmHWM"),
-                "cpu_percent": round(cpu, 1), "sampled_seconds": seconds}
+        return self.usage({"agent": self.agent_pid}, seconds)["agent"]
+
+    def usage(self, pids, seconds=5.0):
+        """{name: VmRSS/RssAnon/RssFile/VmHWM (kB) and cpu_percent} of the router's processes
+        `pids` ({name: pid}) over the same `seconds`; the CPU counts the children a process
+        has waited for (a shell loop's `cat`s), as % of one emulated core."""
+        names = sorted(pids)
+        snap = "; ".join("cut -d' ' -f14-17 /proc/%d/stat" % pids[n] for n in names)
+        mem = "; ".join("grep -E '^(VmRSS|RssAnon|RssFile|VmHWM):' /proc/%d/status | tr '\n' ' '"
+                        "; echo" % pids[n] for n in names)
+        script = "%s; %s; cat /proc/uptime; sleep %s; %s; cat /proc/uptime" % (
+            mem, snap, seconds, snap)
+        lines = self.vm.out(script, timeout=seconds + 60).splitlines()
+        count = len(names)
+        up0 = float(lines[2 * count].split()[0])
+        up1 = float(lines[3 * count + 1].split()[0])
+        result = {}
+        for i, name in enumerate(names):
+            words = lines[i].split()
+            fields = {words[j].rstrip(":"): int(words[j + 1]) for j in range(0, len(words), 3)}
+            before = sum(map(int, lines[count + i].split()))
+            after = sum(map(int, lines[2 * count + 1 + i].split()))
+            cpu = (after - before) / max(up1 - up0, 0.001)     # USER_HZ=100 ticks -> %
+            result[name] = {"VmRSS_kB": fields.get("VmRSS"), "RssAnon_kB": fields.get("RssAnon"),
+                            "RssFile_kB": fields.get("RssFile"), "VmHWM_kB": fields.get("VmHWM"),
+                            "cpu_percent": round(cpu, 2), "sampled_seconds": seconds}
+        return result
 
     def record_usage(self, label, seconds=5.0):
         usage = self.agent_usage(seconds)

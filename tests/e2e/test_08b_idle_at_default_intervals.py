@@ -3,7 +3,10 @@
 Given the same agent configuration without the test's short intervals (connections 10 s,
 processes 30 s, integrity 900 s, heartbeat 60 s), when the agent is restarted with it and left
 alone after its first scans, then it comes back online at the collector, and its memory and CPU
-over a minute are recorded as "idle_default_intervals" in build/e2e-metrics.json.
+over a minute are recorded as "idle_default_intervals" in build/e2e-metrics.json, beside two
+references measured in the same router over the same minute: the import floor (a bare python3
+that imports paho-mqtt, psutil and ujson and sleeps) and a busybox shell loop that `cat`s the
+/proc files the agent's idle polls read, at the agent's connections interval (10 s).
 """
 import json
 import time
@@ -13,6 +16,12 @@ import pytest
 pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
 
 DEFAULTS_CONFIG = "/tmp/routerwatch-defaults.json"
+FLOOR = ("exec python3 -c 'import paho.mqtt.client, psutil, ujson, time; print(\"ready\", "
+         "flush=True); time.sleep(3600)'")
+# what the idle agent reads each connections poll: sockets, conntrack, every process' stat
+CAT_REFERENCE = ("exec sh -c 'while :; do cat /proc/net/tcp /proc/net/tcp6 /proc/net/udp "
+                 "/proc/net/udp6 /proc/net/raw /proc/net/raw6 /proc/net/nf_conntrack "
+                 "/proc/[0-9]*/stat > /dev/null 2>&1; sleep 10; done'")
 
 
 def test_agent_footprint_at_default_intervals(bench):
@@ -32,6 +41,22 @@ def test_agent_footprint_at_default_intervals(bench):
     while bench.collector.device().heartbeat_interval != 60 and time.monotonic() < deadline:
         time.sleep(0.5)      # "online" comes first, then the new run's first heartbeat
     assert bench.collector.device().heartbeat_interval == 60
-    time.sleep(45)      # the first scans of every source are behind it
-    usage = bench.record_usage("idle_default_intervals", seconds=60)
-    assert usage["VmRSS_kB"] > 0
+    floor = bench.vm.spawn(FLOOR, log="/tmp/e2e-floor.log")
+    reference = bench.vm.spawn(CAT_REFERENCE)
+    try:
+        bench.vm.wait_for("grep -q ready /tmp/e2e-floor.log", timeout=300)
+        time.sleep(45)      # the first scans of every source are behind it
+        usage = bench.usage({"agent": bench.agent_pid, "import_floor": floor,
+                             "cat_reference": reference}, seconds=60)
+    finally:
+        bench.vm.sh("kill %d %d; rm -f /tmp/e2e-floor.log" % (floor, reference))
+    bench.metrics["agent"]["idle_default_intervals"] = usage["agent"]
+    bench.metrics["agent"]["import_floor"] = usage["import_floor"]
+    bench.metrics["agent"]["cat_reference_default_intervals"] = usage["cat_reference"]
+    for name, row in usage.items():
+        print("\n[e2e] %-14s VmRSS %s kB (RssAnon %s, RssFile %s), CPU %.2f %% of one emulated "
+              "core over %d s" % (name, row["VmRSS_kB"], row["RssAnon_kB"], row["RssFile_kB"],
+                                   row["cpu_percent"], row["sampled_seconds"]))
+    assert usage["agent"]["VmRSS_kB"] > 0
+    # the agent holds the floor's modules and its own on top of them
+    assert usage["agent"]["RssAnon_kB"] > usage["import_floor"]["RssAnon_kB"] > 0

@@ -128,7 +128,9 @@ def test_agent_reads_sockets_and_conntrack_in_the_kernels_byte_order(bench):
                     "conntrack -L -f ipv6 -p tcp 2>/dev/null | grep -q 'dport=%d'"
                     % (PORTS["tcp4"], PORTS["tcp6"]), timeout=60)
 
-        report = json.loads(vm.out("PYTHONPATH= python3 /tmp/e2e-probe.py", timeout=300))
+        # the .ipk keeps the agent in /usr/lib/routerwatch (its launcher puts that on sys.path)
+        report = json.loads(vm.out("PYTHONPATH=/usr/lib/routerwatch python3 /tmp/e2e-probe.py",
+                                   timeout=300))
         assert report["byteorder"] == ("big" if arch.big_endian else "little")
         agent = {(proto, address, port) for proto, address, port, _ in report["listeners"]}
         netstat = netstat_sockets(vm.out("netstat -antuwW"))
