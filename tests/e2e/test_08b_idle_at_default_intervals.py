@@ -6,16 +6,20 @@ alone after its first scans, then it comes back online at the collector, and its
 over a minute are recorded as "idle_default_intervals" in build/e2e-metrics.json, beside two
 references measured in the same router over the same minute: the import floor (a bare python3
 that imports paho-mqtt, psutil and ujson and sleeps) and a busybox shell loop that `cat`s the
-/proc files the agent's idle polls read, at the agent's connections interval (10 s).
+/proc files the agent's idle polls read, at the agent's connections interval (10 s); and what
+each polled source costs per poll in that router (guest_poll_costs.py), so the idle share can
+be traced to its parts.
 """
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.router_arches("x86_64", "mipsel")
 
 DEFAULTS_CONFIG = "/tmp/routerwatch-defaults.json"
+POLL_COSTS = Path(__file__).resolve().parent / "guest_poll_costs.py"
 FLOOR = ("exec python3 -c 'import paho.mqtt.client, psutil, ujson, time; print(\"ready\", "
          "flush=True); time.sleep(3600)'")
 # what the idle agent reads each connections poll: sockets, conntrack, every process' stat
@@ -60,3 +64,12 @@ def test_agent_footprint_at_default_intervals(bench):
     assert usage["agent"]["VmRSS_kB"] > 0
     # the agent holds the floor's modules and its own on top of them
     assert usage["agent"]["RssAnon_kB"] > usage["import_floor"]["RssAnon_kB"] > 0
+    # the parts: each source's poll on this CPU (the agent's own code, run beside it)
+    bench.vm.write_file("/tmp/e2e-poll-costs.py", POLL_COSTS.read_text())
+    costs = json.loads(bench.vm.out("PYTHONPATH=/usr/lib/routerwatch python3 "
+                                    "/tmp/e2e-poll-costs.py 3; rm -f /tmp/e2e-poll-costs.py",
+                                    timeout=300))
+    bench.metrics["agent"]["poll_costs"] = costs
+    print("\n[e2e] CPU seconds per poll: %s; waiting: %.4f s/s"
+          % (costs["poll_seconds"], costs["wait_cpu_per_second"]))
+    assert set(costs["poll_seconds"]) >= {"ConntrackSource", "ListenerSource", "ProcessSource"}
