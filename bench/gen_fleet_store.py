@@ -133,6 +133,9 @@ def _write_postgres(url, device_rows, anomaly_rows, per_device):
         con.execute("INSERT INTO anomaly_counts (bucket, severity, kind, n) SELECT "
                     "floor(received_at / %s) * %s, severity, kind, count(*) FROM anomalies "
                     "GROUP BY 1, 2, 3", (float(ROLLUP_SECONDS), float(ROLLUP_SECONDS)))
+        con.execute("INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n) SELECT "
+                    "floor(bucket / 3600) * 3600, severity, kind, sum(n) FROM anomaly_counts "
+                    "GROUP BY 1, 2, 3")
         con.commit()
     with psycopg.connect(url, autocommit=True) as con:
         con.execute("ANALYZE")

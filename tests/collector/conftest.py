@@ -3,7 +3,7 @@ or a PostgreSQL database (on the session's real server), emptied for each test."
 import pytest
 
 BACKENDS = ("sqlite", "postgresql")
-_TABLES = ("anomalies, anomaly_keys, anomaly_counts, heartbeat_samples, devices, gaps, "
+_TABLES = ("anomalies, anomaly_keys, anomaly_counts, anomaly_counts_hourly, heartbeat_samples, devices, gaps, "
            "collector_progress, "
            "fleet_sightings, fleet_incidents, fleet_firmware, fleet_firmware_counts, "
            "rejected")

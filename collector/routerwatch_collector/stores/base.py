@@ -37,8 +37,13 @@ MAX_READ_ROWS = 1000
 ROLLUP_SECONDS = 300
 
 
-def rollup_bucket(received_at):
-    return float(math.floor(received_at / ROLLUP_SECONDS) * ROLLUP_SECONDS)
+# anomaly_counts_hourly: the same counts per hour, so a week's chart and top kinds read 168
+# hours' rows instead of 2,016 five-minute ones (used for bars that are whole hours)
+HOURLY_ROLLUP_SECONDS = 3600
+
+
+def rollup_bucket(received_at, size=ROLLUP_SECONDS):
+    return float(math.floor(received_at / size) * size)
 
 
 # The most messages one gap can claim to be missing. A router loses at most what its spool

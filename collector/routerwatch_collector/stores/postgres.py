@@ -17,8 +17,9 @@ import re
 
 from routerwatch import jsonio
 
-from .base import (HEARTBEAT_HISTORY_SECONDS, HEARTBEAT_SAMPLE_SPACING, ROLLUP_SECONDS,
-                   StoredAnomaly, arrival_times, rollup_bucket)
+from .base import (HEARTBEAT_HISTORY_SECONDS, HEARTBEAT_SAMPLE_SPACING,
+                   HOURLY_ROLLUP_SECONDS, ROLLUP_SECONDS, StoredAnomaly, arrival_times,
+                   rollup_bucket)
 from .fleet_sql import FLEET_SCHEMA
 from .sql import SqlStore
 
@@ -163,6 +164,20 @@ CREATE TABLE collector_progress (
 ALTER TABLE devices
     ADD COLUMN firmware_release text GENERATED ALWAYS AS (firmware ->> 'DISTRIB_RELEASE') STORED,
     ADD COLUMN firmware_model text GENERATED ALWAYS AS (firmware ->> 'model') STORED;
+"""),
+    (5, "anomaly_counts_hourly: anomalies per hour, severity and kind", """
+-- anomalies per hour of arrival, severity and kind: a week's chart and top kinds in 1/12 of the
+-- rows of anomaly_counts (filled from it once here, then by the writes that store anomalies)
+CREATE TABLE anomaly_counts_hourly (
+    bucket   double precision NOT NULL,
+    severity text    NOT NULL,
+    kind     text    NOT NULL,
+    n        bigint  NOT NULL,
+    PRIMARY KEY (bucket, severity, kind)
+);
+INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n)
+    SELECT floor(bucket / 3600) * 3600, severity, kind, sum(n) FROM anomaly_counts
+    GROUP BY 1, 2, 3;
 """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -327,6 +342,8 @@ class PostgresStore(SqlStore):
                 self._db.execute("DELETE FROM gaps WHERE detected_at < %s", (cutoff,))
                 self._db.execute("DELETE FROM anomaly_counts WHERE bucket < %s",
                                  (rollup_bucket(cutoff),))
+                self._db.execute("DELETE FROM anomaly_counts_hourly WHERE bucket < %s",
+                                 (rollup_bucket(cutoff, HOURLY_ROLLUP_SECONDS),))
 
     def _create_partition(self, table, day_start):
         name = _partition_name(table, day_start)
@@ -427,13 +444,15 @@ class PostgresStore(SqlStore):
             new = {(r["device"], r["run"], r["seq"]) for r in self._db.execute(
                 _INSERT_ANOMALIES, dict(columns, origin=origin,
                                         rollup=float(ROLLUP_SECONDS)))}
-        stored = []
-        for a, received_at in zip(batch, times):
-            key = (a.device, a.run, a.seq)
-            if key in new:
-                new.discard(key)      # a copy later in the same batch is not new again
-                stored.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
-                                            a.summary, a.evidence, a.count, received_at, origin))
+            stored = []
+            for a, received_at in zip(batch, times):
+                key = (a.device, a.run, a.seq)
+                if key in new:
+                    new.discard(key)      # a copy later in the same batch is not new again
+                    stored.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind,
+                                                a.severity, a.summary, a.evidence, a.count,
+                                                received_at, origin))
+            self._count_hourly(stored)
         return stored
 
     def _prune_heartbeat_samples(self, device, received_at):

@@ -10,17 +10,31 @@ from routerwatch import jsonio
 from routerwatch.contract import SEVERITIES
 
 from .base import (_GAP_MISSING, _GAP_SUSPECT, HEARTBEAT_HISTORY_SECONDS, HEARTBEAT_INTERVAL_MAX,
-                   HEARTBEAT_INTERVAL_MIN, HEARTBEAT_SAMPLE_SPACING, MAX_READ_ROWS,
-                   ROLLUP_SECONDS,
+                   HEARTBEAT_INTERVAL_MIN, HEARTBEAT_SAMPLE_SPACING, HOURLY_ROLLUP_SECONDS,
+                   MAX_READ_ROWS, ROLLUP_SECONDS,
                    DEVICE_LISTING_PLAIN, STATUS_OFFLINE, STATUS_ONLINE, STATUS_STOPPED,
                    DeviceListing, DeviceRow,
                    Store,
-                   StoredAnomaly, clip_limit)
+                   StoredAnomaly, clip_limit, rollup_bucket)
 from .fleet_sql import FleetSql
 
 
 def _gap_row(r):
     return dict(r, suspect=bool(r["suspect"]))
+
+
+def _split_by_rollup(since, until, rollups):
+    """[(table or None, since, until)] covering since .. until: the whole rows of the first
+    (coarsest) rollup, the rest at each end by the next ones, what no rollup covers whole from
+    the anomalies (None)."""
+    if not rollups or since >= until:
+        return [(None, since, until)] if since < until else []
+    (table, size), finer = rollups[0], rollups[1:]
+    lo, hi = math.ceil(since / size) * size, math.floor(until / size) * size
+    if lo >= hi:
+        return _split_by_rollup(since, until, finer)
+    return (_split_by_rollup(since, lo, finer) + [(table, lo, hi)] +
+            _split_by_rollup(hi, until, finer))
 
 
 class SqlStore(FleetSql, Store):
@@ -325,11 +339,15 @@ class SqlStore(FleetSql, Store):
         """SQL for `column` cut down to a multiple of a bucket size (two ? arguments)."""
         return "%s * ?" % (self.TRUNCATE % ("%s / ?" % column))
 
+    # the rollups, coarsest first: (table, seconds per row)
+    ROLLUPS = (("anomaly_counts_hourly", HOURLY_ROLLUP_SECONDS), ("anomaly_counts", ROLLUP_SECONDS))
+
     def _counts(self, where, bucket_seconds=None):
-        """[(bucket, severity, kind, n)] in where.since .. where.until, exact: whole rollup
-        buckets from anomaly_counts, the partial ones at both ends (and anything filtered by
-        device, or cut finer than the rollup) from the anomalies themselves. Without
-        bucket_seconds, one bucket (0) for the whole range."""
+        """[(bucket, severity, kind, n)] in where.since .. where.until, exact: whole hours from
+        anomaly_counts_hourly (when the bars are whole hours), whole 5 minutes around them from
+        anomaly_counts, the partial ones at both ends (and anything filtered by device, or cut
+        finer than the rollup) from the anomalies themselves. Without bucket_seconds, one
+        bucket (0) for the whole range."""
         if where.since is None or where.until is None:
             raise ValueError("counts need since and until")
         if bucket_seconds is None:
@@ -345,22 +363,36 @@ class SqlStore(FleetSql, Store):
 
         raw_sql = ("SELECT %s AS b, severity, kind, COUNT(*) AS n FROM anomalies%%s "
                    "GROUP BY %s" % (bucket("received_at"), group))
-        lo = math.ceil(where.since / ROLLUP_SECONDS) * ROLLUP_SECONDS
-        hi = math.floor(where.until / ROLLUP_SECONDS) * ROLLUP_SECONDS
-        if where.device or (bucket_seconds or ROLLUP_SECONDS) < ROLLUP_SECONDS or lo >= hi:
-            sql, args = self._where(where)
-            return rows(raw_sql % sql, size_args + args)
+        # a rollup serves when its rows fall whole into the bars
+        rollups = [] if where.device else [
+            (table, size) for table, size in self.ROLLUPS
+            if bucket_seconds is None or (bucket_seconds >= size and bucket_seconds % size == 0)]
         out = []
-        for edge in (replace(where, until=lo), replace(where, since=hi)):
-            if edge.since < edge.until:
-                sql, args = self._where(edge)
+        for table, since, until in _split_by_rollup(where.since, where.until, rollups):
+            part = replace(where, since=since, until=until)
+            if table is None:
+                sql, args = self._where(part)
                 out.extend(rows(raw_sql % sql, size_args + args))
-        sql, args = self._where(replace(where, since=lo, until=hi), time_column="bucket")
-        # PostgreSQL sums bigints into numeric (a Decimal in Python, which JSON cannot carry)
-        out.extend(rows("SELECT %s AS b, severity, kind, CAST(SUM(n) AS BIGINT) AS n "
-                        "FROM anomaly_counts%s "
-                        "GROUP BY %s" % (bucket("bucket"), sql, group), size_args + args))
+                continue
+            sql, args = self._where(part, time_column="bucket")
+            # PostgreSQL sums bigints into numeric (a Decimal in Python, which JSON cannot carry)
+            out.extend(rows("SELECT %s AS b, severity, kind, CAST(SUM(n) AS BIGINT) AS n "
+                            "FROM %s%s GROUP BY %s" % (bucket("bucket"), table, sql, group),
+                            size_args + args))
         return out
+
+    def _count_hourly(self, stored):
+        """anomaly_counts_hourly gets the newly stored anomalies (StoredAnomaly rows), in the
+        transaction that stored them: one upsert per hour, severity and kind, in key order so
+        writers lock the counters in one order."""
+        groups = {}
+        for a in stored:
+            key = (rollup_bucket(a.received_at, HOURLY_ROLLUP_SECONDS), a.severity, a.kind)
+            groups[key] = groups.get(key, 0) + 1
+        for (hour, severity, kind), n in sorted(groups.items()):
+            self._x("INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n) "
+                    "VALUES (?,?,?,?) ON CONFLICT (bucket, severity, kind) DO UPDATE "
+                    "SET n = anomaly_counts_hourly.n + excluded.n", (hour, severity, kind, n))
 
     def anomaly_histogram(self, where, bucket_seconds):
         if where.since is None or where.until is None:

@@ -6,8 +6,8 @@ import sqlite3
 
 from routerwatch import jsonio
 
-from .base import (HEARTBEAT_SAMPLE_SPACING, ROLLUP_SECONDS, StoredAnomaly, arrival_times,
-                   rollup_bucket)
+from .base import (HEARTBEAT_SAMPLE_SPACING, HOURLY_ROLLUP_SECONDS, ROLLUP_SECONDS,
+                   StoredAnomaly, arrival_times, rollup_bucket)
 from .fleet_sql import FLEET_SCHEMA
 from .sql import SqlStore
 
@@ -137,6 +137,20 @@ ALTER TABLE devices ADD COLUMN firmware_release TEXT
     GENERATED ALWAYS AS (json_extract(firmware, '$.DISTRIB_RELEASE')) VIRTUAL;
 ALTER TABLE devices ADD COLUMN firmware_model TEXT
     GENERATED ALWAYS AS (json_extract(firmware, '$.model')) VIRTUAL;
+"""),
+    (3, "anomaly_counts_hourly: anomalies per hour, severity and kind", """
+-- anomalies per hour of arrival, severity and kind: a week's chart and top kinds in 1/12 of the
+-- rows of anomaly_counts (filled from it once here, then by the writes that store anomalies)
+CREATE TABLE anomaly_counts_hourly (
+    bucket   REAL    NOT NULL,
+    severity TEXT    NOT NULL,
+    kind     TEXT    NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (bucket, severity, kind)
+) WITHOUT ROWID;
+INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n)
+    SELECT CAST(bucket / 3600 AS INTEGER) * 3600.0, severity, kind, SUM(n) FROM anomaly_counts
+    GROUP BY 1, 2, 3;
 """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -272,6 +286,7 @@ class SqliteStore(SqlStore):
                             "SET n = n + 1", (rollup_bucket(received_at), a.severity, a.kind))
                     new.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
                                              a.summary, a.evidence, a.count, received_at, origin))
+            self._count_hourly(new)
         return new
 
     def _fill_anomaly_counts(self):
@@ -285,6 +300,11 @@ class SqliteStore(SqlStore):
                         "CAST(received_at / ? AS INTEGER) * ?, severity, kind, COUNT(*) "
                         "FROM anomalies GROUP BY 1, 2, 3",
                         (ROLLUP_SECONDS, float(ROLLUP_SECONDS)))
+                self._x("DELETE FROM anomaly_counts_hourly")
+                self._x("INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n) SELECT "
+                        "CAST(bucket / ? AS INTEGER) * ?, severity, kind, SUM(n) "
+                        "FROM anomaly_counts GROUP BY 1, 2, 3",
+                        (HOURLY_ROLLUP_SECONDS, float(HOURLY_ROLLUP_SECONDS)))
 
     def maintain(self, now):
         if not self.retention_days or now < self._next_retention:
@@ -294,6 +314,8 @@ class SqliteStore(SqlStore):
         with self.transaction():
             self._x("DELETE FROM anomalies WHERE received_at < ?", (cutoff,))
             self._x("DELETE FROM anomaly_counts WHERE bucket < ?", (rollup_bucket(cutoff),))
+            self._x("DELETE FROM anomaly_counts_hourly WHERE bucket < ?",
+                    (rollup_bucket(cutoff, HOURLY_ROLLUP_SECONDS),))
             self._x("DELETE FROM gaps WHERE detected_at < ?", (cutoff,))
             self._x("DELETE FROM collector_progress WHERE seen_at < ?", (cutoff,))
 

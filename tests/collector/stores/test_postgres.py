@@ -38,16 +38,26 @@ def test_a_database_of_an_older_schema_is_migrated_forward_keeping_its_rows(url)
     store.upsert_device(DEVICE, RUN, T0)
     store.add_anomalies([anomaly(1)], T0)
     store.close()
-    # as a collector of schema 1 left it
-    sql(url, "DROP TABLE collector_progress")
-    sql(url, "ALTER TABLE devices DROP COLUMN firmware_release, DROP COLUMN firmware_model")
-    sql(url, "DELETE FROM schema_migrations WHERE version > 1")
+    _as_version(url, 1)
     store = open_store(url)
     try:
         assert store.anomaly_count() == 1 and store.heard_until(T0, 30) == T0
     finally:
         store.close()
     assert sql(url, "SELECT max(version) FROM schema_migrations") == [(SCHEMA_VERSION,)]
+
+
+# what each migration added, undone: a database as a collector of an older version left it
+_UNDO = {2: "DROP TABLE collector_progress",
+         4: "ALTER TABLE devices DROP COLUMN firmware_release, DROP COLUMN firmware_model",
+         5: "DROP TABLE anomaly_counts_hourly"}
+
+
+def _as_version(url, version):
+    for undone in range(SCHEMA_VERSION, version, -1):
+        if undone in _UNDO:
+            sql(url, _UNDO[undone])
+    sql(url, "DELETE FROM schema_migrations WHERE version > %s", (version,))
 
 
 def test_a_database_of_a_newer_schema_is_refused_and_left_untouched(url):
@@ -177,16 +187,15 @@ def test_writers_on_several_connections_store_each_anomaly_once_and_claim_a_sile
             store.close()
 
 
-def test_a_database_of_the_previous_schema_gets_the_firmware_columns_filled_from_its_rows(url):
+def test_a_database_from_before_the_firmware_columns_gets_them_filled_from_its_rows(url):
     store = open_store(url)
     store.upsert_device(DEVICE, RUN, T0)
     store.close()
-    # as a collector of the previous version left it: no firmware columns, an inventory stored
-    sql(url, "ALTER TABLE devices DROP COLUMN firmware_release, DROP COLUMN firmware_model")
-    sql(url, "DELETE FROM schema_migrations WHERE version = %s", (SCHEMA_VERSION,))
+    # as a collector of the version before the firmware columns left it, an inventory stored
+    _as_version(url, 3)
     sql(url, "UPDATE devices SET firmware = %s::jsonb",
         ('{"DISTRIB_RELEASE": "23.05.3", "model": "Old box"}',))
-    with pytest.raises(StoreError, match="schema version %d" % (SCHEMA_VERSION - 1)):
+    with pytest.raises(StoreError, match="schema version 3"):
         open_store(url, create=False)           # the query commands do not migrate
     store = open_store(url)
     try:
@@ -195,3 +204,19 @@ def test_a_database_of_the_previous_schema_gets_the_firmware_columns_filled_from
     finally:
         store.close()
     assert sql(url, "SELECT max(version) FROM schema_migrations") == [(SCHEMA_VERSION,)]
+
+
+def test_the_hourly_counts_of_a_database_of_the_previous_version_are_filled_from_its_counts(
+        url):
+    from routerwatch_collector.stores.base import AnomalyFilter
+    store = open_store(url)
+    store.add_anomalies([anomaly(n) for n in range(1, 31)], [T0 + 200 * n for n in range(1, 31)])
+    store.close()
+    _as_version(url, 4)
+    store = open_store(url)
+    try:
+        assert store._x("SELECT SUM(n)::int AS n FROM anomaly_counts_hourly").fetchone()["n"] == 30
+        where = AnomalyFilter(since=T0 - 7200, until=T0 + 14400)
+        assert sum(store.anomaly_histogram(where, 3600).values()) == 30
+    finally:
+        store.close()

@@ -78,4 +78,28 @@ def test_a_migration_that_fails_leaves_the_store_as_it_was(tmp_path):
     assert _user_version(path) == SCHEMA_VERSION - 1
     with sqlite3.connect(path) as db:
         columns = [r[1] for r in db.execute("PRAGMA table_xinfo(devices)")]
-    assert "x" not in columns and "firmware_model" not in columns
+        hourly = db.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                            "'anomaly_counts_hourly'").fetchone()[0]
+    assert "x" not in columns and hourly == 0
+
+
+def test_the_hourly_counts_of_a_store_of_the_previous_version_are_filled_from_its_counts(
+        tmp_path):
+    from routerwatch_collector.stores.base import AnomalyFilter
+    path = tmp_path / "counted.sqlite"
+    store = open_store(path)
+    store.add_anomalies([anomaly(n, kind="conn.scan" if n % 3 else "login.spray")
+                         for n in range(1, 31)], [T0 + 200 * n for n in range(1, 31)])
+    store.close()
+    with sqlite3.connect(path) as db:                 # as version 2 left it
+        db.execute("DROP TABLE anomaly_counts_hourly")
+        db.execute("PRAGMA user_version = 2")
+    store = open_store(path)
+    try:
+        assert store._x("SELECT SUM(n) FROM anomaly_counts_hourly").fetchone()[0] == 30
+        where = AnomalyFilter(since=T0 - 7200, until=T0 + 14400)
+        assert dict((k, n) for k, n, _ in store.top_kinds(where)) == {"conn.scan": 20,
+                                                                      "login.spray": 10}
+        assert sum(store.anomaly_histogram(where, 3600).values()) == 30
+    finally:
+        store.close()

@@ -191,8 +191,9 @@ def test_heartbeat_history_is_sampled_and_pruned_to_a_day(tmp_path):
 
 
 def test_rollup_counts_equal_counting_the_anomalies_for_any_range(store):
-    """The chart and top kinds read anomaly_counts for whole 5-minute buckets and the
-    anomalies for the ends: for random arrivals and ranges they agree with plain counting."""
+    """The chart and top kinds read anomaly_counts_hourly for whole hours, anomaly_counts for
+    whole 5-minute buckets and the anomalies for the ends: for random arrivals (stored in
+    batches) and ranges they agree with plain counting."""
     import random
     from routerwatch_collector.store import AnomalyFilter
     rng = random.Random(7)
@@ -200,15 +201,19 @@ def test_rollup_counts_equal_counting_the_anomalies_for_any_range(store):
     arrivals = []
     kinds = ("login.bruteforce", "login.spray", "conn.scan")
     severities = ("low", "high", "critical")
-    for seq in range(1, 301):
-        received = T0 + rng.uniform(0, 7200)
-        a = anomaly(seq, kind=rng.choice(kinds), severity=rng.choice(severities),
-                    device=rng.choice((DEVICE, "rw-b")))
-        s.add_anomalies([a], received)
-        arrivals.append((received, a))
-    for _ in range(40):
-        since = T0 + rng.uniform(-100, 7000)
-        until = since + rng.uniform(1, 3000)
+    seq = 0
+    while seq < 600:
+        batch, times = [], []
+        for _ in range(rng.choice((1, 1, 5, 40))):
+            seq += 1
+            batch.append(anomaly(seq, kind=rng.choice(kinds), severity=rng.choice(severities),
+                                 device=rng.choice((DEVICE, "rw-b"))))
+            times.append(T0 + rng.uniform(0, 6 * 3600))
+        s.add_anomalies(batch + batch[:1], times + times[:1])     # a repeat is not counted
+        arrivals.extend(zip(times, batch))
+    for _ in range(60):
+        since = T0 + rng.uniform(-100, 6 * 3600)
+        until = since + rng.choice((rng.uniform(1, 3000), rng.uniform(3000, 5 * 3600)))
         where = AnomalyFilter(since=since, until=until,
                               kind=rng.choice((None, "login.*", "conn.scan")),
                               severities=rng.choice(((), ("high", "critical"))),
@@ -217,7 +222,7 @@ def test_rollup_counts_equal_counting_the_anomalies_for_any_range(store):
                   and (where.kind is None or a.kind.startswith(where.kind.rstrip("*")))
                   and (not where.severities or a.severity in where.severities)
                   and (where.device is None or a.device == where.device)]
-        size = rng.choice((60, 300, 900, 3600))
+        size = rng.choice((60, 300, 900, 1800, 3600, 3 * 3600))
         expected = {}
         for t, a in chosen:
             key = (float(int(t // size) * size), a.severity)
