@@ -22,7 +22,6 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from broker import BrokerError, Recorder
-from collector_messages import anomaly
 from serverproc import free_port
 
 RUN = "0123456789abcdef"
@@ -182,6 +181,7 @@ def choose_roles(cluster, kill):
 
 def run_failover(workdir, cluster, kill="follower", per_agent=PER_AGENT, settle=15.0):
     """Run the scenario once; the collector and agents are closed when it returns."""
+    from collector_messages import anomaly   # tests/collector: on the path of its tests
     wait_for_jetstream(cluster.nodes[0])
     doomed, collector_node, other, leaders = choose_roles(cluster, kill)
     result = FailoverResult(kill=kill, killed=doomed.name if kill else "", leaders=leaders)
