@@ -71,7 +71,12 @@ if [ "${1:-test}" = test ]; then
       $SUDO apt-get update -q
       (cd "$PROMETHEUS_DIR" && apt-get download -q prometheus)
     fi
-    dpkg-deb -x "$PROMETHEUS_DIR"/prometheus_*.deb "$PROMETHEUS_DIR/root"
-    rm -f "$PROMETHEUS_DIR"/prometheus_*.deb
+    debs=("$PROMETHEUS_DIR"/prometheus_*.deb)
+    if [ ! -f "${debs[0]}" ]; then
+      echo "apt-get download prometheus left no package in $PROMETHEUS_DIR" >&2
+      exit 1
+    fi
+    dpkg-deb -x "${debs[0]}" "$PROMETHEUS_DIR/root"
+    rm -f "${debs[@]}"
   fi
 fi

@@ -16,14 +16,20 @@ def asked_to_install(tmp_path, *args):
     bin_dir.mkdir(exist_ok=True)
     record = tmp_path / "apt-get.args"
     (bin_dir / "dpkg-query").write_text("#!/bin/sh\nexit 1\n")          # nothing is installed
-    (bin_dir / "apt-get").write_text('#!/bin/sh\necho "$@" >> %s\n' % record)
+    # `apt-get download` leaves a package in the current directory, as the real one does
+    (bin_dir / "apt-get").write_text('#!/bin/sh\necho "$@" >> %s\n'
+                                     '[ "$1" = download ] && touch prometheus_0_amd64.deb\n'
+                                     'exit 0\n' % record)
+    (bin_dir / "dpkg-deb").write_text('#!/bin/sh\necho "dpkg-deb $@" >> %s\n' % record)
     (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
     # no foreign architecture yet: the test set adds them (recorded, never done here)
     (bin_dir / "dpkg").write_text('#!/bin/sh\necho "dpkg $@" >> %s\n' % record)
     for stub in bin_dir.iterdir():
         stub.chmod(0o755)
     result = subprocess.run(["bash", str(SCRIPT)] + list(args), capture_output=True, text=True,
-                            env=dict(os.environ, PATH="%s:/usr/bin:/bin" % bin_dir), timeout=60)
+                            env=dict(os.environ, PATH="%s:/usr/bin:/bin" % bin_dir,
+                                     ROUTERWATCH_PROMETHEUS_DIR=str(tmp_path / "prometheus")),
+                            timeout=60)
     calls = record.read_text().splitlines() if record.exists() else []
     installs = [line.split() for line in calls if line.split()[:1] == ["install"]]
     return result, {word for call in installs for word in call if not word.startswith("-")
@@ -75,3 +81,18 @@ def test_the_test_set_adds_the_router_cpus_architectures_for_their_packages(tmp_
     asked_to_install(tmp_path / "demo", "demo")
     demo_calls = (tmp_path / "demo" / "apt-get.args").read_text().splitlines()
     assert not [c for c in demo_calls if "add-architecture" in c]
+
+
+def test_the_test_set_fetches_prometheus_without_installing_it(tmp_path):
+    result, packages = asked_to_install(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "prometheus" not in packages      # no service, no system user: only its binary
+    calls = (tmp_path / "apt-get.args").read_text().splitlines()
+    assert "download -q prometheus" in calls
+    assert "dpkg-deb -x %s %s" % (tmp_path / "prometheus" / "prometheus_0_amd64.deb",
+                                  tmp_path / "prometheus" / "root") in calls
+    assert not list((tmp_path / "prometheus").glob("*.deb"))   # the package is not kept
+    (tmp_path / "demo").mkdir()
+    asked_to_install(tmp_path / "demo", "demo")
+    assert not [c for c in (tmp_path / "demo" / "apt-get.args").read_text().splitlines()
+                if "download" in c]
