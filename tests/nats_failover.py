@@ -12,8 +12,9 @@ while A has no node, after A landed on the third node.
     result.lost, result.twice, result.duplicates, result.moved_after ...
 
 kill="follower" kills a node that leads neither the stream of QoS 1 messages ($MQTT_msgs) nor
-the sessions' ($MQTT_sess), nor JetStream's metadata when another node is free of all three; "msgs-leader" kills the one that leads
-$MQTT_msgs, "sess-leader" the one that leads $MQTT_sess; None kills nothing (the reference).
+the sessions' ($MQTT_sess), nor JetStream's metadata when another node is free of all three;
+"msgs-leader" kills the one that leads $MQTT_msgs, "sess-leader" the one that leads $MQTT_sess;
+None kills nothing (the reference).
 """
 import subprocess
 import sys
