@@ -232,33 +232,49 @@ class Ingest:
         return stored
 
     def _write(self, batch, now):
+        """One batch in the caller's transaction, in a few statements per batch rather than a
+        few per message: the devices' rows upserted together, the highest stored sequence
+        numbers read together, the anomalies inserted together. Statuses and heartbeats (one
+        per device per minute or less) keep their statement each."""
         store = self.store
         highest = {}
         anomalies = []
         inventories = []
+        seen = {}            # device -> [first_at, run, live_at, live_run]: its upsert
         # device by device (each device's messages keep their order): every writer then locks
         # device rows in one order, so collectors sharing a PostgreSQL database cannot deadlock
-        for message, received_at, retained in sorted(batch, key=lambda item: item[0].device):
-            if message.type == "status":
-                # before any upsert: whether it is stale depends on the run the device had
-                if not store.record_status(message, received_at, retained=retained):
-                    self.counters["stale"] += 1
-                continue
-            store.upsert_device(message.device, message.run, received_at, live=not retained)
-            if message.type == "anomaly":
-                key = (message.device, message.run, "anomaly")
-                if key not in highest:
-                    highest[key] = store.highest_seq(*key)
-                anomalies.append((message, received_at))
-            elif message.type == "heartbeat":
-                key = (message.device, message.run, "heartbeat")
-                if key not in highest:
-                    highest[key] = store.highest_seq(*key)
-                self._track(highest, key, message.seq, received_at, from_start=False)
-                store.record_heartbeat(message, received_at)
+        ordered = sorted(batch, key=lambda item: item[0].device)
+        with_status = {m.device for m, _, _ in ordered if m.type == "status"}
+        later = []           # heartbeats and inventories of the devices upserted together
+        for message, received_at, retained in ordered:
+            device = message.device
+            if device in with_status:
+                # a status depends on the run the device row holds, which the device's messages
+                # before it may have changed: this device is written message by message, after
+                # the upserts of the devices before it (the lock order stays by device)
+                self._upsert_seen(seen)
+                if message.type == "status":
+                    if not store.record_status(message, received_at, retained=retained):
+                        self.counters["stale"] += 1
+                    continue
+                store.upsert_device(device, message.run, received_at, live=not retained)
+                self._record(message, received_at, highest, inventories)
             else:
-                store.record_inventory(message, received_at)
-                inventories.append((message, received_at))
+                entry = seen.get(device)
+                if entry is None:
+                    entry = seen[device] = [received_at, message.run, None, None]
+                if not retained:
+                    entry[2], entry[3] = received_at, message.run
+                if message.type != "anomaly":
+                    later.append((message, received_at))
+            if message.type == "anomaly":
+                anomalies.append((message, received_at))
+        self._upsert_seen(seen)
+        for message, received_at in later:
+            self._record(message, received_at, highest, inventories)
+        for (device, run), seq in store.highest_anomaly_seqs(
+                dict.fromkeys((m.device, m.run) for m, _ in anomalies)).items():
+            highest[(device, run, "anomaly")] = seq
         stored = []
         # one insert for the batch, not one per anomaly
         for new in store.add_anomalies([m for m, _ in anomalies], [t for _, t in anomalies]):
@@ -272,6 +288,23 @@ class Ingest:
                 fleet_new.extend(self.fleet.observe_inventory(store, message, received_at))
             stored.extend(fleet_new)
         return stored
+
+    def _record(self, message, received_at, highest, inventories):
+        """A heartbeat or an inventory, once its device row exists."""
+        if message.type == "heartbeat":
+            key = (message.device, message.run, "heartbeat")
+            if key not in highest:
+                highest[key] = self.store.highest_seq(*key)
+            self._track(highest, key, message.seq, received_at, from_start=False)
+            self.store.record_heartbeat(message, received_at)
+        elif message.type == "inventory":
+            self.store.record_inventory(message, received_at)
+            inventories.append((message, received_at))
+
+    def _upsert_seen(self, seen):
+        if seen:
+            self.store.upsert_devices([(device,) + tuple(entry) for device, entry in seen.items()])
+            seen.clear()
 
     def _next_anomaly_id(self):
         self._silent_seq += 1

@@ -9,6 +9,7 @@ UPDATE ... WHERE silent_since IS NULL that only one writer wins.
 Times are seconds since the epoch, passed in by the caller (the collector's clock, `received_at`),
 never read here.
 """
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
@@ -205,7 +206,29 @@ class Store:
     one it talks to.
     """
 
+    _depth = 0   # how many transaction() blocks are open; only the outermost one commits
+
+    @contextlib.contextmanager
     def transaction(self):
+        """Everything inside commits together. Nested blocks join the outer one: a method that
+        needs its statements atomic may open one whether or not its caller did."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._begin():
+                yield self
+        finally:
+            self._depth = 0
+
+    def _begin(self):
+        """A context manager around the outermost transaction: begins it on entry, commits on a
+        normal exit, rolls back on an exception (and lets it go on)."""
         raise NotImplementedError
 
     def add_anomalies(self, batch, received_at, origin="agent"):

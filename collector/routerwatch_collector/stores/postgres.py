@@ -10,7 +10,6 @@ A unique index of a partitioned table must contain the partition key, so (device
 cannot be unique in `anomalies` itself: `anomaly_keys` (not partitioned) holds the identities,
 and an anomaly row is written only when its key was new, in the same statement.
 """
-import contextlib
 import datetime
 import logging
 import re
@@ -253,7 +252,6 @@ class PostgresStore(SqlStore):
         self.location = safe_location(url)
         self.retention_days = retention_days
         self.heartbeat_sample_spacing = float(heartbeat_sample_spacing)
-        self._depth = 0
         self._next_maintenance = 0.0
         self._sql = {}
         try:
@@ -381,27 +379,21 @@ class PostgresStore(SqlStore):
             if _PARTITION_RE.match(r["relname"]))
 
     # ------------------------------------------------------------------ statements
-    @contextlib.contextmanager
-    def transaction(self):
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self._db.transaction():
-                yield self
-        finally:
-            self._depth = 0
+    def _begin(self):
+        return self._db.transaction()
 
     def _x(self, sql, args=()):
         translated = self._sql.get(sql)
         if translated is None:
             translated = self._sql[sql] = sql.replace("?", "%s")
         return self._db.execute(translated, args)
+
+    def _many(self, sql, rows):
+        translated = self._sql.get(sql)
+        if translated is None:
+            translated = self._sql[sql] = sql.replace("?", "%s")
+        with self._db.cursor() as cursor:
+            cursor.executemany(translated, rows)
 
     JSON_PARAM = "CAST(? AS jsonb)"
     JSON_TEXT = "%s::text"
@@ -420,6 +412,24 @@ class PostgresStore(SqlStore):
 
     def _json(self, value):
         return value          # jsonb comes back decoded
+
+    def upsert_devices(self, seen):
+        """SqlStore.upsert_devices in two statements whatever the batch's size (arrays, not a
+        statement per row)."""
+        live = [(device, first_at, live_at, live_run)
+                for device, first_at, run, live_at, live_run in seen if live_at is not None]
+        replayed = [(device, first_at, first_at, run)
+                    for device, first_at, run, live_at, _ in seen if live_at is None]
+        for rows, on_conflict in ((live, "DO UPDATE SET last_seen = excluded.last_seen, "
+                                         "run = excluded.run"), (replayed, "DO NOTHING")):
+            if rows:
+                columns = list(zip(*rows))
+                self._db.execute(
+                    "INSERT INTO devices (device, first_seen, last_seen, run) "
+                    "SELECT device, first_seen, last_seen, run FROM unnest(%s::text[], "
+                    "%s::float8[], %s::float8[], %s::text[]) "
+                    "WITH ORDINALITY AS t(device, first_seen, last_seen, run, ord) ORDER BY ord "
+                    "ON CONFLICT (device) " + on_conflict, [list(c) for c in columns])
 
     def add_anomalies(self, batch, received_at, origin="agent"):
         batch = list(batch)

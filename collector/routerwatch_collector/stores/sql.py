@@ -46,7 +46,15 @@ class SqlStore(FleetSql, Store):
     ANOMALY_KEYS = "anomalies"   # the table whose unique (device, run, seq) is the exactly-once rule
     heartbeat_sample_spacing = HEARTBEAT_SAMPLE_SPACING
 
+    # rows per statement where a batch is spelled out in one multi-row statement (SQLite
+    # allows 32766 parameters in one statement)
+    ROWS_PER_STATEMENT = 500
+
     def _x(self, sql, args=()):
+        raise NotImplementedError
+
+    def _many(self, sql, rows):
+        """Run one statement for each row of `rows` (a list of argument tuples)."""
         raise NotImplementedError
 
     def _json(self, text):
@@ -68,6 +76,24 @@ class SqlStore(FleetSql, Store):
         else:
             self._x("INSERT INTO devices (device, first_seen, last_seen, run) VALUES (?,?,?,?) "
                     "ON CONFLICT (device) DO NOTHING", (device, now, now, run))
+
+    def upsert_devices(self, seen):
+        """upsert_device() for a whole batch, one statement per kind of row. `seen`:
+        [(device, first_at, run, live_at, live_run)] with one row per device: when its first
+        message of the batch arrived and whose run that was, and the arrival and run of its
+        last live one (None, None if every message was a retained replay). Rows are written in
+        the order given: callers sort them by device, so writers lock device rows in one order."""
+        live = [(device, first_at, live_at, live_run)
+                for device, first_at, run, live_at, live_run in seen if live_at is not None]
+        replayed = [(device, first_at, first_at, run)
+                    for device, first_at, run, live_at, _ in seen if live_at is None]
+        if live:
+            self._many("INSERT INTO devices (device, first_seen, last_seen, run) "
+                       "VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE SET "
+                       "last_seen = excluded.last_seen, run = excluded.run", live)
+        if replayed:
+            self._many("INSERT INTO devices (device, first_seen, last_seen, run) "
+                       "VALUES (?,?,?,?) ON CONFLICT (device) DO NOTHING", replayed)
 
     def record_heartbeat(self, heartbeat, received_at):
         h = heartbeat
@@ -156,6 +182,22 @@ class SqlStore(FleetSql, Store):
         row = self._x("SELECT heartbeat_seq FROM devices WHERE device = ? AND heartbeat_run = ?",
                       (device, run)).fetchone()
         return None if row is None else row["heartbeat_seq"]
+
+    def highest_anomaly_seqs(self, keys):
+        """{(device, run): highest anomaly seq stored} for a batch's keys (absent: none stored),
+        a few statements for the batch, each key one index lookup."""
+        keys = list(keys)
+        found = {}
+        size = self.ROWS_PER_STATEMENT
+        for start in range(0, len(keys), size):
+            chunk = keys[start:start + size]
+            args = [part for key in chunk for part in key]
+            rows = self._x(
+                "WITH k (device, run) AS (VALUES %s) SELECT k.device, k.run, (SELECT MAX(seq) "
+                "FROM %s a WHERE a.device = k.device AND a.run = k.run) AS m FROM k"
+                % (",".join(["(?,?)"] * len(chunk)), self.ANOMALY_KEYS), args)
+            found.update(((r["device"], r["run"]), r["m"]) for r in rows if r["m"] is not None)
+        return found
 
     def record_gap(self, device, run, message_type, first_seq, last_seq, now):
         self._x("INSERT INTO gaps (device, run, type, first_seq, last_seq, detected_at) "

@@ -217,7 +217,6 @@ class SqliteStore(SqlStore):
         self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._depth = 0
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a power cut may lose the last batch but never corrupts the file;
@@ -241,53 +240,69 @@ class SqliteStore(SqlStore):
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
-    def transaction(self):
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self):
         # IMMEDIATE takes the write lock up front, so two collector processes on one file
         # serialise their batches instead of failing halfway through one
         self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
         try:
-            yield self
+            yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._depth = 0
-            self._db.execute("ROLLBACK")
+            # a failed COMMIT leaves the transaction open: end it, so the next one can begin
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._depth = 0
-        self._db.execute("COMMIT")
 
     def _x(self, sql, args=()):
         return self._db.execute(sql, args)
 
+    def _many(self, sql, rows):
+        self._db.executemany(sql, rows)
+
     # ------------------------------------------------------------------ writes
     def add_anomalies(self, batch, received_at, origin="agent"):
         batch = list(batch)
-        new = []
+        times = arrival_times(batch, received_at)
+        new_keys = set()
+        size = self.ROWS_PER_STATEMENT
         with self.transaction():
-            for a, received_at in zip(batch, arrival_times(batch, received_at)):
-                evidence = jsonio.dumps(a.evidence)
-                cur = self._x(
+            # a few multi-row inserts for the batch; RETURNING names the rows that were new
+            # (a key already stored, or repeated in the batch, is skipped by ON CONFLICT)
+            for start in range(0, len(batch), size):
+                args = []
+                for a, at in zip(batch[start:start + size], times[start:start + size]):
+                    args += (a.device, a.run, a.seq, a.time, a.kind, a.severity, a.summary,
+                             jsonio.dumps(a.evidence), a.count, a.v, at, origin)
+                new_keys.update((r[0], r[1], r[2]) for r in self._x(
                     "INSERT INTO anomalies (device, run, seq, time, kind, severity, summary, "
-                    "evidence, count, v, received_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (device, run, seq) DO NOTHING",
-                    (a.device, a.run, a.seq, a.time, a.kind, a.severity, a.summary, evidence,
-                     a.count, a.v, received_at, origin))
-                if cur.rowcount == 1:
-                    self._x("UPDATE devices SET anomalies = anomalies + 1 WHERE device = ?",
-                            (a.device,))
-                    self._x("INSERT INTO anomaly_counts (bucket, severity, kind, n) "
-                            "VALUES (?,?,?,1) ON CONFLICT (bucket, severity, kind) DO UPDATE "
-                            "SET n = n + 1", (rollup_bucket(received_at), a.severity, a.kind))
+                    "evidence, count, v, received_at, origin) VALUES %s "
+                    "ON CONFLICT (device, run, seq) DO NOTHING RETURNING device, run, seq"
+                    % ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * (len(args) // 12)), args))
+            new = []
+            for a, at in zip(batch, times):
+                key = (a.device, a.run, a.seq)
+                if key in new_keys:
+                    new_keys.discard(key)     # a copy later in the same batch is not new again
                     new.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
-                                             a.summary, a.evidence, a.count, received_at, origin))
+                                             a.summary, a.evidence, a.count, at, origin))
+            self._count_new(new)
             self._count_hourly(new)
         return new
+
+    def _count_new(self, new):
+        """The per-device counters and the rollup follow the new rows: one update per device
+        and per (bucket, severity, kind) of the batch, in key order."""
+        per_device, per_bucket = {}, {}
+        for a in new:
+            per_device[a.device] = per_device.get(a.device, 0) + 1
+            bucket = (rollup_bucket(a.received_at), a.severity, a.kind)
+            per_bucket[bucket] = per_bucket.get(bucket, 0) + 1
+        if per_device:
+            self._many("UPDATE devices SET anomalies = anomalies + ? WHERE device = ?",
+                       [(n, device) for device, n in sorted(per_device.items())])
+            self._many("INSERT INTO anomaly_counts (bucket, severity, kind, n) VALUES (?,?,?,?) "
+                       "ON CONFLICT (bucket, severity, kind) DO UPDATE SET n = n + excluded.n",
+                       [key + (n,) for key, n in sorted(per_bucket.items())])
 
     def _fill_anomaly_counts(self):
         """A store made before anomaly_counts existed: count what it holds, once."""
