@@ -54,7 +54,7 @@ def subscribe_reference(broker, client_id):
 
 def collector_argv(broker, db, group, instance):
     argv = [sys.executable, "-m", "routerwatch_collector.cli", "run", "--host", broker.host,
-            "--port", str(broker.port), "--db", db]
+            "--port", str(broker.port), "--db", db, "--protocol", "5"]
     if group:
         argv += ["--share-group", group, "--instance", instance]
     else:

@@ -424,7 +424,11 @@ def decode(data, expected_type=None):
         raise ContractError("payload is not JSON: %s" % clip(exc, 120)) from None
     if not isinstance(obj, dict):
         raise ContractError("payload must be a JSON object")
-    _check_storable(obj)
+    if not isinstance(data, (bytes, bytearray)) or b"\\u" in data:
+        # From UTF-8 bytes, strict JSON can only produce NUL or a surrogate through a \u
+        # escape (the UTF-8 decoder refuses encoded surrogates, the parser raw control
+        # characters), so bytes without one need no walk; text may hold anything.
+        _check_storable(obj)
     version = obj.get("v")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ContractError("unknown schema version %r" % (clip(repr(version), 40),))

@@ -42,11 +42,18 @@ def _unique_object(pairs):
     return obj
 
 
+# made once: json.loads() with options builds a new decoder on every call
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_UNIQUE_KEYS_DECODER = json.JSONDecoder(parse_constant=_refuse_constant,
+                                        object_pairs_hook=_unique_object)
+
+
 def loads(text, unique_keys=False):
     """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON.
     unique_keys (what a peer sends): DuplicateKeyError, a ValueError, on an object that repeats
     a key at any depth; otherwise the last value wins, as in the standard library."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError
-    return json.loads(text, parse_constant=_refuse_constant,
-                      object_pairs_hook=_unique_object if unique_keys else None)
+    if not isinstance(text, str):
+        raise TypeError("JSON text must be str or bytes, not %s" % type(text).__name__)
+    return (_UNIQUE_KEYS_DECODER if unique_keys else _DECODER).decode(text)

@@ -1,8 +1,12 @@
 """The MQTT side of the collector: subscribe, hand every message to Ingest, flush in batches,
 acknowledge after the batch is committed, and reconnect when the broker goes away.
 
-Everything runs in the caller's thread (client.loop() is called here), so the store is only
-ever touched from one thread and acknowledgements can follow commits in order.
+Two threads. The caller's thread runs the MQTT client (client.loop() is called here, so every
+paho call is made from it): it puts each message into a bounded inbox, sends the probe, and
+sends the acknowledgements of committed batches. The writer thread takes messages off the inbox,
+decodes and validates them (Ingest.handle), writes them in batches and runs the silence check
+(Ingest.tick): the store is only ever touched from that one thread, and while it waits for a
+commit the MQTT thread keeps reading. Acknowledgements follow commits in arrival order.
 
 Delivery: the session is persistent (MQTT 3.1.1 clean_session=False, or MQTT 5 clean_start=False
 with a session expiry), so the broker keeps QoS 1 messages for the collector while it restarts.
@@ -11,8 +15,11 @@ store (manual_ack), so a collector crash loses nothing the broker handed over: u
 messages come again and the store's unique index drops the copies. paho-mqtt 1.6 acknowledges on
 receipt; there a crash can lose the one batch not yet written (at most flush_interval of traffic).
 """
+import collections
 import logging
+import queue
 import re
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -39,6 +46,12 @@ QUIET_SECONDS = 0.01
 # judged as if the collector were never behind.
 PROBE_ROOT = "routerwatch-collectors"
 PROBE_TIMEOUT = 120.0
+# MQTT 5: how many unacknowledged QoS 1 messages the broker may send, in batches: while one batch
+# is written the next one arrives. (On MQTT 3.1.1 the broker's own limit applies: mosquitto's
+# max_inflight_messages, 20 by default; raise it there, or use --protocol 5.)
+WINDOW_BATCHES = 2
+# while messages are unacknowledged, how often the MQTT thread looks for committed batches
+ACK_POLL = 0.005
 
 
 class BrokerRefused(RuntimeError):
@@ -75,8 +88,6 @@ class Subscriber:
         self.connected = False      # CONNACK accepted and subscriptions sent
         self.connections = 0        # successful connections so far (tests and logs)
         self.refused = None         # text of a fatal refusal
-        self._acks = []             # (mid, qos) received since the last commit, in order
-        self._first_pending = None
         self._store_failing = False
         self._retry_at = 0.0
         self.listening_since = None  # when the current connection was accepted
@@ -86,6 +97,12 @@ class Subscriber:
         self._probe_sent = None      # the send time of the probe on its way, if any
         self._probe_returned = False  # on this connection: the broker lets probes through
         self._probe_warned = False
+        # messages waiting for the writer: (topic, payload, retained, mid, qos, received_at,
+        # connection); bounded, so a stalled store stops the reading, not the memory
+        self._inbox = queue.Queue(maxsize=max(2 * batch_size, 100))
+        self._committed = collections.deque()   # [(connection, mid, qos)] of written batches
+        self._unacked = 0            # QoS 1 messages received and not yet acknowledged
+        self._stop = None
         self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
         if username:
             self.client.username_pw_set(username, password or None)
@@ -115,7 +132,7 @@ class Subscriber:
         self.connected = True
         self.listening_since = self.clock()
         self.connections += 1
-        self._acks = []   # message ids of an earlier connection mean nothing on this one
+        self._unacked = 0   # message ids of an earlier connection mean nothing on this one
         self._probe_sent, self._probe_returned = None, False
         client.subscribe([(topic, 1) for topic in self.topics()] + [(self.probe_topic, 0)])
         log.info("connected to %s:%d, subscribed to %s", self.host, self.port,
@@ -125,7 +142,7 @@ class Subscriber:
         if self.connected:
             log.warning("lost the broker %s:%d; reconnecting", self.host, self.port)
         self.connected = False
-        self._acks = []
+        self._unacked = 0
 
     def _on_message(self, client, userdata, message):
         try:
@@ -136,38 +153,43 @@ class Subscriber:
         if topic == self.probe_topic:
             self._probe_back(message.payload)
             return
-        try:
-            outcome = self.ingest.handle(topic, message.payload, now,
-                                         retained=bool(message.retain))
-        except Exception:   # never expected (fuzzed), but one message must not stop the rest
-            self.internal_errors += 1
-            if self.internal_errors == 1:
-                log.exception("could not handle a message on %r", topic)
-            outcome = "rejected:internal"
-        if outcome.startswith("rejected"):
-            log.debug("rejected a message on %r: %s", topic, outcome)
-        if self.manual_ack and message.qos > 0:
-            self._acks.append((message.mid, message.qos))
-        if self._first_pending is None:
-            self._first_pending = now
+        ack = self.manual_ack and message.qos > 0
+        item = (topic, message.payload, bool(message.retain), message.mid if ack else None,
+                message.qos, now, self.connections)
+        while True:
+            try:
+                self._inbox.put(item, timeout=0.1)
+                break
+            except queue.Full:       # the writer is behind (or the store is failing): wait
+                if self._stop is not None and self._stop.is_set():
+                    return           # not acknowledged: the broker sends it again
+        if ack:
+            self._unacked += 1
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop):
         """Until stop.is_set(): receive, flush, tick. Raises BrokerRefused on a fatal refusal."""
         client = self.client
+        self._stop = stop
         if self.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = SESSION_EXPIRY
+            if self.manual_ack:
+                properties.ReceiveMaximum = min(65535, WINDOW_BATCHES * self.batch_size)
             client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
                                  properties=properties)
         else:
             client.connect_async(self.host, self.port, self.keepalive)
+        writer_done = threading.Event()
+        writer = threading.Thread(target=self._write_loop, args=(writer_done,),
+                                  name="collector-writer", daemon=True)
+        writer.start()
         socket_open = False
         backoff = self.reconnect_min
         next_attempt = 0.0
-        next_tick = 0.0
+        next_probe = 0.0
         warned = False
         try:
             while not stop.is_set():
@@ -186,35 +208,101 @@ class Subscriber:
                             next_attempt = now + backoff
                             backoff = min(backoff * 2, self.reconnect_max)
                     if not socket_open:
-                        # deaf: write what we hold, but judge no silence while we hear nothing
-                        self._housekeeping(now, force=True)
+                        # deaf: the writer writes what it holds, but no silence is judged
+                        self._committed.clear()
                         stop.wait(max(0.0, min(0.1, next_attempt - now)))
                         continue
-                received = self.ingest.counters["received"]
-                rc = client.loop(timeout=QUIET_SECONDS if self.ingest.pending() else 0.5)
+                rc = client.loop(timeout=ACK_POLL if self._unacked else 0.5)
                 if self.refused:
                     raise BrokerRefused(self.refused)
                 if reason_value(rc) != 0:
                     socket_open = False
                     self.connected = False
-                    self._acks = []
+                    self._unacked = 0
                     warned = False
                     next_attempt = self.clock() + backoff
+                self._send_acks()
                 now = self.clock()
-                self._housekeeping(now, force=self.ingest.counters["received"] == received)
-                if now >= next_tick:
-                    next_tick = now + self.tick_interval
-                    self._flush(now, tick=True)
+                if self.connected and now >= next_probe:
+                    next_probe = now + self.tick_interval
+                    self._send_probe(now)
         finally:
-            self._retry_at = 0.0     # the last chance to write the batch: try even if failing
-            self._flush(self.clock())
+            writer_done.set()
+            writer.join()            # it writes what it holds first
             if socket_open:
+                self._send_acks()
                 self.connected = False   # a disconnect of our own is not worth a warning
                 try:
                     client.disconnect()
                     client.loop(timeout=0.1)
                 except OSError:
                     pass
+
+    def _send_acks(self):
+        """Acknowledge the messages of committed batches (MQTT thread)."""
+        while self._committed:
+            batch = self._committed.popleft()
+            if not self.connected:
+                continue
+            for connection, mid, qos in batch:
+                if connection == self.connections:
+                    self.client.ack(mid, qos)
+                    self._unacked = max(0, self._unacked - 1)
+
+    # ------------------------------------------------------------------ the writer thread
+    def _write_loop(self, done):
+        """Take messages off the inbox, write them in batches, tick: until `done` is set and
+        the inbox is empty; then the last batch is written (one last try even if the store
+        was failing)."""
+        acks = []                 # (connection, mid, qos) of the batch being built, in order
+        first_pending = None
+        next_tick = 0.0
+        while True:
+            finishing = done.is_set()
+            taken = self._take(QUIET_SECONDS if self.ingest.pending() else 0.1, acks)
+            now = self.clock()
+            if taken and first_pending is None:
+                first_pending = now
+            if finishing and not taken:
+                self._retry_at = 0.0
+                self._flush(now, acks)
+                return
+            if self.ingest.pending() and (not taken or self.ingest.pending() >= self.batch_size
+                                          or now - first_pending >= self.flush_interval):
+                if self._flush(now, acks):
+                    acks, first_pending = [], None
+            if now >= next_tick:
+                next_tick = now + self.tick_interval
+                if self._flush(now, acks, tick=True):
+                    acks, first_pending = [], None
+
+    def _take(self, wait, acks):
+        """Handle what the inbox holds, up to a batch; wait up to `wait` s for a first one."""
+        try:
+            item = self._inbox.get(timeout=wait)
+        except queue.Empty:
+            return 0
+        taken = 0
+        while True:
+            topic, payload, retained, mid, qos, received_at, connection = item
+            try:
+                outcome = self.ingest.handle(topic, payload, received_at, retained=retained)
+            except Exception:   # never expected (fuzzed), but one message must not stop the rest
+                self.internal_errors += 1
+                if self.internal_errors == 1:
+                    log.exception("could not handle a message on %r", topic)
+                outcome = "rejected:internal"
+            if outcome.startswith("rejected"):
+                log.debug("rejected a message on %r: %s", topic, outcome)
+            if mid is not None:
+                acks.append((connection, mid, qos))
+            taken += 1
+            if taken >= self.batch_size:
+                return taken
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return taken
 
     # ------------------------------------------------------------------ the probe
     def _probe_back(self, payload):
@@ -227,8 +315,8 @@ class Subscriber:
             self._probe_sent = None
             self._probe_returned = True
 
-    def _progress(self, now):
-        """Send the next probe when the last came back; what caught_up_at tick() should use."""
+    def _send_probe(self, now):
+        """Send the next probe when the last came back (MQTT thread)."""
         if self._probe_sent is None or now - self._probe_sent > PROBE_TIMEOUT:
             if self._probe_sent is not None and not self._probe_returned and \
                     not self._probe_warned:
@@ -239,27 +327,31 @@ class Subscriber:
                             PROBE_TIMEOUT)
             self._probe_sent = now
             self.client.publish(self.probe_topic, repr(now), qos=0)
+
+    def _progress(self):
+        """The caught_up_at tick() should use (writer thread)."""
         if not self._probe_returned and self._probe_warned:
             return None
         return self.caught_up_at if self.caught_up_at is not None else self.listening_since
 
-    def _housekeeping(self, now, force):
-        """Flush when the socket went quiet, the batch is full, or it waited long enough."""
-        if not self.ingest.pending():
-            return
-        if force or self.ingest.pending() >= self.batch_size or (
-                self._first_pending is not None and now - self._first_pending >= self.flush_interval):
-            self._flush(now)
-
-    def _flush(self, now, tick=False):
+    def _flush(self, now, acks, tick=False):
+        """Write the batch (and on a tick judge silence); True once it is committed, when its
+        acknowledgements are handed to the MQTT thread."""
         if self._store_failing and now < self._retry_at and not tick:
-            return
+            return False
         started = time.perf_counter()
+        judge = tick and self.connected
+        if judge:
+            # what the probe vouches for was put into the inbox before it came back: all of
+            # it goes into this batch, so a heartbeat waiting there is not missed
+            caught_up_at = self._progress()
+            while self._take(0, acks):
+                pass
         batch = self.ingest.pending()
         try:
-            if tick and self.connected:
+            if judge:
                 stored = self.ingest.tick(now, listening_since=self.listening_since,
-                                          caught_up_at=self._progress(now))
+                                          caught_up_at=caught_up_at)
             else:
                 stored = self.ingest.flush(now)
         except Exception as exc:  # the store failed (disk full, locked): keep the batch, retry
@@ -268,16 +360,14 @@ class Subscriber:
                           exc, self.ingest.pending())
             self._store_failing = True
             self._retry_at = now + STORE_RETRY
-            return
+            return False
         if self._store_failing:
             log.info("writing to the store again")
             self._store_failing = False
         if batch or tick:
             self.on_batch(time.perf_counter() - started)
-        self._first_pending = None
-        if self._acks and self.connected:
-            for mid, qos in self._acks:
-                self.client.ack(mid, qos)
-        self._acks = []
+        if acks:
+            self._committed.append(list(acks))
         for row in stored:
             self.on_stored(row)
+        return True
