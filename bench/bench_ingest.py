@@ -1,15 +1,24 @@
 """Ingest at fleet scale: how fast the collector drains a QoS 1 backlog the broker holds for it,
 beside mosquitto_sub draining the same backlog in the same run, on SQLite and on PostgreSQL
-(one collector, then three in one shared-subscription group); and `devices` over a fleet of
-100,000 device rows on PostgreSQL.
+(one collector, then three in one shared-subscription group); a bare paho-mqtt client draining
+it (the client library's own ceiling); three collectors on one PostgreSQL with one of them
+killed (SIGKILL) and restarted mid-stream; and `devices` over a fleet of 100,000 device rows.
 
     python bench/bench_ingest.py [--anomalies 100000] [--devices 1000] [--fleet 100000]
+                                 [--cases sqlite,postgresql,group,paho,kill,devices]
 
 Backlog: the reference (mosquitto_sub -c -q 1, a persistent session) and the collector(s) each
 subscribe once and stop; N anomalies from D simulated routers (real contract JSON, one topic
 per router) are published at QoS 1 while they are away, so the broker queues N for each. Then
 each is started alone and timed from its start to the N-th message: printed by mosquitto_sub,
 stored as a row by the collector(s). The broker is the same one, its queue the same length.
+
+Kill: three collectors of one share group on one PostgreSQL, D simulated routers sending
+heartbeats (every --heartbeat-interval s) and N anomalies; once a quarter is stored one collector
+is killed with SIGKILL, more is sent while it is away (some queued in its session), and it is
+started again under the same instance name. Checked: every anomaly stored exactly once, the
+highest seq per run as sent, no gap left open, and no agent.silent after three heartbeat
+intervals of quiet.
 
 Devices: D rows written into the PostgreSQL schema (as the collector writes them, with a last
 heartbeat and firmware), then `routerwatch-collector devices --json` timed end to end.
@@ -52,9 +61,32 @@ def subscribe_reference(broker, client_id):
     sub.wait(10)
 
 
+def paho_drain(host, port, client_id, count):
+    """A bare paho-mqtt client resuming its session, acknowledging each message on receipt,
+    nothing decoded or stored: seconds to receive `count` messages (run in a process of its
+    own, started like the collector)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collector"))
+    from routerwatch_collector.subscriber import new_client
+    start = time.perf_counter()
+    client, manual = new_client(client_id, "3.1.1", persistent=True)
+    received = [0]
+
+    def on_message(client, userdata, message):
+        received[0] += 1
+        if manual:
+            client.ack(message.mid, message.qos)
+    client.on_message = on_message
+    client.on_connect = lambda client, *rest: client.subscribe("routerwatch/+/anomaly", 1)
+    client.connect(host, port, 60)
+    while received[0] < count:
+        client.loop(timeout=0.5)
+    client.disconnect()
+    return time.perf_counter() - start
+
+
 def collector_argv(broker, db, group, instance):
     argv = [sys.executable, "-m", "routerwatch_collector.cli", "run", "--host", broker.host,
-            "--port", str(broker.port), "--db", db, "--protocol", "5"]
+            "--port", str(broker.port), "--db", db]
     if group:
         argv += ["--share-group", group, "--instance", instance]
     else:
@@ -136,6 +168,101 @@ def drain_case(broker, work, label, db, collectors, anomalies, devices):
             "ratio": round(ref_seconds / seconds, 3)}
 
 
+def paho_case(broker, work, anomalies, devices):
+    """mosquitto_sub and a bare paho-mqtt client on one backlog: the client library's cost."""
+    ref_id, paho_id = ("bench-%s-%s" % (who, secrets.token_hex(3)) for who in ("ref", "paho"))
+    subscribe_reference(broker, ref_id)
+    subscribe_reference(broker, paho_id)
+    fleet = SimulatedFleet(broker.host, broker.port, devices=devices,
+                           name="b%s" % secrets.token_hex(2)).connect()
+    fleet.send_anomalies(anomalies)
+    fleet.wait_published()
+    fleet.close()
+    ref_seconds = reference_drain(broker, anomalies, ref_id)
+    out = subprocess.run([sys.executable, __file__, "--paho-drain", broker.host,
+                          str(broker.port), paho_id, str(anomalies)], stdout=subprocess.PIPE,
+                         check=True, timeout=900, env=harness.subprocess_env(), text=True)
+    seconds = float(out.stdout.split()[-1])
+    return {"case": "paho-mqtt client alone (no decoding, no store)", "messages": anomalies,
+            "devices": devices, "mosquitto_sub_s": round(ref_seconds, 2),
+            "collector_s": round(seconds, 2),
+            "mosquitto_sub_per_s": round(anomalies / ref_seconds),
+            "collector_per_s": round(anomalies / seconds),
+            "ratio": round(ref_seconds / seconds, 3)}
+
+
+def agent_rows(db, sql):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "collector"))
+    from store_rows import store_rows
+    return store_rows(db, sql)
+
+
+def kill_case(broker, work, db, anomalies, devices, interval):
+    """Three collectors on one group and one PostgreSQL, one killed mid-stream and restarted."""
+    group = "kill%s" % secrets.token_hex(2)
+    tag = "kill"
+    processes = start_collectors(broker, db, group, 3, work, tag)
+    wait_logged(work, tag, 3)
+
+    def agent_stored():
+        return agent_rows(db, "SELECT COUNT(*) AS n FROM anomalies WHERE origin = 'agent'")[0]["n"]
+
+    def wait_for(count, what, timeout=1200):
+        deadline = time.monotonic() + timeout
+        while agent_stored() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError("kill: %s: %d of %d stored" % (what, agent_stored(), count))
+            time.sleep(0.2)
+
+    fleet = SimulatedFleet(broker.host, broker.port, devices=devices,
+                           name="k%s" % secrets.token_hex(2),
+                           heartbeat_interval=interval).connect()
+    try:
+        fleet.announce()
+        fleet.start_heartbeats()
+        start = time.perf_counter()
+        fleet.send_anomalies(anomalies // 2)
+        wait_for(anomalies // 4, "a quarter")
+        victim = processes[1]
+        victim.kill()                                  # SIGKILL: a batch in hand, unacknowledged
+        victim.wait(10)
+        killed_with = agent_stored()
+        fleet.send_anomalies(anomalies // 4)           # some queue in the dead member's session
+        time.sleep(1.0)
+        log = open(Path(work) / "collector-kill-restarted.log", "ab")
+        processes[1] = subprocess.Popen(collector_argv(broker, db, group, "%s-1" % tag),
+                                        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                        env=harness.subprocess_env())
+        log.close()
+        fleet.send_anomalies(anomalies - anomalies // 2 - anomalies // 4)
+        fleet.wait_published()
+        wait_for(anomalies, "every anomaly")
+        seconds = time.perf_counter() - start
+        time.sleep(3 * interval + 5)                   # long enough for a false silence to show
+        silent = agent_rows(db, "SELECT COUNT(*) AS n FROM anomalies "
+                                "WHERE kind = 'agent.silent'")[0]["n"]
+    finally:
+        fleet.close()
+        stop(processes)
+    rows = agent_rows(db, "SELECT device, run, MAX(seq) AS m, COUNT(*) AS n, "
+                          "COUNT(DISTINCT seq) AS d FROM anomalies WHERE origin = 'agent' "
+                          "GROUP BY device, run")
+    stored_rows = sum(r["n"] for r in rows)
+    once = all(r["n"] == r["d"] for r in rows)
+    highest_right = {(r["device"], r["run"]): r["m"] for r in rows} == fleet.expected()
+    open_gaps = agent_rows(db, "SELECT COUNT(*) AS n FROM gaps WHERE type = 'anomaly' AND "
+                               "last_seq - first_seq + 1 - filled > 0")[0]["n"]
+    result = {"case": "3 collectors, PostgreSQL, one killed (SIGKILL) and restarted",
+              "messages": anomalies, "devices": devices, "seconds": round(seconds, 2),
+              "per_s": round(anomalies / seconds), "stored_when_killed": killed_with,
+              "stored": stored_rows, "each_once": once, "highest_seq_as_sent": highest_right,
+              "open_anomaly_gaps": open_gaps, "agent_silent": silent}
+    if not (stored_rows == anomalies and once and highest_right and open_gaps == 0
+            and silent == 0):
+        raise RuntimeError("kill: wrong result: %s" % json.dumps(result))
+    return result
+
+
 def devices_case(server, fleet_size):
     import psycopg
 
@@ -185,8 +312,18 @@ def main():
     parser.add_argument("--anomalies", type=int, default=100000)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--fleet", type=int, default=100000)
+    parser.add_argument("--heartbeat-interval", type=float, default=10.0,
+                        help="the kill case's heartbeat interval (s)")
+    parser.add_argument("--cases", default="sqlite,postgresql,group,paho,kill,devices")
     parser.add_argument("--workdir")
+    parser.add_argument("--paho-drain", nargs=4, metavar=("HOST", "PORT", "CLIENT_ID", "N"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.paho_drain:
+        host, port, client_id, count = args.paho_drain
+        print(paho_drain(host, int(port), client_id, int(count)))
+        return 0
+    cases = set(args.cases.split(","))
     reason = services.mosquitto_missing()
     if reason:
         print("skipped: %s" % reason)
@@ -204,15 +341,24 @@ def main():
     broker = services.start_broker(work)
     server = PostgresServer().start()
     try:
-        sqlite_db = str(work / "collector.sqlite")
-        results.append(drain_case(broker, work, "1 collector, SQLite", sqlite_db, 1,
-                                  args.anomalies, args.devices))
+        if "paho" in cases:
+            results.append(paho_case(broker, work, args.anomalies, args.devices))
+        if "sqlite" in cases:
+            sqlite_db = str(work / "collector.sqlite")
+            results.append(drain_case(broker, work, "1 collector, SQLite", sqlite_db, 1,
+                                      args.anomalies, args.devices))
         pg_db = server.new_database("ingest_bench")
-        results.append(drain_case(broker, work, "1 collector, PostgreSQL", pg_db, 1,
-                                  args.anomalies, args.devices))
-        results.append(drain_case(broker, work, "3 collectors, PostgreSQL", pg_db, 3,
-                                  args.anomalies, args.devices))
-        results.append(devices_case(server, args.fleet))
+        if "postgresql" in cases:
+            results.append(drain_case(broker, work, "1 collector, PostgreSQL", pg_db, 1,
+                                      args.anomalies, args.devices))
+        if "group" in cases:
+            results.append(drain_case(broker, work, "3 collectors, PostgreSQL", pg_db, 3,
+                                      args.anomalies, args.devices))
+        if "kill" in cases:
+            results.append(kill_case(broker, work, server.new_database("kill_bench"),
+                                     args.anomalies, args.devices, args.heartbeat_interval))
+        if "devices" in cases:
+            results.append(devices_case(server, args.fleet))
     finally:
         server.close()
         broker.close()
