@@ -104,7 +104,7 @@ ARCHES = {
         cpu_model="24Kc", host_userland=False, big_endian=False,
         # Linux routes interrupts only for Malta's slots 18-21; a virtio device beyond them gets
         # no IRQ and fails (virtio_console: "Error -22 initializing vqs")
-        opkg_arch="mipsel_24kc", pci_slots=(18, 19, 20, 21), time_scale=5),
+        opkg_arch="mipsel_24kc", pci_slots=(18, 19, 20, 21), time_scale=10),
     "s390x": Arch(
         name="s390x", debian="s390x", triplet="s390x-linux-gnu", qemu="qemu-system-s390x",
         machine=("-M", "s390-ccw-virtio"), kernel_meta="linux-image-s390x",
