@@ -384,27 +384,31 @@ class SqlStore(FleetSql, Store):
     # the rollups, coarsest first: (table, seconds per row)
     ROLLUPS = (("anomaly_counts_hourly", HOURLY_ROLLUP_SECONDS), ("anomaly_counts", ROLLUP_SECONDS))
 
-    def _counts(self, where, bucket_seconds=None):
+    def _counts(self, where, bucket_seconds=None, by_kind=True):
         """[(bucket, severity, kind, n)] in where.since .. where.until, exact: whole hours from
         anomaly_counts_hourly (when the bars are whole hours), whole 5 minutes around them from
         anomaly_counts, the partial ones at both ends (and anything filtered by device, or cut
         finer than the rollup) from the anomalies themselves. Without bucket_seconds, one
-        bucket (0) for the whole range."""
+        bucket (0) for the whole range; without by_kind, one kind ('') for all."""
         if where.since is None or where.until is None:
             raise ValueError("counts need since and until")
         if bucket_seconds is None:
             def bucket(column):
                 return "0"
-            group, size_args = "2, 3", []
+            group, size_args = ["2", "3"], []
         else:
             bucket = self._bucket
-            group, size_args = "1, 2, 3", [float(bucket_seconds)] * 2
+            group, size_args = ["1", "2", "3"], [float(bucket_seconds)] * 2
+        kind = "kind"
+        if not by_kind:
+            group, kind = group[:-1], "''"
+        group = ", ".join(group)
 
         def rows(sql, args):
             return [(r["b"], r["severity"], r["kind"], r["n"]) for r in self._x(sql, args)]
 
-        raw_sql = ("SELECT %s AS b, severity, kind, COUNT(*) AS n FROM anomalies%%s "
-                   "GROUP BY %s" % (bucket("received_at"), group))
+        raw_sql = ("SELECT %s AS b, severity, %s AS kind, COUNT(*) AS n FROM anomalies%%s "
+                   "GROUP BY %s" % (bucket("received_at"), kind, group))
         # a rollup serves when its rows fall whole into the bars
         rollups = [] if where.device else [
             (table, size) for table, size in self.ROLLUPS
@@ -418,9 +422,9 @@ class SqlStore(FleetSql, Store):
                 continue
             sql, args = self._where(part, time_column="bucket")
             # PostgreSQL sums bigints into numeric (a Decimal in Python, which JSON cannot carry)
-            out.extend(rows("SELECT %s AS b, severity, kind, CAST(SUM(n) AS BIGINT) AS n "
-                            "FROM %s%s GROUP BY %s" % (bucket("bucket"), table, sql, group),
-                            size_args + args))
+            out.extend(rows("SELECT %s AS b, severity, %s AS kind, CAST(SUM(n) AS BIGINT) "
+                            "AS n FROM %s%s GROUP BY %s" % (bucket("bucket"), kind, table, sql,
+                                                            group), size_args + args))
         return out
 
     def _count_hourly(self, stored):
@@ -440,7 +444,7 @@ class SqlStore(FleetSql, Store):
         if where.since is None or where.until is None:
             raise ValueError("a histogram needs since and until")
         out = {}
-        for bucket, severity, _, n in self._counts(where, bucket_seconds):
+        for bucket, severity, _, n in self._counts(where, bucket_seconds, by_kind=False):
             out[(bucket, severity)] = out.get((bucket, severity), 0) + n
         return out
 
