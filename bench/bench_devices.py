@@ -110,30 +110,29 @@ def measure(backend, db, store, devices, now, repeat, rows):
         harness.ratios(times, "sweep", "plain pass")))
 
 
+def filled_and_measured(backend, db, devices, now, repeat, rows):
+    from routerwatch_collector.stores import open_store
+    store = open_store(db)
+    try:
+        fill(store, devices, now)
+        measure(backend, db, store, devices, now, repeat, rows)
+    finally:
+        store.close()
+
+
 def run(quick=False, workdir=None, devices=None, repeat=None):
     devices = devices or (QUICK if quick else FULL)
     repeat = repeat or (2 if quick else 3)
     rows, notes = [], []
     now = time.time()
-    from routerwatch_collector.stores import open_store
     with harness.Workdir(workdir) as work:
         db = str(Path(work) / ("devices-%d.sqlite" % devices))
         Path(db).unlink(missing_ok=True)
-        store = open_store(db)
-        try:
-            fill(store, devices, now)
-            measure("SQLite", db, store, devices, now, repeat, rows)
-        finally:
-            store.close()
+        filled_and_measured("SQLite", db, devices, now, repeat, rows)
         server = PostgresServer().start()
         try:
-            url = server.new_database("devices_bench")
-            store = open_store(url)
-            try:
-                fill(store, devices, now)
-                measure("PostgreSQL", url, store, devices, now, repeat, rows)
-            finally:
-                store.close()
+            filled_and_measured("PostgreSQL", server.new_database("devices_bench"), devices, now,
+                                repeat, rows)
             notes.append("PostgreSQL %s, a throwaway server (fsync off)"
                          % Path(server.bindir).parts[-2])
         finally:
