@@ -18,7 +18,7 @@ from pathlib import Path
 import harness
 
 BENCHMARKS = ("logins", "integrity", "conntrack", "delivery", "latency", "footprint", "dashboard",
-              "homeassistant")
+              "devices", "homeassistant")
 
 
 def main(argv=None):

@@ -14,6 +14,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_conntrack  # noqa: E402
 import bench_delivery  # noqa: E402
+import bench_devices  # noqa: E402
 import bench_footprint  # noqa: E402
 import bench_homeassistant  # noqa: E402
 import bench_integrity  # noqa: E402
@@ -145,6 +146,16 @@ def test_delivery(tmp_path):
     assert rows["anomalies: sink alone"]["routerwatch_info"]["delivered"] == 200
     assert rows["anomalies: collector alone"]["routerwatch_info"]["stored"] == 200
     assert rows["fleet: 200 devices x 1 heartbeat"]["routerwatch_info"]["recorded"] == 200
+
+
+def test_devices(tmp_path):
+    res = bench_devices.run(quick=True, workdir=tmp_path, devices=2000, repeat=1)
+    assert_well_formed(res, "devices")
+    cases = [row["case"] for row in res["rows"]]
+    for backend in ("SQLite", "PostgreSQL"):
+        assert "devices, %s, 2000 devices" % backend in cases
+        assert "devices --json, %s, 2000 devices" % backend in cases
+        assert "silence sweep, %s, 2000 devices (2 due)" % backend in cases
 
 
 def test_latency(tmp_path):
