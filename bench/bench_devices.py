@@ -8,9 +8,12 @@ The rows are written straight into the collector's schema (as ingest leaves them
 heartbeat, a firmware document, counters; 1 in 100 devices with a sequence gap, 1 in 1,000 due
 for a silence alarm). Reference: `sqlite3` / `psql` printing `SELECT * FROM devices ORDER BY
 device` unaligned, the floor for any program that lists every device. Ratio: collector time /
-reference time.
+reference time. Each row also keeps the CPU seconds of every run (user + system), which a busy
+machine inflates less than the wall time.
 """
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -57,20 +60,23 @@ def fill(store, devices, now):
     store._x("ANALYZE")
 
 
-def cli_run(db, *extra):
-    def run():
-        seconds, proc = harness.run_timed(
-            [harness.python_exe(), "-m", "routerwatch_collector.cli", "devices", "--db", db]
-            + list(extra), stdout=subprocess.PIPE, env=harness.subprocess_env())
-        return seconds, proc.stdout.count(b"\n")
-    return run
+def timed_with_cpu(argv, cpu, **kwargs):
+    """Wall seconds of one run, and its lines; the CPU seconds of the process (user + system)
+    appended to `cpu`: on a shared machine the wall time also counts waiting for a core."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, proc = harness.run_timed(argv, stdout=subprocess.PIPE, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 3))
+    return seconds, proc.stdout.count(b"\n")
 
 
-def client_run(argv):
-    def run():
-        seconds, proc = harness.run_timed(argv, stdout=subprocess.PIPE)
-        return seconds, proc.stdout.count(b"\n")
-    return run
+def cli_run(db, extra, cpu):
+    argv = [harness.python_exe(), "-m", "routerwatch_collector.cli", "devices", "--db", db]
+    return lambda: timed_with_cpu(argv + list(extra), cpu, env=harness.subprocess_env())
+
+
+def client_run(argv, cpu):
+    return lambda: timed_with_cpu(argv, cpu)
 
 
 def sweep_run(store, now):
@@ -95,13 +101,16 @@ def measure(backend, db, store, devices, now, repeat, rows):
     else:
         reference = ["psql", "-X", "-At", "-d", db, "-c", "SELECT * FROM devices ORDER BY device"]
     for label, extra in (("devices", ()), ("devices --json", ("--json",))):
-        times, lines = harness.interleaved({"client": client_run(reference),
-                                            "collector": cli_run(db, *extra)}, repeat)
+        cpu = {"client": [], "collector": []}
+        times, lines = harness.interleaved({"client": client_run(reference, cpu["client"]),
+                                            "collector": cli_run(db, extra, cpu["collector"])},
+                                           repeat)
         assert lines["collector"] >= devices, lines
         rows.append(harness.comparison(
             "%s, %s, %d devices" % (label, backend, devices), reference[0] + " SELECT *",
             times["client"], times["collector"],
-            harness.ratios(times, "collector", "client"), target_seconds=2.0))
+            harness.ratios(times, "collector", "client"), target_seconds=2.0,
+            cpu_seconds=cpu, load_average=os.getloadavg()[0]))
     times, extras = harness.interleaved({"plain pass": plain_pass_run(store),
                                          "sweep": sweep_run(store, now + 30)}, repeat)
     rows.append(harness.comparison(
