@@ -410,6 +410,20 @@ def encode(payload):
     return data
 
 
+_FIELD_NAMES = {}
+
+
+def _field_names(cls):
+    """(every field name, the required ones) of a payload class, worked out once per class."""
+    found = _FIELD_NAMES.get(cls)
+    if found is None:
+        fields_ = cls.__dataclass_fields__
+        found = _FIELD_NAMES[cls] = (
+            frozenset(fields_), frozenset(n for n, f in fields_.items()
+                                          if f.default is MISSING and f.default_factory is MISSING))
+    return found
+
+
 def decode(data, expected_type=None):
     """Bytes from the wire -> payload object, or ContractError. Never raises anything else."""
     if not isinstance(data, (bytes, bytearray, str)):
@@ -438,13 +452,11 @@ def decode(data, expected_type=None):
         raise ContractError("unknown message type %r" % (clip(repr(kind), 40),))
     if expected_type is not None and kind != expected_type:
         raise ContractError("message type %r arrived on the %s topic" % (kind, expected_type))
-    names = set(cls.__dataclass_fields__)
-    unknown = set(obj) - names
+    names, required = _field_names(cls)
+    unknown = obj.keys() - names
     if unknown:
         raise ContractError("unknown field(s): %s" % clip(", ".join(sorted(map(str, unknown))), 120))
-    required = {n for n, f in cls.__dataclass_fields__.items()
-                if f.default is MISSING and f.default_factory is MISSING}
-    missing = required - set(obj)
+    missing = required - obj.keys()
     if missing:
         raise ContractError("missing field(s): %s" % ", ".join(sorted(missing)))
     try:
