@@ -714,13 +714,14 @@ def list_devices(args):
     out = sys.stdout
     try:
         if args.json:
-            out.writelines(device_json(row) + "\n" for row in store.iter_devices())
+            out.writelines(device_json(row) + "\n"
+                           for row in store.iter_devices(labels=False))
             return EXIT_OK
         out.write("%-22s %-8s %-10s %-9s %-28s %9s %10s %5s\n" % (
             "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS",
             "GAPS"))
         suspect = 0
-        for row in store.iter_devices():
+        for row in store.iter_devices(documents=False):
             out.write("%-22s %-8s %-10s %-9s %-28s %9d %10d %5d\n" % (
                 printable(row.device), row.status or "-", _age(row.last_seen, now),
                 "yes" if row.silent_since else "no", printable(row.firmware_label())[:28] or "-",

@@ -267,9 +267,10 @@ class Store:
     def claim_silence(self, device, now):
         raise NotImplementedError
 
-    def iter_devices(self):
+    def iter_devices(self, labels=True, documents=True):
         """Every device as a DeviceListing, by device id, streamed from the database (memory
-        does not grow with the fleet)."""
+        does not grow with the fleet). labels=False leaves out the firmware's release and
+        model, documents=False the last heartbeat and firmware documents (None)."""
         raise NotImplementedError
 
     def report_progress(self, collector_run, caught_up_at, now):

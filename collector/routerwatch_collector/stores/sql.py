@@ -546,16 +546,20 @@ class SqlStore(FleetSql, Store):
     # a JSON column read as its text (PostgreSQL's jsonb would be decoded by the driver)
     JSON_TEXT = "%s"
 
-    def iter_devices(self):
+    def iter_devices(self, labels=True, documents=True):
         # one statement, device order: the gap totals joined in, the firmware's release and
         # model from their generated columns, the JSON documents passed on as text; the
-        # columns in DeviceListing's order
-        sql = ("SELECT %s, COALESCE(g.m, 0), COALESCE(g.s, 0), d.firmware_release, "
-               "d.firmware_model, %s, %s FROM devices d LEFT JOIN ("
-               "SELECT device, CAST(SUM(%s) AS BIGINT) AS m, CAST(SUM(%s) AS BIGINT) AS s "
-               "FROM gaps GROUP BY device) g ON g.device = d.device ORDER BY d.device" % (
+        # columns in DeviceListing's order. What the caller does not want is NULL (SQLite
+        # computes its virtual columns only when they are read)
+        sql = ("SELECT %s, COALESCE(g.m, 0), COALESCE(g.s, 0), %s, %s, %s, %s FROM devices d "
+               "LEFT JOIN (SELECT device, CAST(SUM(%s) AS BIGINT) AS m, "
+               "CAST(SUM(%s) AS BIGINT) AS s FROM gaps GROUP BY device) g "
+               "ON g.device = d.device ORDER BY d.device" % (
                    ", ".join("d." + c for c in DEVICE_LISTING_PLAIN[:-2]),
-                   self.JSON_TEXT % "d.last_heartbeat", self.JSON_TEXT % "d.firmware",
+                   "d.firmware_release" if labels else "NULL",
+                   "d.firmware_model" if labels else "NULL",
+                   self.JSON_TEXT % "d.last_heartbeat" if documents else "NULL",
+                   self.JSON_TEXT % "d.firmware" if documents else "NULL",
                    _GAP_MISSING, _GAP_SUSPECT))
         make = DeviceListing._make
         for row in self._stream(sql):

@@ -47,6 +47,18 @@ def test_the_list_holds_the_same_devices_and_values_as_the_device_reads(store):
     assert listed[1].firmware_label() == "" and listed[1].last_heartbeat_json is None
 
 
+def test_the_list_leaves_out_what_its_reader_does_not_want(store):
+    _fleet(store)
+    full = {d.device: d for d in store.iter_devices()}
+    for listing in store.iter_devices(labels=False):
+        assert listing.firmware_release is listing.firmware_model is None
+        assert listing == full[listing.device]._replace(firmware_release=None,
+                                                        firmware_model=None)
+    for listing in store.iter_devices(documents=False):
+        assert listing.last_heartbeat_json is listing.firmware_json is None
+        assert listing.plain() == full[listing.device].plain()
+
+
 def test_a_changed_inventory_changes_the_listed_firmware(store):
     _fleet(store)
     store.record_inventory(Inventory(
