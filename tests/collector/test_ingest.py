@@ -140,6 +140,54 @@ def test_the_whole_message_set_lands_in_the_device_row(ingest, store):
     assert row.firmware["model"] == "TP-Link Archer C7 v5"
 
 
+def test_a_batch_of_many_devices_is_written_whole_with_its_gaps_and_counts(ingest, store):
+    # more devices and anomalies than one multi-row statement holds
+    devices = ["rw-b%05d" % n for n in range(700)]
+    feed(ingest, [anomaly(1, device=d) for d in devices[:3]])
+    ingest.flush(T0)
+    batch = [anomaly(seq, device=d) for d in devices for seq in (1, 2)]
+    batch += [anomaly(5, device=devices[0]),       # after 1, 2: 3 and 4 are missing
+              anomaly(4, device=devices[1])]       # after 1, 2: 3 is missing
+    feed(ingest, batch)
+    stored = ingest.flush(T0 + 1)
+    assert len(stored) == 2 * 700 - 3 + 2 and store.anomaly_count() == 2 * 700 + 2
+    assert {(g["device"], g["first_seq"], g["last_seq"]) for g in store.gaps()} == {
+        (devices[0], 3, 4), (devices[1], 3, 3)}
+    counts = {row.device: row.anomalies for row in store.devices()}
+    assert counts == dict({d: 2 for d in devices}, **{devices[0]: 3, devices[1]: 3})
+
+
+def test_a_retained_replay_and_live_messages_of_one_device_in_one_batch(ingest, store):
+    other_run = "fedcba9876543210"
+    feed(ingest, [inventory(device="rw-known")], now=T0 - 100)
+    ingest.flush(T0 - 100)
+    feed(ingest, [inventory(device="rw-new")], now=T0, retained=True)
+    feed(ingest, [anomaly(1, device="rw-new", run=other_run)], now=T0 + 5)
+    feed(ingest, [inventory(device="rw-replayed")], now=T0, retained=True)
+    feed(ingest, [inventory(device="rw-known", run=other_run)], now=T0, retained=True)
+    ingest.flush(T0 + 5)
+    rows = {row.device: row for row in store.devices()}
+    assert (rows["rw-new"].first_seen, rows["rw-new"].last_seen, rows["rw-new"].run) == (
+        T0, T0 + 5, other_run)
+    assert (rows["rw-replayed"].first_seen, rows["rw-replayed"].last_seen) == (T0, T0)
+    # a replay proves nothing about now: the known device keeps its run and last_seen
+    assert (rows["rw-known"].last_seen, rows["rw-known"].run) == (T0 - 100, RUN)
+
+
+@pytest.mark.parametrize("order, expected", [(("heartbeat", "stop"), "stopped"),
+                                             (("stop", "heartbeat"), "online")])
+def test_a_status_and_a_heartbeat_in_one_batch_apply_in_arrival_order(ingest, store, order,
+                                                                       expected):
+    feed(ingest, [status("online", 1), anomaly(1, device="rw-other")])
+    ingest.flush(T0)
+    messages = {"heartbeat": heartbeat(1), "stop": status("offline", 2)}
+    feed(ingest, [messages[name] for name in order] + [anomaly(2, device="rw-other")],
+         now=T0 + 1)
+    ingest.flush(T0 + 1)
+    rows = {row.device: row for row in store.devices()}
+    assert rows[DEVICE].status == expected and rows["rw-other"].anomalies == 2
+
+
 # ----------------------------------------------------------------------------- agent.silent
 
 def silent(stored):

@@ -48,6 +48,35 @@ def test_a_batch_inside_a_transaction_that_fails_leaves_nothing_behind(store):
     assert store.anomaly_count() == 0
 
 
+def test_a_commit_sqlite_refuses_is_rolled_back_and_the_next_transaction_begins(tmp_path):
+    store = SqliteStore(tmp_path / "collector.sqlite")
+    # a deferred foreign key is checked at COMMIT: the one way to make SQLite refuse a commit
+    store._x("PRAGMA foreign_keys = ON")
+    store._x("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
+    store._x("CREATE TEMP TABLE child (p INTEGER REFERENCES parent (id) "
+             "DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction():
+            store.add_anomalies([anomaly(1)], T0)
+            store._x("INSERT INTO child VALUES (7)")
+    assert store.anomaly_count() == 0
+    with store.transaction():
+        with store.transaction():          # nested: joins the outer one
+            store.add_anomalies([anomaly(1)], T0)
+    assert store.anomaly_count() == 1
+    store.close()
+
+
+def test_a_batch_repeating_a_key_stores_it_once_and_reports_the_first(store):
+    batch = [anomaly(seq, device="rw-d%04d" % (seq % 600)) for seq in range(1, 1201)]
+    new = store.add_anomalies(batch + batch[:3], [T0 + n for n in range(len(batch) + 3)])
+    assert [(a.device, a.seq, a.received_at) for a in new] == [
+        (a.device, a.seq, T0 + n) for n, a in enumerate(batch)]
+    assert store.anomaly_count() == 1200
+    assert store.highest_anomaly_seqs([("rw-d0001", RUN), ("rw-d9999", RUN)]) == {
+        ("rw-d0001", RUN): 1201 - 600}
+
+
 def test_queries_filter_by_device_kind_family_and_arrival_time_newest_first(store):
     store.add_anomalies([anomaly(1, kind="login.bruteforce")], T0 + 10)
     store.add_anomalies([anomaly(2, kind="conn.new_listener")], T0 + 20)
