@@ -103,6 +103,7 @@ class Subscriber:
         self._committed = collections.deque()   # [(connection, mid, qos)] of written batches
         self._unacked = 0            # QoS 1 messages received and not yet acknowledged
         self._stop = None
+        self._writer_error = None    # what ended the writer thread, raised by run()
         self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
         if username:
             self.client.username_pw_set(username, password or None)
@@ -161,7 +162,8 @@ class Subscriber:
                 self._inbox.put(item, timeout=0.1)
                 break
             except queue.Full:       # the writer is behind (or the store is failing): wait
-                if self._stop is not None and self._stop.is_set():
+                if self._writer_error is not None or (
+                        self._stop is not None and self._stop.is_set()):
                     return           # not acknowledged: the broker sends it again
         if ack:
             self._unacked += 1
@@ -183,7 +185,7 @@ class Subscriber:
         else:
             client.connect_async(self.host, self.port, self.keepalive)
         writer_done = threading.Event()
-        writer = threading.Thread(target=self._write_loop, args=(writer_done,),
+        writer = threading.Thread(target=self._writer, args=(writer_done,),
                                   name="collector-writer", daemon=True)
         writer.start()
         socket_open = False
@@ -193,6 +195,9 @@ class Subscriber:
         warned = False
         try:
             while not stop.is_set():
+                if self._writer_error is not None:
+                    # what would have ended a single-threaded loop ends this one too
+                    raise self._writer_error
                 now = self.clock()
                 if not socket_open:
                     if now >= next_attempt:
@@ -250,6 +255,12 @@ class Subscriber:
                     self._unacked = max(0, self._unacked - 1)
 
     # ------------------------------------------------------------------ the writer thread
+    def _writer(self, done):
+        try:
+            self._write_loop(done)
+        except BaseException as exc:     # a hook that failed: the MQTT thread raises it
+            self._writer_error = exc
+
     def _write_loop(self, done):
         """Take messages off the inbox, write them in batches, tick: until `done` is set and
         the inbox is empty; then the last batch is written (one last try even if the store

@@ -140,3 +140,32 @@ def test_the_collector_receives_over_mutual_tls(tmp_path):
             thread.join(10)
             store.close()
     assert stored[0].seq == 1 and stored[0].evidence["source_ip"] == "203.0.113.7"
+
+
+def test_a_failing_stored_hook_ends_the_run_with_its_error(mosquitto_broker, store_url):
+    store = open_store(store_url)
+
+    def hook(row):
+        raise RuntimeError("the hook failed")
+    subscriber = Subscriber(Ingest(store), mosquitto_broker.host, mosquitto_broker.port,
+                            client_id="hook-fails", on_stored=hook)
+    stop = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            subscriber.run(stop)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: subscriber.connected)
+        time.sleep(0.3)    # SUBACK
+        publish(mosquitto_broker, [anomaly(1)])
+        thread.join(20)
+    finally:
+        stop.set()
+        thread.join(10)
+        store.close()
+    assert errors == ["the hook failed"]
