@@ -17,8 +17,10 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
+from functools import lru_cache
 
 from . import __version__, jsonio
+from .contract import wire_text
 
 EXIT_OK, EXIT_FOUND, EXIT_CONFIG, EXIT_START, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -230,9 +232,36 @@ def run_forever(args, config):
             logging.getLogger("routerwatch").error("%s; keeping the previous configuration", exc)
 
 
+@lru_cache(maxsize=1024)
+def _json_wire_text(text):
+    """A user name or an address as a JSON string of its wire text; cached because a
+    connection's lines repeat them (bounded: 1024 strings of at most MAX_USER_CHARS or an
+    address)."""
+    return jsonio.dumps(wire_text(text))
+
+
+# check-log's line: jsonio.dumps(wire_value(attempt._asdict())) spelled out, because it is made
+# once per event and a dict through the JSON encoder cost half of check-log under attack.
+# service, outcome and method are the parsers' own words ([a-z_]), the numbers are the parsers'
+# bounded ints, and the time is a float of logread's range, whose repr() is its JSON text
+# (tests/agent/test_cli_login.py compares both forms on hostile lines).
+_ATTEMPT_JSON = ('{"time":%r,"service":"%s","outcome":"%s","method":"%s","user":%s,'
+                 '"source_ip":%s,"source_port":%s,"pid":%s,"attempts":%d}')
+
+
+def wire_login_attempt(attempt):
+    """One LoginAttempt as check-log prints it: every field in its order (time, service,
+    outcome, method, user, source_ip, source_port, pid, attempts)."""
+    when, service, outcome, method, user, ip, port, pid, attempts = attempt
+    return _ATTEMPT_JSON % (when, service, outcome, method,
+                            "null" if user is None else _json_wire_text(user),
+                            "null" if ip is None else _json_wire_text(ip),
+                            "null" if port is None else port, "null" if pid is None else pid,
+                            attempts)
+
+
 def check_log(path):
     """Print each recognised login event as JSON, then a summary; exit 1 if none was found."""
-    from .contract import wire_value
     from .sources.logread import LineTally, iter_login_attempts
 
     try:
@@ -244,16 +273,15 @@ def check_log(path):
     by_outcome = {}
     sources = set()
     tally = LineTally()
-    dumps, write = jsonio.dumps, sys.stdout.write
+    write = sys.stdout.write
     try:
         for attempt in iter_login_attempts(handle, tally=tally):
             recognised += 1
-            by_outcome[attempt.outcome] = by_outcome.get(attempt.outcome, 0) + 1
-            if attempt.source_ip:
-                sources.add(attempt.source_ip)
-            # every field of the event, in its order: time, service, outcome, method, user,
-            # source_ip, source_port, pid, attempts
-            write(dumps(wire_value(attempt._asdict())) + "\n")
+            outcome = attempt[2]
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+            if attempt[5]:
+                sources.add(attempt[5])
+            write(wire_login_attempt(attempt) + "\n")
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / "tests" / "fixtures" / "logs"
@@ -116,3 +118,45 @@ def test_once_on_the_luci_attack_log(tmp_path):
     assert [(a["evidence"]["source_ip"], a["evidence"]["service"]) for a in brute] == [
         ("203.0.113.50", "luci")]
     assert "login.success_after_failures" in {a["kind"] for a in anomalies}
+
+
+def _events_of_every_fixture():
+    from routerwatch.sources.logread import iter_login_attempts
+    events = []
+    for path in sorted(LOGS.glob("*.log")):
+        with open(path, "rb") as handle:
+            events.extend(iter_login_attempts(handle))
+    return events
+
+
+def test_check_log_lines_are_the_wire_form_of_each_event():
+    """check-log spells its JSON line out (it runs once per event); it must be exactly what
+    the general encoder makes of the event, hostile user names and addresses included."""
+    from routerwatch import jsonio
+    from routerwatch.cli import wire_login_attempt
+    from routerwatch.contract import wire_value
+    events = _events_of_every_fixture()
+    assert len(events) > 100
+    assert any(e.user and not e.user.isprintable() for e in events)   # the hostile corpus
+    for event in events:
+        assert wire_login_attempt(event) == jsonio.dumps(wire_value(event._asdict()))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.just(0.0), st.integers(0, 10 ** 12).map(lambda ms: ms / 1000.0),
+                 st.floats(-1e11, 1e13, allow_nan=False)),
+       st.one_of(st.none(), st.text(max_size=70)), st.one_of(st.none(), st.text(max_size=40)),
+       st.one_of(st.none(), st.integers(0, 65535)), st.one_of(st.none(), st.integers(0, 10 ** 10)),
+       st.integers(1, 1000))
+def test_check_log_line_of_any_field_values(when, user, ip, port, pid, attempts):
+    from routerwatch import jsonio
+    from routerwatch.cli import wire_login_attempt
+    from routerwatch.contract import wire_value
+    from routerwatch.events import LoginAttempt
+    for service, outcome, method in (("ssh", "failure", "exit_summary"),
+                                     ("luci", "success", "password")):
+        event = LoginAttempt(when, service, outcome, method, user, ip, port, pid, attempts)
+        assert json.loads(wire_login_attempt(event)) == json.loads(
+            jsonio.dumps(wire_value(event._asdict())))
+        if abs(when) >= 1e-4 or when == 0:
+            assert wire_login_attempt(event) == jsonio.dumps(wire_value(event._asdict()))

@@ -69,102 +69,116 @@ _USER = r"'(?P<user>.*)'"
 
 _JOURNAL_PREFIX = re.compile(r"\A\[\d{1,10}\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ")
 
-# (regex, kind, method) per message head (the first six characters): one dict lookup picks the
-# at most two patterns worth trying, so most lines cost one regex.
-_PATTERNS = {}
+# Every message pattern, in the order they are tried, becomes one alternative of MESSAGE_PATTERN:
+# alternative N is the group "dN" and its fields are "dN_addr", "dN_user", ... (a regex may name
+# a group once), so one match reads a message and the name of the group that closed last
+# (m.lastgroup) says which pattern it was. The alternatives are tried in order and the first that
+# reads the whole message wins, so the order below is the order of precedence.
+_ALTERNATIVES = []            # regex text of each alternative
+_MEANING = {}                 # "dN" -> (kind, method, addr, user, fails, reason group names)
+_FIELDS = ("addr", "user", "fails", "reason")
 
 
-def _add(head, pattern, kind, method):
-    _PATTERNS.setdefault(head, []).append((re.compile(r"\A" + pattern + r"\Z", re.S), kind, method))
+def _add(pattern, kind, method):
+    name = "d%d" % len(_ALTERNATIVES)
+    named = re.sub(r"\(\?P<(%s)>" % "|".join(_FIELDS), r"(?P<%s_\1>" % name, pattern)
+    # the name is an empty group at the end, not one around the pattern: an alternative that
+    # starts with a literal is skipped at its first character (the regex engine checks that
+    # before entering it), so the ~30 alternatives cost little more than the one that matches
+    _ALTERNATIVES.append("%s(?P<%s>)" % (named, name))
+    _MEANING[name] = (kind, method) + tuple(
+        "%s_%s" % (name, field) if "(?P<%s>" % field in pattern else None for field in _FIELDS)
 
 
-_add("Child ", r"Child connection from " + _ADDR, CONNECTION, "")
-for _head, _text in (("Bad pa", "Bad password"), ("bad pa", "bad password")):
-    _add(_head, _text + r" attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
-_add("Bad PA", r"Bad PAM password attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
-_add("Too-lo", r"Too-long password attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
-_add("Passwo", r"Password auth succeeded for " + _USER + r" from " + _ADDR
+_add(r"Child connection from " + _ADDR, CONNECTION, "")
+for _text in ("Bad password", "bad password"):
+    _add(_text + r" attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
+_add(r"Bad PAM password attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
+_add(r"Too-long password attempt for " + _USER + r" from " + _ADDR, FAILURE, "password")
+_add(r"Password auth succeeded for " + _USER + r" from " + _ADDR
      + r", extra auth required", SUCCESS, "password_partial")
-_add("Passwo", r"Password auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
-_add("passwo", r"password auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
-_add("PAM au", r"PAM auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
-_add("Auth s", r"Auth succeeded with blank password for " + _USER + r" from " + _ADDR,
+_add(r"Password auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
+_add(r"password auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
+_add(r"PAM auth succeeded for " + _USER + r" from " + _ADDR, SUCCESS, "password")
+_add(r"Auth succeeded with blank password for " + _USER + r" from " + _ADDR,
      SUCCESS, "blank_password")
 # a key fingerprint: "SHA256:<base64>" (2020.79+), "md5 <hex:..>" or "sha1!! <hex:..>" before
 _KEY = r"(?:[^\s']{1,128}|md5 [0-9a-f:]{1,64}|sha1!! [0-9a-f:]{1,80})"
-_add("Pubkey", r"Pubkey auth succeeded for " + _USER + r" with [^\s']{1,64} key " + _KEY
+_add(r"Pubkey auth succeeded for " + _USER + r" with [^\s']{1,64} key " + _KEY
      + r" from " + _ADDR + r", extra auth required", SUCCESS, "pubkey_partial")
-_add("Pubkey", r"Pubkey auth succeeded for " + _USER + r" with (?:[^\s']{1,64} )?key " + _KEY
+_add(r"Pubkey auth succeeded for " + _USER + r" with (?:[^\s']{1,64} )?key " + _KEY
      + r" from " + _ADDR, SUCCESS, "pubkey")
-_add("pubkey", r"pubkey auth succeeded for " + _USER + r" with key " + _KEY + r" from " + _ADDR,
+_add(r"pubkey auth succeeded for " + _USER + r" with key " + _KEY + r" from " + _ADDR,
      SUCCESS, "pubkey")
-for _head, _text in (("Pubkey", "Pubkey"), ("pubkey", "pubkey")):
-    _add(_head, _text + r" auth bad signature for " + _USER + r" with key " + _KEY + r" from "
+for _text in ("Pubkey", "pubkey"):
+    _add(_text + r" auth bad signature for " + _USER + r" with key " + _KEY + r" from "
          + _ADDR, FAILURE, "pubkey")
-for _head, _text in (("Login ", "Login"), ("login ", "login")):
-    _add(_head, _text + r" attempt for nonexistent user(?: from " + _ADDR + r")?",
+for _text in ("Login", "login"):
+    _add(_text + r" attempt for nonexistent user(?: from " + _ADDR + r")?",
          FAILURE, "unknown_user")
-    _add(_head, _text + r" attempt for nonexistent user " + _USER + r" from " + _ADDR,
+    _add(_text + r" attempt for nonexistent user " + _USER + r" from " + _ADDR,
          FAILURE, "unknown_user")
-_add("Login ", r"Login attempt with wrong user (?P<user>.*) from " + _ADDR, FAILURE, "wrong_user")
-_add("root l", r"root login rejected", FAILURE, "root_rejected")
-_add("User '", r"User " + _USER + r" has invalid shell, rejected", FAILURE, "invalid_shell")
-_add("User '", r"User " + _USER + r" has blank password, rejected", FAILURE, "blank_password")
-_add("User a", r"User account " + _USER + r" is locked", FAILURE, "locked")
-_add("Logins", r"Logins are restricted to the group [^']* but user " + _USER
+_add(r"Login attempt with wrong user (?P<user>.*) from " + _ADDR, FAILURE, "wrong_user")
+_add(r"root login rejected", FAILURE, "root_rejected")
+_add(r"User " + _USER + r" has invalid shell, rejected", FAILURE, "invalid_shell")
+_add(r"User " + _USER + r" has blank password, rejected", FAILURE, "blank_password")
+_add(r"User account " + _USER + r" is locked", FAILURE, "locked")
+_add(r"Logins are restricted to the group [^']* but user " + _USER
      + r" is not a member", FAILURE, "group_restricted")
 # "(user '%s', %u fails)": the name is non-greedy here because the reason after it can hold
 # client-chosen text ("Incompatible remote version '%s'") that might imitate ", 99 fails): "
-for _head, _text in (("Exit b", "Exit"), ("exit b", "exit")):
-    _add(_head, _text + r" before auth from <" + _ADDR + r">: (?:\(user '(?P<user>.*?)', "
+for _text in ("Exit", "exit"):
+    _add(_text + r" before auth from <" + _ADDR + r">: (?:\(user '(?P<user>.*?)', "
          r"(?P<fails>\d{1,10}) fails\): )?(?P<reason>.*)", EXIT_BEFORE_AUTH, "")
-    _add(_head, _text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
+    _add(_text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
          r"(?P<reason>Max auth tries reached - user '.*') from " + _ADDR, EXIT_BEFORE_AUTH, "")
     # without an address (tried after the two above): the PID's connection line names it
-    _add(_head, _text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
+    _add(_text + r" before auth(?: \(user '(?P<user>.*?)', (?P<fails>\d{1,10}) fails\))?: "
          r"(?P<reason>.*)", EXIT_BEFORE_AUTH, "")
-_add("Exit (", r"Exit \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
-_add("exit a", r"exit after auth \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*",
+_add(r"Exit \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
+_add(r"exit after auth \((?P<user>[^)]*)\)(?: from <" + _ADDR + r">)?: .*",
      SESSION_END, "")
-_add("Early ", r"Early exit(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
+_add(r"Early exit(?: from <" + _ADDR + r">)?: .*", SESSION_END, "")
 
 MAX_TRIES_PREFIX = "Max auth tries reached"
+
+# One alternation of every pattern: embedded in a larger regex (parsers/login_line.py reads a
+# whole logread line with it) or alone, as MESSAGE_RE; record_of() reads a match of either.
+MESSAGE_PATTERN = "(?:" + "|".join(_ALTERNATIVES) + ")"
+MESSAGE_RE = re.compile(MESSAGE_PATTERN + r"\Z", re.S)     # match() anchors the start
 
 
 # The lines of one connection repeat word for word ("Bad password attempt for 'root' from
 # 198.51.100.7:40112" up to -T times), and a record is immutable: a small cache spares the
-# regexes most of an attack. Bounded: 256 messages of at most a few hundred bytes.
+# regex most of an attack. Bounded: 256 messages of at most a few hundred bytes.
 @lru_cache(maxsize=256)
 def parse_message(message):
     """DropbearRecord for one dropbear message, or None when it is not about logins."""
-    candidates = _PATTERNS.get(message[:6])
-    if candidates is None:
+    m = MESSAGE_RE.match(message)
+    if m is None:
         if message[:1] != "[":
             return None
         # dropbear -E under a journal: "[825] Jul 10 23:53:52 Bad password attempt ..."
         prefix = _JOURNAL_PREFIX.match(message)
         if prefix is None:
             return None
-        message = message[prefix.end():]
-        candidates = _PATTERNS.get(message[:6])
-        if candidates is None:
-            return None
-    for regex, kind, method in candidates:
-        m = regex.match(message)
+        m = MESSAGE_RE.match(message, prefix.end())
         if m is None:
-            continue
-        return _record(m, kind, method)
-    return None
+            return None
+    return record_of(m)
 
 
 _new_record = tuple.__new__      # DropbearRecord without its Python-level __new__ (per line)
 
 
-def _record(m, kind, method):
-    groups = m.groupdict()
+def record_of(m):
+    """DropbearRecord of a match of MESSAGE_PATTERN (alone or inside a longer regex), or None
+    when its address slot holds something that is no address."""
+    kind, method, addr, user, fails, reason = _MEANING[m.lastgroup]
     ip = port = None
     port_cut = False
-    addr = groups.get("addr")
+    if addr is not None:
+        addr = m.group(addr)
     if addr is not None:
         parsed = split_host_port(addr)
         if parsed is None:
@@ -174,14 +188,16 @@ def _record(m, kind, method):
         if bracketed and kind != CONNECTION:
             port_cut = True
             port = None
-    user = groups.get("user")
     if user is not None:
-        user = clean_user(user)
-    fails = groups.get("fails")
+        user = m.group(user)
+        if user is not None:
+            user = clean_user(user)
     if fails is not None:
-        fails = min(int(fails), MAX_FAILS)
+        fails = m.group(fails)
+        if fails is not None:
+            fails = min(int(fails), MAX_FAILS)
     if kind == EXIT_BEFORE_AUTH:
-        method = "max_tries" if groups["reason"].startswith(MAX_TRIES_PREFIX) else "exit"
+        method = "max_tries" if m.group(reason).startswith(MAX_TRIES_PREFIX) else "exit"
     return _new_record(DropbearRecord, (kind, method, user, ip, port, fails, port_cut))
 
 

@@ -16,9 +16,12 @@ from typing import NamedTuple, Optional
 
 from .login_address import clean_user, normalise_ip
 
-_LUCI_RE = re.compile(
-    r"\A(?:\[info\] )?luci: (?P<outcome>accepted|failed) login on /(?P<path>.*?)"
-    r" for (?P<user>.*) from (?P<addr>[^\s]{1,80})\Z", re.S)
+# Group names start with "luci_" so that parsers/login_line.py can embed the pattern in a regex
+# of the whole line; record_of() reads a match of either.
+MESSAGE_PATTERN = (
+    r"(?P<luci>(?:\[info\] )?luci: (?P<luci_outcome>accepted|failed) login on /(?P<luci_path>.*?)"
+    r" for (?P<luci_user>.*) from (?P<luci_addr>[^\s]{1,80}))")
+MESSAGE_RE = re.compile(MESSAGE_PATTERN + r"\Z", re.S)     # match() anchors the start
 
 
 class LuciRecord(NamedTuple):
@@ -32,20 +35,26 @@ def parse_message(message):
     """LuciRecord for one log message (text after "tag[pid]: "), or None."""
     if "luci: " not in message[:14]:
         return None
-    m = _LUCI_RE.match(message)
+    m = MESSAGE_RE.match(message)
     if m is None:
         return None
-    addr = m.group("addr")
+    return record_of(m)
+
+
+def record_of(m):
+    """LuciRecord of a match of MESSAGE_PATTERN (alone or inside a longer regex), or None when
+    the address slot holds something that is no address."""
+    addr = m.group("luci_addr")
     if addr == "?":
         ip = None
     else:
         ip = normalise_ip(addr)
         if ip is None:
             return None     # something in the address slot that is no address: refuse the line
-    user = m.group("user")
-    outcome = "success" if m.group("outcome") == "accepted" else "failure"
+    user = m.group("luci_user")
+    outcome = "success" if m.group("luci_outcome") == "accepted" else "failure"
     return LuciRecord(outcome, None if user == "?" else clean_user(user), ip,
-                      m.group("path")[:128])
+                      m.group("luci_path")[:128])
 
 
 _CUT_RE = re.compile(r"\A(?:\[info\] )?luci: (?P<outcome>accepted|failed) login on /")

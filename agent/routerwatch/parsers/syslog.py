@@ -42,14 +42,16 @@ RFC3339_RE = re.compile(
     + _HOST + _REST, re.S)
 
 
-# The common case, logread with a tag: the same grammar as LOGREAD_RE with the tag required, in
-# positional groups, so a line costs one match and one groups() call. A line it does not match
-# goes the general way; one it matches, LOGREAD_RE would read the same.
+# The common case, logread with a tag: the same grammar as LOGREAD_RE with the tag required, so a
+# line costs one match and one groups() call. A line it does not match goes the general way; one
+# it matches, LOGREAD_RE would read the same. LOGREAD_HEAD, everything before the tag, is also the
+# start of parsers/login_line.py's regex, which reads a login line in one match.
+LOGREAD_HEAD = (
+    r"\A(?P<stamp>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}) "
+    r"(?:\[(?P<epoch>\d{1,12})\.(?P<ms>\d{3})\] )?"
+    r"(?:(?P<fac>[a-z0-9]{1,16}|<unknown>)\.(?P<prio>[a-z]{1,8}|<unknown>) |<\d{1,3}> )?")
 LOGREAD_FAST_RE = re.compile(
-    r"\A([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}) "
-    r"(?:\[(\d{1,12})\.(\d{3})\] )?"
-    r"(?:([a-z0-9]{1,16}|<unknown>)\.([a-z]{1,8}|<unknown>) |<\d{1,3}> )?"
-    r"([^\s\[\]:]{1,64})(?:\[(\d{1,10})\])?: (.*)\Z", re.S)
+    LOGREAD_HEAD + r"([^\s\[\]:]{1,64})(?:\[(\d{1,10})\])?: (.*)\Z", re.S)
 _STAMPS = {}                  # "Tue Nov 25 04:11:31 2025" -> epoch: lines of one second share it
 MAX_STAMPS = 256
 
@@ -74,30 +76,25 @@ def _logread_stamp(stamp):
 
 _STAMP_RE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\Z")
 _FACPRIO_RE = re.compile(r"(?:[a-z0-9]{1,16}|<unknown>)\.(?:[a-z]{1,8}|<unknown>)\Z")
-_FACPRIOS = {}                # "authpriv.warn" -> True when it is one (a router writes a few)
 LOGIN_TAGS = frozenset(("dropbear", "uhttpd"))
 
 
-_HEADS = {}                   # "<stamp> authpriv.warn dropbear[11628]" -> (time, tag, pid)
-MAX_HEADS = 256
+_MIDDLES = {}                 # "authpriv.warn dropbear[11628]" -> ("dropbear", 11628), or False
+MAX_MIDDLES = 256
 
 
 def split_logread(line):
     """(time, tag, pid, message) of a login line in logread's usual shape
     ("Tue Nov 25 04:11:31 2025 authpriv.warn dropbear[11628]: ..."), read with string
-    operations and caches instead of a regex; None when the line is in any other shape (the
+    operations and two caches instead of a regex; None when the line is in any other shape (the
     caller then asks parse_line, which reads it the same way when it is this shape). Under
-    attack every second line is a login line, and the lines of one connection in one second
-    share their head: this is the per-line cost that counts."""
+    attack every second line is a login line: the lines of one second share their stamp, and
+    those of one connection their "fac.prio tag[pid]", so both are mostly one dict lookup."""
     end = line.find(": ", 25)
     if end < 0:
         return None
-    head = line[:end]
-    known = _HEADS.get(head)
-    if known is not None:
-        return known + (line[end + 2:],)
     stamp = line[:24]
-    when = _STAMPS.get(stamp)
+    when = _STAMPS.get(stamp)     # holds only stamps _STAMP_RE or LOGREAD_FAST_RE accepted
     if when is None:
         if not _STAMP_RE.match(stamp):
             return None
@@ -106,31 +103,34 @@ def split_logread(line):
             return None
     if line[24:25] != " ":
         return None
-    facprio, sep, tagpid = head[25:].partition(" ")
-    valid = _FACPRIOS.get(facprio)
-    if valid is None:
-        valid = _FACPRIO_RE.match(facprio) is not None
-        if len(_FACPRIOS) < 256:
-            _FACPRIOS[facprio] = valid
-    if not (sep and valid):
+    middle = line[25:end]
+    known = _MIDDLES.get(middle)
+    if known is None:
+        known = _tag_and_pid(middle)
+        if len(_MIDDLES) >= MAX_MIDDLES:
+            _MIDDLES.clear()
+        _MIDDLES[middle] = known
+    if not known:
         return None
+    return when, known[0], known[1], line[end + 2:]
+
+
+def _tag_and_pid(middle):
+    """("dropbear", 11628) of "authpriv.warn dropbear[11628]" (a login tag, logread's shape),
+    or False."""
+    facprio, sep, tagpid = middle.partition(" ")
+    if not sep or _FACPRIO_RE.match(facprio) is None:
+        return False
     tag, bracket, pid = tagpid.partition("[")
     if tag not in LOGIN_TAGS:
-        return None
-    if bracket:
-        digits = pid[:-1]
-        if pid[-1:] != "]" or not 0 < len(digits) <= 10 or not digits.isdigit() \
-                or not digits.isascii():
-            return None
-        known = (when, tag, int(digits))
-    elif pid:
-        return None
-    else:
-        known = (when, tag, None)
-    if len(_HEADS) >= MAX_HEADS:
-        _HEADS.clear()
-    _HEADS[head] = known
-    return known + (line[end + 2:],)
+        return False
+    if not bracket:
+        return False if pid else (tag, None)
+    digits = pid[:-1]
+    if pid[-1:] != "]" or not 0 < len(digits) <= 10 or not digits.isdigit() \
+            or not digits.isascii():
+        return False
+    return tag, int(digits)
 
 
 class SyslogLine(NamedTuple):

@@ -34,12 +34,13 @@ import threading
 import time
 from collections import deque
 
-from ..parsers import dropbear, luci
-from ..parsers.syslog import parse_line, split_logread
+from ..parsers.login_line import DROPBEAR, parse_general, parse_usual
+from ..parsers.syslog import parse_line
 from ..events import LoginAttempt
 from .login_sessions import LoginSessions
 
 log = logging.getLogger("routerwatch")
+_new_attempt = tuple.__new__     # a LoginAttempt without its Python-level __new__ (per line)
 
 UNTRUSTED_TAIL_BYTES = 1000   # below logd's 1024-byte message cap with room for the header
 READ_CHUNK = 65536
@@ -151,44 +152,34 @@ class LoginLines:
         """Events completed by one raw line (bytes, no newline); reference = (year, month)."""
         if b"dropbear" not in raw and b"luci: " not in raw:
             return ()
+        return self.feed_candidate(raw, reference)
+
+    def feed_candidate(self, raw, reference):
+        """feed() of a line that passed might_be_login() (the caller tested it already)."""
         # undecodable bytes stay what they were (the runtime shows them as \xNN on the wire)
         line = raw.decode("utf-8", "surrogateescape")
-        if line.endswith("\r"):
+        if line[-1:] == "\r":
             line = line[:-1]
-        # logread's own shape the quick way; parse_line reads it the same, and every other shape
-        fields = split_logread(line)
-        if fields is not None:
-            when, tag, pid, message = fields
-        else:
-            record = parse_line(line, reference[0], reference[1])
-            if record is None:
-                return ()
-            when, tag, pid, message = record.time, record.tag, record.pid, record.message
         untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
-        if tag == "dropbear":
-            parsed = dropbear.parse_message(message)
-            if parsed is None and untrusted:
-                parsed = dropbear.parse_cut_message(message)
-            if parsed is None:
+        # logread's usual shape in one regex match; every other shape piece by piece
+        fields = parse_usual(line)
+        if fields is None:
+            fields = parse_general(line, reference[0], reference[1], untrusted)
+            if fields is None:
                 return ()
-            self.recognised += 1
+        when, pid, service, parsed = fields
+        self.recognised += 1
+        if service == DROPBEAR:
             if untrusted and parsed.ip is not None:
                 self.untrusted += 1
                 parsed = parsed._replace(ip=None, port=None)
             return self.sessions.feed(when, pid, parsed)
-        parsed = luci.parse_message(message)
-        if parsed is None and untrusted:
-            parsed = luci.parse_cut_message(message)
-        if parsed is None:
-            return ()
-        self.recognised += 1
         ip = parsed.ip
         if untrusted and ip is not None:
             self.untrusted += 1
             ip = None
-        return (LoginAttempt(time=when, service="luci", outcome=parsed.outcome,
-                             method="password", user=parsed.user, source_ip=ip,
-                             source_port=None, pid=pid),)
+        return (_new_attempt(LoginAttempt, (when, "luci", parsed.outcome, "password",
+                                            parsed.user, ip, None, pid, 1)),)
 
     def flush(self):
         return self.sessions.flush()
@@ -252,7 +243,7 @@ def iter_login_attempts(handle, max_line_bytes=2048, tally=None):
     except (OSError, AttributeError, ValueError):
         reference = reference_of(time.time())
     lines = LoginLines()
-    feed = lines.feed
+    feed = lines.feed_candidate
     counter = [0]
     for block in _capped_lines(handle, max_line_bytes, counter):
         for raw in block:
@@ -317,7 +308,7 @@ class LogSource:
     def drain(self, now, limit):
         reference = reference_of(now)
         out = []
-        feed = self._lines.feed
+        feed = self._lines.feed_candidate   # _push and _read_once kept only candidates
         if self.once:
             for raw in self._read_once(limit):
                 out.extend(feed(raw, reference))
