@@ -25,16 +25,24 @@ def find_nats_server():
 
 
 class NatsNode:
-    def __init__(self, workdir, name):
+    def __init__(self, workdir, name, taken):
         self.workdir = Path(workdir)
         self.name = name
         self.host = HOST
-        self.port = free_port()           # MQTT
-        self.client_port = free_port()
-        self.cluster_port = free_port()
-        self.monitor_port = free_port()   # HTTP monitoring: /jsz
         self.process = None
-        self.log_file = self.workdir / ("%s.log" % name)
+        self.choose_ports(taken)
+
+    def choose_ports(self, taken):
+        """Four distinct free ports, none in `taken` (the other nodes'); a port found free can
+        still be taken by another process before the node binds it: start() then tries anew."""
+        ports = []
+        while len(ports) < 4:
+            port = free_port()
+            if port not in taken and port not in ports:
+                ports.append(port)
+        taken.update(ports)
+        self.port, self.client_port, self.cluster_port, self.monitor_port = ports   # MQTT first
+        self.log_file = self.workdir / ("%s.log" % self.name)
 
     def write_config(self, peers, replicas):
         routes = ", ".join("nats-route://%s:%d" % (HOST, p.cluster_port) for p in peers
@@ -76,20 +84,42 @@ class NatsCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = find_nats_server()
         self.replicas = replicas
-        self.nodes = [NatsNode(self.workdir, "n%d" % (i + 1)) for i in range(nodes)]
+        taken = set()
+        self.nodes = [NatsNode(self.workdir, "n%d" % (i + 1), taken) for i in range(nodes)]
 
-    def start(self, timeout=30.0):
+    def start(self, timeout=30.0, attempts=3):
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except ServerError as exc:
+                self.close()
+                lost_a_port = any("address already in use" in n.log_text() for n in self.nodes)
+                if not lost_a_port or attempt == attempts:
+                    raise BrokerError(str(exc)) from None
+                # another process bound a port between free_port() and the node: new ports, a
+                # fresh directory (the failed nodes' JetStream state stays behind)
+                self.workdir = self.workdir.parent / ("%s-%d" % (self.workdir.name, attempt))
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                taken = set()
+                for node in self.nodes:
+                    node.workdir = self.workdir
+                    node.choose_ports(taken)
+
+    def _start_once(self, timeout):
         for node in self.nodes:
             node.start(self.binary, node.write_config(self.nodes, self.replicas))
-        try:
-            wait_until_ready(None, lambda: all(n.accepts_connections() for n in self.nodes),
-                             timeout, "the NATS cluster", interval=0.1,
-                             log=lambda: "\n".join("%s:\n%s" % (n.name, n.log_text())
-                                                   for n in self.nodes))
-        except ServerError as exc:
-            self.close()
-            raise BrokerError(str(exc)) from None
+        wait_until_ready(None, self._all_accept_connections,
+                         timeout, "the NATS cluster", interval=0.1,
+                         log=lambda: "\n".join("%s:\n%s" % (n.name, n.log_text())
+                                               for n in self.nodes))
         return self
+
+    def _all_accept_connections(self):
+        exited = [n.name for n in self.nodes if n.process.poll() is not None]
+        if exited:      # a node that could not bind its ports stops at once: no use waiting
+            raise ServerError("NATS node %s exited; log:\n%s" % (", ".join(exited), "\n".join(
+                "%s:\n%s" % (n.name, n.log_text()) for n in self.nodes)))
+        return all(n.accepts_connections() for n in self.nodes)
 
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)
