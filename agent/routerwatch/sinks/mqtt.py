@@ -203,6 +203,11 @@ class MqttSink:
             if self._thread is not None:
                 self._thread.join(timeout)
             if self._connected:
+                if self._online_due:
+                    # connected, but the publisher thread stopped before it said so: "online" on
+                    # every connect holds, and the stop that follows it has the higher seq
+                    self._online_due = False
+                    self._publish_status("online")
                 info = self._publish_status("offline") if clean else self._publish_last_will()
                 try:
                     info.wait_for_publish(max(0.1, deadline - time.monotonic()))
