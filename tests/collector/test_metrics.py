@@ -60,8 +60,14 @@ def test_a_scrape_counts_messages_rejects_duplicates_batches_devices_and_kinds(
         deadline = time.monotonic() + 30
         while True:
             samples = scrape(port)
+            # received is counted as a message arrives, the rest once the writer thread has
+            # stored its batch: wait for both
             if value(samples, "routerwatch_collector_messages_received_total") >= 8 and \
-                    value(samples, "routerwatch_collector_devices", state="online") == 1:
+                    value(samples, "routerwatch_collector_devices", state="online") == 1 and \
+                    value(samples, "routerwatch_collector_anomalies_stored_all_total") >= 3 and \
+                    value(samples, "routerwatch_collector_duplicates_total") >= 1 and \
+                    sum(value(samples, "routerwatch_collector_messages_rejected_total",
+                              reason=r) for r in ("not_json", "not_object")) >= 2:
                 break
             assert time.monotonic() < deadline, samples
             time.sleep(0.2)
