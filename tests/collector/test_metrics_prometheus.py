@@ -94,6 +94,13 @@ def test_prometheus_scrapes_what_the_collector_stored(tmp_path, mosquitto_broker
         online = 'routerwatch_collector_devices{state="online"}'
         wait_for(lambda: by_labels(prometheus.query(online), "state") == {("online",): 2.0}, 30,
                  lambda: "%s = %s" % (online, prometheus.query(online)))
+        # received counts arrivals; what the writer thread stored shows up a batch later
+        stored = "routerwatch_collector_anomalies_stored_all_total"
+        wait_for(lambda: prometheus.query(stored) and
+                 max(prometheus.query(stored).values()) >= len(SENT) and
+                 sum(prometheus.query("routerwatch_collector_duplicates_total").values()) >= 1
+                 and prometheus.query("routerwatch_collector_messages_rejected_total"), 30,
+                 lambda: "%s = %s" % (stored, prometheus.query(stored)))
         scraped_kinds = by_labels(
             prometheus.query("sum by (kind, severity) "
                              "(routerwatch_collector_anomalies_stored_total)"),
