@@ -142,11 +142,7 @@ def drain_case(broker, work, label, db, collectors, anomalies, devices):
     processes = start_collectors(broker, db, group, collectors, work, tag)
     wait_logged(work, tag, collectors)
     stop(processes)                                       # their sessions now queue
-    fleet = SimulatedFleet(broker.host, broker.port, devices=devices,
-                           name="b%s" % secrets.token_hex(2)).connect()
-    fleet.send_anomalies(anomalies)
-    fleet.wait_published()
-    fleet.close()
+    send_backlog(broker, anomalies, devices)
     ref_seconds = reference_drain(broker, anomalies, ref_id)
     before = stored(db)
     start = time.perf_counter()
@@ -168,16 +164,21 @@ def drain_case(broker, work, label, db, collectors, anomalies, devices):
             "ratio": round(ref_seconds / seconds, 3)}
 
 
-def paho_case(broker, work, anomalies, devices):
-    """mosquitto_sub and a bare paho-mqtt client on one backlog: the client library's cost."""
-    ref_id, paho_id = ("bench-%s-%s" % (who, secrets.token_hex(3)) for who in ("ref", "paho"))
-    subscribe_reference(broker, ref_id)
-    subscribe_reference(broker, paho_id)
+def send_backlog(broker, anomalies, devices):
+    """The simulated fleet publishes `anomalies` (QoS 1) while the subscribers are away."""
     fleet = SimulatedFleet(broker.host, broker.port, devices=devices,
                            name="b%s" % secrets.token_hex(2)).connect()
     fleet.send_anomalies(anomalies)
     fleet.wait_published()
     fleet.close()
+
+
+def paho_case(broker, work, anomalies, devices):
+    """mosquitto_sub and a bare paho-mqtt client on one backlog: the client library's cost."""
+    ref_id, paho_id = ("bench-%s-%s" % (who, secrets.token_hex(3)) for who in ("ref", "paho"))
+    subscribe_reference(broker, ref_id)
+    subscribe_reference(broker, paho_id)
+    send_backlog(broker, anomalies, devices)
     ref_seconds = reference_drain(broker, anomalies, ref_id)
     out = subprocess.run([sys.executable, __file__, "--paho-drain", broker.host,
                           str(broker.port), paho_id, str(anomalies)], stdout=subprocess.PIPE,
