@@ -155,6 +155,40 @@ def test_collector_notifies_and_a_hanging_receiver_does_not_slow_storing(mosquit
     assert len(alive.requests) <= 4      # grouped: 302 anomalies, a handful of messages
 
 
+def test_a_fleet_detection_is_notified_like_a_routers_anomaly(tmp_path):
+    """fleet.* anomalies are the collector's own: stored in the flush of the router anomalies
+    that raised them, and handed to --notify by the same hook."""
+    from routerwatch_collector.cli import _stored_hook
+    from routerwatch_collector.ingest import Ingest
+    from routerwatch_collector.store import open_store
+    attacker = "45.155.205.17"        # global: documentation ranges make no campaign
+    store = open_store(str(tmp_path / "c.sqlite"))
+    ingest = Ingest(store)
+    with HttpReceiver() as http:
+        notifier = Notifier([Target("json://127.0.0.1:%d/hook" % http.port)], group_wait=0.2,
+                            group_threshold=100, max_per_hour=100)
+        hook = _stored_hook(False, notifier)
+        notifier.start()
+        try:
+            for n in range(5):
+                ingest.handle(*wire(anomaly(1, device="rw-site-%02d" % n, source=attacker)),
+                              now=1764000000.0)
+            stored = ingest.flush(1764000000.0)
+            for row in stored:
+                hook(row)
+            requests = http.wait_for(6)
+            time.sleep(0.5)          # nothing more may come
+        finally:
+            notifier.close()
+            store.close()
+    assert sorted(row.kind for row in stored) == ["fleet.campaign"] + ["login.bruteforce"] * 5
+    bodies = [json.loads(r.body)["message"] for r in http.requests]
+    assert len(bodies) == 6            # one per router, one for the fleet
+    (campaign,) = [b for b in bodies if "fleet.campaign" in b]
+    assert "high fleet.campaign" in campaign and attacker in campaign
+    assert WHAT_TO_DO["fleet.campaign"] in campaign
+
+
 def _count(db, table):
     import sqlite3
     if not db.exists():
