@@ -259,6 +259,10 @@ def test_the_fleet_page(fleet, page):
     newest = page.inner_text("#newest-severe")
     assert "integrity.deleted_exe" in newest and SCRIPT in newest
     assert "oversized" in page.inner_text("#rejected")
+    # two routers raise no fleet detection: the panel is there and says so
+    assert "Open fleet detections" in page.inner_text("#fleet-detections")
+    for table in ("#fleet-campaigns", "#fleet-implants", "#fleet-firmware-outliers"):
+        assert page.inner_text(table + " tbody").strip() == "none"
     no_script_ran(page)
     screenshot(page, "dashboard-fleet.png", fleet["work"])
     assert page.problems == []
