@@ -6,6 +6,7 @@ belong in EXPECTED_ATTACKED_KINDS as well once their watchers assert them here.
 """
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -174,4 +175,35 @@ def test_a_junk_flood_does_not_hide_a_replaced_dropbear_and_memory_stays_bounded
     (cap,) = by_kind["integrity.file_flood"]
     assert cap["severity"] == "medium" and cap["evidence"]["path"] == "/" + JUNK_DIR
     assert cap["evidence"]["dropped"] >= 80000 - 50000
+    assert peak_kb / 1024.0 < 64, "peak RSS %.1f MB" % (peak_kb / 1024.0)
+
+
+def test_a_flood_of_the_longest_names_stays_bounded_in_memory_and_is_reported(tmp_path):
+    """15,000 junk files whose paths are as long as Linux allows (about 4 KB each) and a replaced
+    dropbear: fewer files than integrity.max_files, but 60 MB of names if all were kept. --once
+    reports the dropbear and the flood, and its peak RSS stays under 64 MB."""
+    from pathlib import Path
+    from fixtures.junk_flood import long_names, replace_dropbear
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from procmem import run_with_peak_rss
+    tree = build_tree("router-clean", tmp_path / "t")
+    upper = tree / "overlay/upper"
+    directory = long_names(upper, 15000)
+    replace_dropbear(upper)
+    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        code, peak_kb, _seconds = run_with_peak_rss(
+            [sys.executable, "-m", "routerwatch.cli", "--root", tree, "--once",
+             "--log-file", tree / "var/log/messages", "--set",
+             "state_dir=%s" % (tmp_path / "state")], stdout=out, stderr=err)
+    anomalies = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
+    assert code == 1, err_path.read_text()[-2000:]
+    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
+                if a["kind"] == "integrity.rom_shadowed"}
+    assert shadowed["/usr/sbin/dropbear"] == "high"
+    (cap,) = [a for a in anomalies if a["kind"] == "integrity.file_flood"]
+    assert cap["severity"] == "medium" and cap["evidence"]["files"] < cap["evidence"]["max_files"]
+    assert cap["evidence"]["dropped"] > 10000
+    assert "/" + os.path.relpath(directory, upper) == cap["evidence"]["path"] or \
+        cap["evidence"]["path"].endswith("\u2026")            # clipped at 512 characters
     assert peak_kb / 1024.0 < 64, "peak RSS %.1f MB" % (peak_kb / 1024.0)

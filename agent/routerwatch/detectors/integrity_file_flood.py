@@ -43,17 +43,25 @@ class IntegrityFileFlood(Detector):
         subtrees = [{"path": clip(d.get("path", ""), 512), "files": d.get("files")}
                     for d in (detail.get("subtrees") or [])[:MAX_DIRECTORIES]]
         evidence = {"path": clip(event.path, 512), "max_files": detail.get("max_files"),
+                    "max_path_bytes": detail.get("max_path_bytes"),
                     "files": detail.get("files"), "dropped": detail.get("dropped"),
                     "dropped_by_rank": {str(k)[:32]: v for k, v in by_rank.items()},
                     "too_deep": detail.get("too_deep", 0), "directories": directories,
                     "subtrees": subtrees, "first_scan": event.first_scan}
-        summary = ("the overlay holds %s files, more than integrity.max_files=%s: %s not checked"
-                   " (%s); most are under %s" % (
-                       detail.get("files"), detail.get("max_files"),
-                       _dropped_text(detail), "including code" if code_dropped
-                       else "bulk data only", clip(event.path, 256)))
+        summary = ("the overlay holds %s files, %s: %s not checked (%s); most are under %s" % (
+            detail.get("files"), _cap_text(detail), _dropped_text(detail),
+            "including code" if code_dropped else "bulk data only", clip(event.path, 256)))
         return [Finding(kind=self.kind, severity=severity, summary=summary, evidence=evidence,
                         incident="overlay", time=event.time)]
+
+
+def _cap_text(detail):
+    files, max_files = detail.get("files") or 0, detail.get("max_files") or 0
+    if detail.get("max_path_bytes") and files <= max_files:
+        # fewer files than the cap, but names long enough to fill the memory it allows
+        return "with longer names than the scan keeps (%s bytes of paths for " \
+               "integrity.max_files=%s)" % (detail["max_path_bytes"], max_files)
+    return "more than integrity.max_files=%s" % max_files
 
 
 def _dropped_text(detail):

@@ -27,7 +27,8 @@ Finding names (FileFinding.finding) and their detail keys:
   new_executable    an executable in the overlay that is neither in /rom nor in a package
   package_mismatch  a package file whose content fails the package database's checksum
   baseline_drift    a tracked file differs from the baseline: change, sha256, baseline_sha256
-  flood             more files than integrity.max_files: max_files, files, dropped,
+  flood             more files than integrity.max_files (or more bytes of path than it allows):
+                    max_files, max_path_bytes, files, dropped,
                     dropped_by_rank, too_deep, directories and subtrees (the largest, with counts)
 Every detail also has class (executable | library | script | routine | config | data) and
 sensitive (bool): see overlay_paths.classify() and is_sensitive().
@@ -283,6 +284,7 @@ class IntegritySource:
         largest, subtrees = flood.largest(), flood.largest_subtrees()
         where = flood.where()
         detail = {"class": "data", "sensitive": False, "max_files": self.settings.max_files,
+                  "max_path_bytes": candidates.byte_limit,
                   "files": flood.files, "dropped": candidates.dropped_total,
                   "dropped_by_rank": {name: n for name, n in zip(RANK_NAMES, candidates.dropped)
                                       if n},

@@ -4,9 +4,9 @@ first, in bounded memory whatever the overlay holds.
 A rooted router's overlay can hold anything: 200,000 junk files put there so that the walk
 stops before it reaches the replaced /usr/sbin/dropbear. So the walk first only looks (lstat,
 no reading) and ranks every file (overlay_paths.RANK_*): what shadows /rom, then access and
-autostart paths, code, config, and bulk data last. It keeps at most integrity.max_files paths;
-when it must drop one, it drops the highest rank. Then the scan hashes what was kept, lowest
-rank first.
+autostart paths, code, config, and bulk data last. It keeps at most integrity.max_files paths,
+and at most PATH_BYTES_PER_FILE bytes of path per file of that cap; when it must drop one, it
+drops the highest rank. Then the scan hashes what was kept, lowest rank first.
 
 Memory: the directory being read is streamed (os.scandir, never a sorted list of a directory),
 the descent holds one open directory per level (at most MAX_DEPTH), and the kept paths are one
@@ -16,6 +16,7 @@ only the few largest are remembered: that is where a flood is, reported when the
 import heapq
 import os
 import stat
+import sys
 from dataclasses import dataclass
 
 from .overlay_paths import (RANK_DATA, RANK_NAMES, RANK_SHADOWS_ROM, directory_rank,
@@ -24,15 +25,23 @@ from .overlay_paths import (RANK_DATA, RANK_NAMES, RANK_SHADOWS_ROM, directory_r
 MAX_DEPTH = 48          # directory levels entered; OpenWrt's deepest paths have about 10
 TOP_DIRECTORIES = 5     # the largest directories named when the cap is hit
 YIELD_EVERY = 256       # entries looked at between yields to the caller's CPU budget
+# The kept paths' memory per file of integrity.max_files (sys.getsizeof of the str: about 90
+# bytes for OpenWrt's usual 40-character paths). A count alone does not bound memory: a path may
+# be 4,095 bytes, and 15,000 such junk names took the agent to 88 MB without reaching the cap.
+PATH_BYTES_PER_FILE = 160
 
 
 class Candidates:
-    """At most `limit` paths, grouped by rank; when full, a lower rank pushes out a higher one."""
+    """At most `limit` paths of at most `byte_limit` bytes in all, grouped by rank; when full, a
+    lower rank pushes out higher ones, and nothing is pushed out for a path that cannot stay."""
 
-    def __init__(self, limit):
+    def __init__(self, limit, byte_limit=None):
         self.limit = limit
+        self.byte_limit = limit * PATH_BYTES_PER_FILE if byte_limit is None else byte_limit
         self._buckets = [[] for _ in RANK_NAMES]
+        self._bucket_bytes = [0] * len(RANK_NAMES)
         self._size = 0
+        self._bytes = 0
         self.dropped = [0] * len(RANK_NAMES)
 
     def __len__(self):
@@ -40,15 +49,28 @@ class Candidates:
 
     def offer(self, rank, path):
         """Keep `path` if there is room or something less important to drop; True if kept."""
-        if self._size >= self.limit:
-            worst = max(r for r, bucket in enumerate(self._buckets) if bucket)
-            if worst <= rank:
+        size = sys.getsizeof(path)
+        over_count = self._size + 1 - self.limit
+        over_bytes = self._bytes + size - self.byte_limit
+        if over_count > 0 or over_bytes > 0:
+            worse = range(len(self._buckets) - 1, rank, -1)
+            if (sum(len(self._buckets[r]) for r in worse) < over_count
+                    or sum(self._bucket_bytes[r] for r in worse) < over_bytes):
                 self.dropped[rank] += 1
                 return False
-            self._buckets[worst].pop()
-            self.dropped[worst] += 1
-            self._size -= 1
+            for worst in worse:
+                bucket = self._buckets[worst]
+                while bucket and (over_count > 0 or over_bytes > 0):
+                    gone = sys.getsizeof(bucket.pop())
+                    self._bucket_bytes[worst] -= gone
+                    self._bytes -= gone
+                    self._size -= 1
+                    self.dropped[worst] += 1
+                    over_count -= 1
+                    over_bytes -= gone
         self._buckets[rank].append(path)
+        self._bucket_bytes[rank] += size
+        self._bytes += size
         self._size += 1
         return True
 
@@ -62,8 +84,12 @@ class Candidates:
         for rank, bucket in enumerate(self._buckets):
             bucket.sort(reverse=True)
             while bucket:
+                path = bucket.pop()
+                size = sys.getsizeof(path)
+                self._bucket_bytes[rank] -= size
+                self._bytes -= size
                 self._size -= 1
-                yield rank, bucket.pop()
+                yield rank, path
 
 
 @dataclass(frozen=True)

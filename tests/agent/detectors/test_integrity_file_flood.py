@@ -41,3 +41,13 @@ def test_other_findings_are_not_floods():
 def test_a_hostile_directory_name_is_clipped():
     (finding,) = run(flood({"data": 1}, where="/x" + "\udcff" * 5000))
     assert len(finding.evidence["path"]) <= 512
+
+
+def test_a_flood_of_long_names_below_the_file_cap_says_the_bytes_ran_out():
+    event = file_finding("flood", "/www/deep", "data", max_files=50000, max_path_bytes=8000000,
+                         files=15003, dropped=13000, dropped_by_rank={"data": 13000}, too_deep=0,
+                         directories=[], subtrees=[])
+    (finding,) = run(event)
+    assert finding.severity == "medium" and finding.evidence["max_path_bytes"] == 8000000
+    assert "longer names than the scan keeps (8000000 bytes of paths" in finding.summary
+    assert "more than integrity.max_files" not in finding.summary

@@ -40,6 +40,43 @@ def test_candidates_keep_the_lowest_ranks_and_count_what_they_drop():
     assert len(kept) == 0
 
 
+def test_candidates_bound_the_bytes_of_the_paths_too():
+    import sys
+    long_junk = ["/www/" + "j" * 3000 + "%d" % n for n in range(3)]
+    budget = sum(sys.getsizeof(p) for p in long_junk)
+    kept = Candidates(100, byte_limit=budget)
+    assert all(kept.offer(4, path) for path in long_junk)
+    assert not kept.offer(4, "/www/" + "j" * 3000 + "x")   # no room, nothing worse to drop
+    assert not kept.offer(2, "/usr/bin/" + "y" * 10000)    # more than all the data frees
+    assert kept.dropped == [0, 0, 1, 0, 1] and len(kept) == 3   # and nothing was pushed out
+    assert kept.offer(0, "/usr/sbin/dropbear")              # pushes out one long data path
+    assert kept.dropped == [0, 0, 1, 0, 2] and len(kept) == 3
+    assert [path for _rank, path in kept.drain()][0] == "/usr/sbin/dropbear"
+
+
+def test_the_default_byte_budget_never_binds_before_the_count_on_ordinary_paths():
+    kept = Candidates(1000)
+    for n in range(1000):
+        assert kept.offer(4, "/www/luci-static/cache/d%03d/f%06d" % (n // 100, n))
+    assert kept.dropped_total == 0
+    assert not kept.offer(4, "/www/one-more")
+
+
+def test_a_flood_of_long_names_is_capped_by_bytes_and_named(tmp_path):
+    upper, rom = tmp_path / "upper", tmp_path / "rom"
+    touch(rom / "usr/sbin/dropbear", b"rom")
+    touch(upper / "usr/sbin/dropbear", b"trojan")
+    deep = upper / "www" / ("d" * 200) / ("e" * 200)
+    deep.mkdir(parents=True)
+    for n in range(300):
+        (deep / ("%04d" % n + "f" * 200)).touch()
+    kept, flood = run_walk(upper, rom, 1000)        # 160 KB of paths: about 220 of these
+    assert kept.dropped_total > 0 and set(
+        RANK_NAMES[r] for r, n in enumerate(kept.dropped) if n) == {"data"}
+    assert flood.where() == "/www/%s/%s" % ("d" * 200, "e" * 200)
+    assert [p for r, p in kept.drain()][0] == "/usr/sbin/dropbear"
+
+
 def test_the_walk_ranks_rom_shadows_access_code_config_then_data(tmp_path):
     upper, rom = tmp_path / "upper", tmp_path / "rom"
     touch(rom / "usr/sbin/dropbear", b"rom")
