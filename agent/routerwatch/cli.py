@@ -191,9 +191,13 @@ def run_forever(args, config):
 
     def on_term(signum, frame):
         stop.set()
+        if agent is not None:
+            agent.wake.set()      # the loop may be waiting for its next poll
 
     def on_hup(signum, frame):
         reload_requested.set()
+        if agent is not None:
+            agent.wake.set()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)

@@ -25,7 +25,10 @@ from .sources import watcher_of
 log = logging.getLogger("routerwatch")
 
 STREAM_DRAIN_LIMIT = 5000     # events taken from a stream per loop pass, so polls are never starved
-LOOP_SLEEP = 0.25             # seconds between passes when nothing is due
+# the longest wait between passes: the loop sleeps until the next poll, heartbeat or inventory
+# is due (a login line or a signal wakes it sooner); detectors' ticks and the gate's cool-downs
+# need no more precision than this
+MAX_IDLE_WAIT = 5.0
 
 
 class Agent:
@@ -322,7 +325,7 @@ class Agent:
                 if reload_requested is not None and reload_requested.is_set():
                     return "reload"
                 self.step(clock())
-                self.wake.wait(LOOP_SLEEP)
+                self.wake.wait(self.idle_wait(clock()))
                 self.wake.clear()
         finally:
             for source in self.sources:
@@ -331,6 +334,17 @@ class Agent:
                 if hasattr(detector, "close"):   # detectors with state to save before exiting
                     detector.close()
         return "stop"
+
+    def idle_wait(self, now):
+        """Seconds until the next poll, heartbeat or inventory is due (at most MAX_IDLE_WAIT):
+        every wake-up costs a router CPU, so the loop does not tick while nothing is due."""
+        due = [self._next_heartbeat]
+        if self._identity is not None:
+            due.append(self._next_inventory)
+        for source in self.sources:
+            if not hasattr(source, "drain"):
+                due.append(self._next_poll.get(id(source), 0.0))
+        return min(max(min(due) - now, 0.0), MAX_IDLE_WAIT)
 
     def close(self, final=True, clean=True):
         """final=False: a config reload follows and the sink hands what it holds on.

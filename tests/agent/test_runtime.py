@@ -193,3 +193,38 @@ def test_watcher_health_names_the_watcher_whose_source_fails_until_it_reads_agai
     flaky.fail = False
     agent.step(1010)
     assert agent.watcher_health()["connections"] == ""
+
+
+def test_the_loop_sleeps_until_the_next_poll_is_due(tmp_path):
+    import threading
+    from routerwatch import runtime
+    agent, source, _ = make_agent(tmp_path, [])
+    agent.step(100.0)
+    # polled at 100 with a 10 s interval: due at 110; the wait is capped so ticks still run
+    assert agent.idle_wait(100.0) == runtime.MAX_IDLE_WAIT
+    assert agent.idle_wait(107.5) == 2.5
+    assert agent.idle_wait(111.0) == 0.0
+
+    # a stream source wakes the waiting loop at once (a login line is not held until a poll)
+    stop = threading.Event()
+    clock = iter([200.0, 200.0] + [200.0 + i for i in range(1, 1000)]).__next__
+    passes = []
+    real_step = agent.step
+
+    def step(now, force_poll=False):
+        passes.append(now)
+        if len(passes) == 2:
+            stop.set()
+            agent.wake.set()        # as the SIGTERM handler does
+        return real_step(now, force_poll)
+
+    agent.step = step
+    agent.sink.start = lambda _agent: None
+    thread = threading.Thread(target=agent.run, args=(stop,), kwargs={"clock": clock})
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.2)
+    agent.wake.set()
+    thread.join(10)
+    assert not thread.is_alive() and len(passes) == 2
+    assert time.monotonic() - started < runtime.MAX_IDLE_WAIT

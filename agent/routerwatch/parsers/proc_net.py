@@ -13,6 +13,7 @@ import ipaddress
 import re
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 
 TCP_LISTEN = 0x0A
 UDP_UNCONNECTED = 0x07     # bound, no peer: a UDP "listener"
@@ -39,8 +40,12 @@ class SocketRow:
     inode: int
 
 
+@lru_cache(maxsize=512)
 def decode_address(text, byteorder=sys.byteorder):
-    """8 or 32 hex digits of host-order u32 words -> address text (compressed), or None."""
+    """8 or 32 hex digits of host-order u32 words -> address text (compressed), or None.
+
+    Cached: a router's sockets use a handful of addresses, and ipaddress is the costly part of
+    a poll on a router CPU (512 entries of at most 32 hex digits)."""
     if len(text) not in (8, 32):
         return None
     try:

@@ -4,7 +4,7 @@
     logread.py     LogSource          stream  LoginAttempt        (logread -f | a file | stdin)
     conntrack.py   ConntrackSource    polled  ConntrackSnapshot   (/proc/net/nf_conntrack)
     sockets.py     ListenerSource     polled  ListenerSnapshot    (/proc/net/{tcp,udp,raw}{,6})
-    processes.py   ProcessSource      polled  ProcessSnapshot     (psutil)
+    processes.py   ProcessSource      polled  ProcessSnapshot     (/proc/<pid>/{stat,exe,cmdline,status,fd})
     overlay.py     IntegritySource    polled  FileFinding, FirmwareIdentity (/rom vs /overlay/upper)
 
 Every source is built as Class(config: AgentConfig) and offers counters(), drops(), close().

@@ -1,7 +1,8 @@
 """The router's LAN networks, for telling the owner's side from the world's (inside.py).
 
 Read from <root>/proc/net/route and <root>/proc/net/ipv6_route every `interval` seconds (a new
-IPv6 prefix from the ISP changes the LAN's /64), plus config.lan_networks. A LanNetworks event is
+IPv6 prefix from the ISP changes the LAN's /64), parsed only when their text changed, plus
+config.lan_networks. A LanNetworks event is
 given on the first poll and whenever the set changed, so detectors judge sources by the current
 LAN; the runtime hands it to every detector.
 """
@@ -11,16 +12,9 @@ import os
 from ..events import LanNetworks
 from ..parsers.address_list import parse_network_list
 from ..parsers.proc_route import parse_ipv6_route, parse_route
+from .procfile import ParsedFile
 
 log = logging.getLogger("routerwatch")
-
-
-def _read(path, parse):
-    try:
-        with open(path, "r", encoding="ascii", errors="replace") as handle:
-            return parse(handle)
-    except OSError:
-        return set()
 
 
 class LanNetworkSource:
@@ -33,17 +27,23 @@ class LanNetworkSource:
             log.warning("lan_networks: ignoring %s (not networks)",
                         ", ".join(repr(item[:64]) for item in bad[:5]))
         self._last = None
+        net = os.path.join(self.root, "proc", "net")
+        self._files = (ParsedFile(os.path.join(net, "route"), parse_route),
+                       ParsedFile(os.path.join(net, "ipv6_route"), parse_ipv6_route))
 
     def read(self):
-        net = os.path.join(self.root, "proc", "net")
+        """(networks, whether a routes file changed since the last read)."""
         networks = set(self.extra)
-        networks |= _read(os.path.join(net, "route"), parse_route)
-        networks |= _read(os.path.join(net, "ipv6_route"), parse_ipv6_route)
-        return tuple(sorted((str(n) for n in networks)))
+        changed = False
+        for parsed in self._files:
+            found, differs = parsed.read()
+            networks |= found
+            changed = changed or differs
+        return tuple(sorted((str(n) for n in networks))), changed
 
     def poll(self, now):
-        networks = self.read()
-        if networks == self._last:
+        networks, changed = self.read()
+        if not changed and self._last is not None or networks == self._last:
             return []
         self._last = networks
         return [LanNetworks(time=now, networks=networks)]

@@ -2,8 +2,8 @@
 
 Read from <root>/proc/net/fib_trie (IPv4: leaves followed by a "/32 host LOCAL" line) and
 <root>/proc/net/if_inet6 (IPv6, network order, 32 hex digits), plus loopback and the addresses
-named in config.router_addresses. Read again on every poll: a PPPoE reconnect or a new IPv6
-prefix from the ISP changes the WAN addresses.
+named in config.router_addresses. Read again on every poll (a PPPoE reconnect or a new IPv6
+prefix from the ISP changes the WAN addresses), parsed again only when the text changed.
 """
 import ipaddress
 import logging
@@ -11,6 +11,7 @@ import os
 import re
 
 from ..parsers.address_list import parse_address_list
+from .procfile import ParsedFile
 
 log = logging.getLogger("routerwatch")
 
@@ -93,14 +94,6 @@ def parse_if_inet6(lines):
     return found
 
 
-def _read_lines(path, parse):
-    try:
-        with open(path, "r", encoding="ascii", errors="replace") as handle:
-            return parse(handle)
-    except OSError:
-        return set()
-
-
 class RouterAddressReader:
     """Reads the address set under a root prefix; extra addresses come from the config."""
 
@@ -110,10 +103,19 @@ class RouterAddressReader:
         if bad:
             log.warning("router_addresses: ignoring %s (not IP addresses)",
                         ", ".join(repr(item[:64]) for item in bad[:5]))
+        net = os.path.join(root, "proc", "net")
+        # parsed again only when their text changed: they are read every connections poll
+        self._files = (ParsedFile(os.path.join(net, "fib_trie"), parse_fib_trie),
+                       ParsedFile(os.path.join(net, "if_inet6"), parse_if_inet6))
+        self._last = None
 
     def read(self):
-        net = os.path.join(self.root, "proc", "net")
         addresses = set(self.extra)
-        addresses |= _read_lines(os.path.join(net, "fib_trie"), parse_fib_trie)
-        addresses |= _read_lines(os.path.join(net, "if_inet6"), parse_if_inet6)
-        return RouterAddresses(addresses)
+        changed = self._last is None
+        for parsed in self._files:
+            found, differs = parsed.read()
+            addresses |= found
+            changed = changed or differs
+        if changed:
+            self._last = RouterAddresses(addresses)
+        return self._last

@@ -1,27 +1,52 @@
-"""The process watcher: one ProcessSnapshot per interval, read with psutil from <root>/proc.
+"""The process watcher: one ProcessSnapshot per interval, read from <root>/proc.
 
 What the detectors need from a process is where its code came from: the executable path as the
-kernel reports it (/proc/<pid>/exe), whether that file was deleted after start, and which ports
-it listens on. psutil reads stat, status and cmdline; the exe link is read here directly because
-psutil drops the " (deleted)" suffix (and decides that by looking at *this* machine's files,
-which is wrong under a root prefix).
+kernel reports it (/proc/<pid>/exe), whether that file was deleted after start, its command line
+and which ports it listens on.
 
-Processes come and go during a scan; NoSuchProcess, ZombieProcess and AccessDenied are counted
-and skipped, never fatal. A scan examines at most MAX_PROCESSES processes.
+Cheap when idle: a router runs the same ~50-150 processes for weeks, so each scan reads only
+/proc/<pid>/stat and the exe link of every process, and the rest (cmdline, status, the fd walk
+for its ports) only for a process not seen before in that form: a new pid, a reused pid (another
+start time), or a new program in the same process (exec changes the exe link, the name or where
+argv lies in memory). The fds of every process are walked again only when the set of listening
+sockets changed. What is remembered is one entry per listed pid, so it is bounded like the scan.
+
+Processes come and go during a scan; a vanished, half-written or unreadable process is counted
+and skipped, never fatal. A scan examines at most MAX_PROCESSES processes (the lowest pids).
 """
+import heapq
 import os
 
-import psutil
-
+from ..bounded import BoundedDict
 from ..contract import clip
 from ..events import ProcessInfo, ProcessSnapshot
 from ..parsers.proc_net import is_listening, parse_row
+from ..parsers.proc_pid import full_name, parse_cmdline, parse_real_uid, parse_stat
 
 MAX_PROCESSES = 4096          # a router runs ~50-150; a fork bomb must not make a scan unbounded
 MAX_FDS_PER_PROCESS = 1024    # socket lookups per process
 MAX_SOCKET_LINES = 65536      # lines read from each /proc/net/{tcp,udp}{,6}
 MAX_CMDLINE_CHARS = 512
+# bytes read of cmdline: enough for MAX_CMDLINE_CHARS characters of any encoding, and to know
+# it was longer (clip marks the cut)
+CMDLINE_READ_BYTES = 4 * MAX_CMDLINE_CHARS + 4
+STAT_READ_BYTES = 4096        # a stat line is < 1 kB even with a 15-byte comm and 52 fields
+STATUS_READ_BYTES = 8192
 DELETED_SUFFIX = " (deleted)"
+
+
+class _Known:
+    """What a scan learned of one process, kept while the process keeps its identity."""
+
+    __slots__ = ("identity", "name", "cmdline", "uid", "ports", "info")
+
+    def __init__(self, identity, name, cmdline, uid):
+        self.identity = identity
+        self.name = name
+        self.cmdline = cmdline
+        self.uid = uid
+        self.ports = ()
+        self.info = None
 
 
 class ProcessSource:
@@ -34,6 +59,10 @@ class ProcessSource:
         self.interval = config.intervals.processes
         self.scans = 0
         self.processes_seen = 0
+        self.full_reads = 0       # processes read in full (new, reused pid, exec): the costly part
+        self.fd_walks = 0
+        self._known = BoundedDict(MAX_PROCESSES)   # pid -> _Known
+        self._sockets = None      # {listening inode: port} of the last scan
         self._vanished = 0
         self._denied = 0
         self._over_cap = 0
@@ -50,97 +79,123 @@ class ProcessSource:
         pass
 
     def poll(self, now):
-        saved = psutil.PROCFS_PATH
-        # psutil reads one global procfs path; set it only for the duration of this scan
-        psutil.PROCFS_PATH = self.procfs
-        try:
-            return [ProcessSnapshot(time=now, processes=tuple(self._scan()))]
-        finally:
-            psutil.PROCFS_PATH = saved
+        return [ProcessSnapshot(time=now, processes=tuple(self._scan()))]
 
     # ------------------------------------------------------------------ one scan
     def _scan(self):
         try:
-            pids = sorted(psutil.pids())
+            pids = self._pids()
         except OSError as exc:
             self.failure = "cannot list processes in /proc: %s" % (exc.strerror or exc)
             return []
-        except IndexError:   # psutil on a /proc without a single process directory
-            pids = []
         # a live system has at least init and this agent: none means /proc is not mounted there
         self.failure = None if pids else "no processes in /proc (not mounted?)"
         self.scans += 1
-        if len(pids) > MAX_PROCESSES:
-            self._over_cap += len(pids) - MAX_PROCESSES
-            pids = pids[:MAX_PROCESSES]
         sockets = self._listening_inodes()
-        basics = {}
+        sockets_changed = sockets != self._sockets
+        self._sockets = sockets
+        known = self._known
+        for pid in [pid for pid in known.keys() if pid not in pids]:
+            known.pop(pid)                       # gone: its pid may come back as another process
+        names = {}
+        current = []
         for pid in pids:
-            basic = self._basic(pid)
-            if basic is not None:
-                basics[pid] = basic
+            entry = self._refresh(pid, sockets, sockets_changed)
+            if entry is None:
+                known.pop(pid)
+                continue
+            names[pid] = entry.name
+            current.append((pid, entry))
         infos = []
-        for pid, (process, name, ppid) in basics.items():
-            info = self._describe(process, pid, name, ppid, basics, sockets)
-            if info is not None:
-                infos.append(info)
+        for pid, entry in current:
+            infos.append(self._info(pid, entry, names))
         self.processes_seen += len(infos)
         return infos
 
-    def _basic(self, pid):
-        """(psutil.Process, name, ppid) or None when it vanished or is unreadable."""
-        try:
-            process = psutil.Process(pid)
-            with process.oneshot():
-                return process, process.name(), process.ppid()
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            self._vanished += 1
-        except psutil.AccessDenied:
-            self._denied += 1
-        except (OSError, ValueError, IndexError):
-            self._vanished += 1  # a half-written stat file of a dying process
-        return None
+    def _pids(self):
+        """The lowest MAX_PROCESSES pids listed in /proc, as a set; those beyond are counted."""
+        listed = 0
 
-    def _describe(self, process, pid, name, ppid, basics, sockets):
+        def numeric(entries):
+            nonlocal listed
+            for entry in entries:
+                name = entry.name
+                if name.isdigit() and name.isascii() and len(name) <= 10:
+                    listed += 1
+                    yield int(name)
+
+        with os.scandir(self.procfs) as entries:
+            # nsmallest keeps a heap of MAX_PROCESSES: a fork bomb's 100k pids pass through
+            pids = heapq.nsmallest(MAX_PROCESSES, numeric(entries))
+        if listed > MAX_PROCESSES:
+            self._over_cap += listed - MAX_PROCESSES
+        return set(pids)
+
+    def _refresh(self, pid, sockets, sockets_changed):
+        """The remembered entry of pid, read again in full when its identity changed; None when
+        it vanished or cannot be read."""
+        base = os.path.join(self.procfs, str(pid))
         try:
-            with process.oneshot():
-                try:
-                    cmdline = process.cmdline()
-                except psutil.AccessDenied:
-                    cmdline = []
-                try:
-                    uid = process.uids().real
-                except (psutil.AccessDenied, IndexError):
-                    uid = None
-        except psutil.ZombieProcess:
-            cmdline, uid = [], None
-        except psutil.NoSuchProcess:
+            stat = parse_stat(_read(os.path.join(base, "stat"), STAT_READ_BYTES))
+        except PermissionError:
+            self._denied += 1
+            return None
+        except OSError:
             self._vanished += 1
             return None
-        except (OSError, ValueError):
+        if stat is None:                         # a dying process's empty or half-written stat
             self._vanished += 1
             return None
-        exe, deleted = self._exe(pid)
+        exe_link = self._exe_link(base)
+        identity = (stat.start_ticks, stat.name, stat.image, exe_link, stat.ppid)
+        entry = self._known.get(pid)
+        if entry is None or entry.identity[:4] != identity[:4]:
+            entry = self._read_in_full(base, stat, identity)
+            self._known.set(pid, entry)
+            entry.ports = self._ports_of(base, sockets)
+        elif sockets_changed:
+            entry.ports = self._ports_of(base, sockets)
+        entry.identity = identity                # a new parent (reparented to init) is cheap
+        return entry
+
+    def _read_in_full(self, base, stat, identity):
+        self.full_reads += 1
+        try:
+            raw_cmdline = _read(os.path.join(base, "cmdline"), CMDLINE_READ_BYTES)
+        except OSError:                          # not permitted, or gone since its stat
+            raw_cmdline = b""
+        try:
+            uid = parse_real_uid(_read(os.path.join(base, "status"), STATUS_READ_BYTES))
+        except OSError:
+            uid = None
+        return _Known(identity, full_name(stat.name, raw_cmdline),
+                      clip(parse_cmdline(raw_cmdline), MAX_CMDLINE_CHARS), uid)
+
+    def _info(self, pid, entry, names):
+        """The ProcessInfo of an entry; the one of the last scan when nothing in it changed."""
+        ppid = entry.identity[4]
+        exe, deleted = _split_deleted(entry.identity[3])
         replaced = bool(deleted and exe and os.path.isfile(
             os.path.join(self.root, exe.lstrip("/"))))
-        parent = basics.get(ppid)
-        return ProcessInfo(
-            pid=pid, ppid=ppid, name=str(name)[:64], exe=exe, exe_deleted=deleted,
-            cmdline=clip(" ".join(cmdline), MAX_CMDLINE_CHARS), uid=uid,
-            parent_name=str(parent[1])[:64] if parent else None,
-            listening_ports=self._ports_of(pid, sockets), exe_replaced=replaced)
+        parent_name = names.get(ppid)
+        info = entry.info
+        if info is not None and (info.ppid, info.parent_name, info.listening_ports,
+                                 info.exe_replaced) == (ppid, parent_name, entry.ports, replaced):
+            return info
+        entry.info = ProcessInfo(
+            pid=pid, ppid=ppid, name=entry.name, exe=exe, exe_deleted=deleted,
+            cmdline=entry.cmdline, uid=entry.uid, parent_name=parent_name,
+            listening_ports=entry.ports, exe_replaced=replaced)
+        return entry.info
 
-    def _exe(self, pid):
-        """(path without ' (deleted)', deleted?) from /proc/<pid>/exe; (None, False) for kernel
-        threads and where reading it is not permitted."""
+    def _exe_link(self, base):
+        """The /proc/<pid>/exe link text (cut at 1024); None for kernel threads and where reading
+        it is not permitted."""
         try:
-            target = os.readlink(os.path.join(self.procfs, str(pid), "exe"))
+            target = os.readlink(os.path.join(base, "exe"))
         except OSError:
-            return None, False
-        target = target.split("\x00", 1)[0][:1024]
-        if target.endswith(DELETED_SUFFIX):
-            return target[: -len(DELETED_SUFFIX)], True
-        return (target or None), False
+            return None
+        return target.split("\x00", 1)[0][:1024] or None
 
     # ------------------------------------------------------------------ sockets
     def _listening_inodes(self):
@@ -160,10 +215,11 @@ class ProcessSource:
                 continue
         return found
 
-    def _ports_of(self, pid, sockets):
+    def _ports_of(self, base, sockets):
         if not sockets:
             return ()
-        fd_dir = os.path.join(self.procfs, str(pid), "fd")
+        self.fd_walks += 1
+        fd_dir = os.path.join(base, "fd")
         try:
             names = os.listdir(fd_dir)
         except OSError:   # not permitted (another user's process without root), or gone
@@ -183,3 +239,20 @@ class ProcessSource:
                     ports.add(port)
         return tuple(sorted(ports))
 
+
+def _split_deleted(link):
+    """(path without " (deleted)", deleted?) of an exe link text."""
+    if link is None:
+        return None, False
+    if link.endswith(DELETED_SUFFIX):
+        return link[: -len(DELETED_SUFFIX)] or None, True
+    return link, False
+
+
+def _read(path, limit):
+    """Up to limit bytes of a /proc file in one read (os-level: no buffer objects per file)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)

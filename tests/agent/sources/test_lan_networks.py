@@ -41,3 +41,17 @@ def test_reads_routes_and_config_and_reports_changes(tmp_path):
 def test_no_proc_files_is_no_lan_networks(tmp_path):
     source = LanNetworkSource(cfg.load(defaults={"root": str(tmp_path)}))
     assert source.poll(1) == [LanNetworks(time=1, networks=())]
+
+
+def test_unchanged_routes_are_not_parsed_again(tmp_path, monkeypatch):
+    write_routes(tmp_path)
+    source = LanNetworkSource(cfg.load(defaults={"root": str(tmp_path)}))
+    assert source.poll(100)
+    calls = []
+    for parsed in source._files:
+        monkeypatch.setattr(parsed, "parse",
+                            lambda lines, parse=parsed.parse: calls.append(1) or parse(lines))
+    assert source.poll(160) == [] and calls == []
+    write_routes(tmp_path, lan="192.168.9.0")
+    assert source.poll(220)[0].networks == ("192.168.9.0/24", "2001:db8:7::/64")
+    assert calls == [1]            # the IPv6 routes did not change

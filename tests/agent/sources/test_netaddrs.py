@@ -78,3 +78,12 @@ def test_read_again_sees_a_new_wan_address_after_a_pppoe_reconnect(tmp_path):
     trie.write_text(trie.read_text().replace("203.0.113.7", "203.0.113.77"))
     after = reader.read()
     assert after.contains("203.0.113.77") and not after.contains("203.0.113.7")
+
+
+def test_unchanged_files_give_the_same_addresses_without_parsing_again(tmp_path, monkeypatch):
+    root = copy_tree("healthy", tmp_path)
+    reader = RouterAddressReader(str(root))
+    first = reader.read()
+    calls = []
+    monkeypatch.setattr(reader._files[0], "parse", lambda lines: calls.append(1) or set())
+    assert reader.read() is first and calls == []

@@ -41,12 +41,6 @@ def test_attacked_router_processes(attacked):
     assert source.counters()["processes_examined"] == 5
 
 
-def test_psutil_procfs_path_is_restored_after_a_scan(attacked):
-    before = psutil.PROCFS_PATH
-    scan(attacked)
-    assert psutil.PROCFS_PATH == before
-
-
 def test_a_deleted_program_whose_name_exists_again_is_marked_replaced(attacked):
     # a package upgrade replaced the running dropbear: deleted, but the path exists again
     link = attacked / "proc/1024/exe"
@@ -96,3 +90,145 @@ def test_this_machines_proc():
     assert me.exe and os.path.realpath(me.exe) == os.path.realpath(
         psutil.Process().exe()) and me.exe_deleted is False
     assert me.uid == os.getuid() and me.ppid == os.getppid()
+
+
+# ------------------------------------------------------------------ rescans: what is read again
+
+def set_stat(tree, pid, name="x", ppid=1, start=1500, image=(0, 0, 0, 0)):
+    fields = ["0"] * 49
+    fields[0], fields[18] = str(ppid), str(start)          # fields 4 and 22
+    fields[44:48] = [str(v) for v in image]                # fields 48-51
+    (tree / ("proc/%d/stat" % pid)).write_bytes(
+        b"%d (%s) S %s\n" % (pid, name.encode() if isinstance(name, str) else name,
+                              " ".join(fields).encode()))
+
+
+def relink(path, target):
+    path.unlink()
+    os.symlink(target, path)
+
+
+def test_an_unchanged_router_is_read_in_full_once(attacked):
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    (first,) = source.poll(1.0)
+    assert (source.full_reads, source.fd_walks) == (5, 5)
+    (attacked / "proc/4242/cmdline").write_bytes(b"changed\0")   # not read again: same process
+    (second,) = source.poll(31.0)
+    assert (source.full_reads, source.fd_walks) == (5, 5)
+    assert second.processes == first.processes
+    assert {p.pid: p.cmdline for p in second.processes}[4242] == "/tmp/.x -d"
+
+
+def test_a_reused_pid_is_read_again(attacked):
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    source.poll(1.0)
+    # pid 1100 ended and a new process got its number: same program (busybox), later start
+    set_stat(attacked, 1100, name="uhttpd", start=9000)
+    (attacked / "proc/1100/cmdline").write_bytes(b"/usr/sbin/uhttpd\0-p\08080\0")
+    (snapshot,) = source.poll(31.0)
+    assert {p.pid: p.cmdline for p in snapshot.processes}[1100] == "/usr/sbin/uhttpd -p 8080"
+    assert source.full_reads == 6
+
+
+def test_a_program_executed_in_place_is_read_again(attacked):
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    source.poll(1.0)
+    # same pid, same start time: exec() of another program (a new exe link)
+    relink(attacked / "proc/1100/exe", "/tmp/.y")
+    (attacked / "proc/1100/cmdline").write_bytes(b"/tmp/.y\0")
+    by_pid = {p.pid: p for p in source.poll(31.0)[0].processes}
+    assert (by_pid[1100].exe, by_pid[1100].cmdline) == ("/tmp/.y", "/tmp/.y")
+    # exec() of the same program (a shell that runs `exec sh /tmp/x.sh`): argv moved
+    set_stat(attacked, 1100, name="uhttpd",
+             image=(2147400000, 2147400020, 2147400020, 2147400100))
+    (attacked / "proc/1100/cmdline").write_bytes(b"sh\0/tmp/x.sh\0")
+    by_pid = {p.pid: p for p in source.poll(61.0)[0].processes}
+    assert by_pid[1100].cmdline == "sh /tmp/x.sh"
+    assert source.full_reads == 7
+
+
+def test_a_program_deleted_after_the_first_scan_is_seen_deleted(attacked):
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    assert {p.pid: p for p in source.poll(1.0)[0].processes}[1100].exe_deleted is False
+    target = os.readlink(attacked / "proc/1100/exe")
+    relink(attacked / "proc/1100/exe", target + " (deleted)")
+    by_pid = {p.pid: p for p in source.poll(31.0)[0].processes}
+    assert (by_pid[1100].exe, by_pid[1100].exe_deleted) == (target, True)
+
+
+def test_a_vanished_pid_is_forgotten(attacked):
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    source.poll(1.0)
+    saved = attacked / "saved-4242"
+    shutil.move(attacked / "proc/4242", saved)
+    (snapshot,) = source.poll(31.0)
+    assert 4242 not in {p.pid for p in snapshot.processes}
+    assert 4242 not in source._known and len(source._known) == 4
+    # the same pid, same start time, back as another process: read as new, not from memory
+    shutil.move(saved, attacked / "proc/4242")
+    (attacked / "proc/4242/cmdline").write_bytes(b"/tmp/.x\0-v\0")
+    (snapshot,) = source.poll(61.0)
+    assert {p.pid: p.cmdline for p in snapshot.processes}[4242] == "/tmp/.x -v"
+
+
+def test_a_process_whose_stat_cannot_be_read_is_counted_denied(attacked, monkeypatch):
+    real_read = processes_module._read
+
+    def read(path, limit):
+        if path.endswith(os.path.join("980", "stat")):
+            raise PermissionError(13, "Permission denied")
+        return real_read(path, limit)
+
+    monkeypatch.setattr(processes_module, "_read", read)
+    source, _, by_pid = scan(attacked)
+    assert 980 not in by_pid and sorted(by_pid) == [1, 1024, 1100, 4242]
+    assert source.drops()["processes_denied"] == 1
+
+
+def test_unreadable_cmdline_status_and_exe_leave_those_fields_empty(attacked):
+    for name in ("cmdline", "status"):
+        (attacked / "proc/1024" / name).unlink()
+        (attacked / "proc/1024" / name).mkdir()          # reading a directory fails
+    (attacked / "proc/1024/exe").unlink()                 # a kernel thread has no exe
+    _, _, by_pid = scan(attacked)
+    assert (by_pid[1024].cmdline, by_pid[1024].uid, by_pid[1024].exe) == ("", None, None)
+    assert by_pid[1024].name == "dropbear"
+
+
+def test_hostile_names_and_command_lines_keep_their_bytes(attacked):
+    set_stat(attacked, 4242, name=b"a) S 1 (\xff\n")   # comm may hold ")", spaces, bad UTF-8
+    (attacked / "proc/4242/cmdline").write_bytes(b"\xfe\xff\0--x=\xc3\0")
+    _, _, by_pid = scan(attacked)
+    assert by_pid[4242].name == "a) S 1 (\udcff\n"
+    assert by_pid[4242].cmdline == "\udcfe\udcff --x=\udcc3"
+    assert wire_text(by_pid[4242].name).encode("utf-8")
+    assert by_pid[4242].ppid == 1 and by_pid[4242].exe == "/tmp/.x"
+
+
+def test_new_listening_sockets_make_every_process_walk_its_fds_again(attacked):
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    source.poll(1.0)
+    # the backdoor's third socket starts listening on 4444
+    with open(attacked / "proc/net/tcp", "a") as handle:
+        handle.write("   6: 00000000:115C 00000000:0000 0A 00000000:00000000 00:00000000 "
+                     "00000000     0        0 30003 1 0000000000000000 100 0 0 10 0\n")
+    by_pid = {p.pid: p for p in source.poll(31.0)[0].processes}
+    assert by_pid[4242].listening_ports == (4444, 7777, 11288)
+    assert (source.full_reads, source.fd_walks) == (5, 10)
+
+
+def test_a_fork_bomb_does_not_grow_the_memory(attacked, monkeypatch):
+    monkeypatch.setattr(processes_module, "MAX_PROCESSES", 50)
+    for pid in range(20000, 20300):
+        (attacked / "proc" / str(pid)).mkdir()
+        set_stat(attacked, pid, name="bomb", start=pid)
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    for t in range(3):
+        (snapshot,) = source.poll(float(t))
+    assert len(snapshot.processes) == 50 and len(source._known) <= 50
+    assert source.drops()["processes_over_cap"] == 3 * 255
+    assert {1, 980, 1024, 1100, 4242} <= {p.pid for p in snapshot.processes}
+    for pid in range(20000, 20300):
+        shutil.rmtree(attacked / "proc" / str(pid))
+    source.poll(9.0)
+    assert len(source._known) == 5
