@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from broker import MosquittoBroker, find_mosquitto
+from broker import MosquittoBroker, find_mosquitto, missing_tool
 from routerwatch_collector.instance import claim_instance, client_id
 from store_rows import store_rows
 
@@ -75,9 +75,10 @@ def stored_count(db):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
 def test_three_collectors_one_killed_and_restarted_store_every_anomaly_once(
         tmp_path, postgres_server):
+    if not find_mosquitto():
+        missing_tool("mosquitto is not installed (ci/install-system-packages.sh installs it)")
     db = postgres_server.new_database()
     group = "fleet%s" % secrets.token_hex(3)          # its own instance numbers on this host
     broker = MosquittoBroker(tmp_path / "broker")

@@ -6,14 +6,11 @@ import sys
 import time
 import urllib.request
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker import find_mosquitto, free_port
+from broker import free_port
 from collector_messages import anomaly, heartbeat, status, wire
 from routerwatch.sinks.mqtt import new_client
-
-pytestmark = pytest.mark.skipif(not find_mosquitto(), reason="mosquitto is not installed")
 
 
 def scrape(port):
