@@ -228,7 +228,8 @@ def build_parser():
                              "are counted into the next message")
     notify.add_argument("--dashboard-url", metavar="URL", default="",
                         help="link added to each message; {device} is replaced by the router's "
-                             "device id, e.g. https://dash.example/devices/{device}")
+                             "device id, e.g. https://dash.example/devices/{device}; fleet "
+                             "detections link to the fleet page (https://dash.example/)")
     run.add_argument("--heartbeat-sample-spacing", type=_bounded_float(
                      "--heartbeat-sample-spacing", 1.0, 3600.0), default=60.0,
                      help="keep at most one heartbeat per device per this many seconds for the "

@@ -189,6 +189,54 @@ def test_a_fleet_detection_is_notified_like_a_routers_anomaly(tmp_path):
     assert WHAT_TO_DO["fleet.campaign"] in campaign
 
 
+def test_a_fleet_detection_names_itself_and_its_routers_and_links_to_a_dashboard_page(tmp_path):
+    """A fleet.* anomaly is stored under the device id "fleet", which is no router: its message
+    says it is a fleet detection, names the routers involved, and links to the dashboard's
+    fleet page (there is no /devices/fleet page), which the real dashboard serves."""
+    from starlette.testclient import TestClient
+    from routerwatch_collector.cli import _stored_hook
+    from routerwatch_collector.ingest import Ingest
+    from routerwatch_collector.store import open_store
+    from routerwatch_collector.web.app import create_app
+    attacker = "45.155.205.17"
+    db = str(tmp_path / "c.sqlite")
+    store = open_store(db)
+    ingest = Ingest(store)
+    routers = ["rw-site-%02d" % n for n in range(5)]
+    with HttpReceiver() as http:
+        notifier = Notifier([Target("json://127.0.0.1:%d/hook" % http.port)], group_wait=0.2,
+                            group_threshold=100, max_per_hour=100,
+                            dashboard_url="http://testserver/devices/{device}")
+        hook = _stored_hook(False, notifier)
+        notifier.start()
+        try:
+            for device in routers:
+                ingest.handle(*wire(anomaly(1, device=device, source=attacker)),
+                              now=1764000000.0)
+            for row in ingest.flush(1764000000.0):
+                hook(row)
+            http.wait_for(6)
+            time.sleep(0.5)
+        finally:
+            notifier.close()
+            store.close()
+    messages = [json.loads(r.body) for r in http.requests]
+    (fleet,) = [m for m in messages if "fleet.campaign" in m["message"]]
+    body = fleet["message"]
+    assert "Router: fleet" not in body and fleet["title"].startswith(
+        "routerwatch: high fleet detection: ")
+    assert body.startswith("Fleet detection")
+    (named,) = [line for line in body.splitlines() if line.startswith("Routers: ")]
+    assert sorted(named[len("Routers: "):].split(", ")) == routers
+    links = {m["message"].rsplit("Dashboard: ", 1)[1] for m in messages}
+    assert "http://testserver/" in links and "http://testserver/devices/fleet" not in links
+    with TestClient(create_app(lambda: open_store(db, create=False, read_only=True))) as client:
+        for link in links:             # every message links to a page the dashboard has
+            page = client.get(link)
+            assert page.status_code == 200, link
+        assert client.get("/devices/fleet").status_code == 404
+
+
 def _count(db, table):
     import sqlite3
     if not db.exists():

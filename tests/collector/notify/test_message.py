@@ -2,7 +2,7 @@
 (the catalogue's text), and links to the dashboard; router-chosen text cannot reshape it."""
 from routerwatch_collector.catalogue import GENERIC_WHAT_TO_DO, WHAT_TO_DO
 from routerwatch_collector.notify.grouping import MAX_LISTED, Group
-from routerwatch_collector.notify.message import MAX_BODY, render
+from routerwatch_collector.notify.message import MAX_BODY, dashboard_link, render
 from routerwatch_collector.store import StoredAnomaly
 
 
@@ -65,3 +65,23 @@ def test_router_text_is_escaped_and_capped():
     assert "\\x1b" in message.body and len(message.body) <= MAX_BODY
     title = render(group_of(row(summary=hostile))).title
     assert "\\u202e" in title and "\x1b" not in title and len(title) < 200
+
+
+def test_a_fleet_detection_is_not_a_router_and_links_to_the_fleet_page():
+    campaign = StoredAnomaly(
+        device="fleet", run="0123456789abcdef", seq=1, time=0.0, kind="fleet.campaign",
+        severity="high", summary="45.155.205.17 attacked 30 routers",
+        evidence={"devices": 30, "device_list": ["rw-%02d" % n for n in range(25)]}, count=30,
+        received_at=0.0, origin="collector")
+    message = render(group_of(campaign), "https://dash.example/rw/devices/{device}")
+    assert message.title == "routerwatch: high fleet detection: 45.155.205.17 attacked 30 routers"
+    assert "Router:" not in message.body and "(x30)" not in message.body
+    assert message.body.startswith("Fleet detection")
+    assert "Routers: rw-00, rw-01" in message.body and "rw-19 and 10 more" in message.body
+    assert message.body.endswith("Dashboard: https://dash.example/rw/")
+    assert dashboard_link("https://dash.example/?router={device}", "fleet") == \
+        "https://dash.example/"
+    assert dashboard_link("https://dash.example/overview", "fleet") == \
+        "https://dash.example/overview"
+    assert dashboard_link("https://dash.example/devices/{device}", "rw-1") == \
+        "https://dash.example/devices/rw-1"
