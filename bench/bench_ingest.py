@@ -65,10 +65,12 @@ def paho_drain(host, port, client_id, count):
     """A bare paho-mqtt client resuming its session, acknowledging each message on receipt,
     nothing decoded or stored: seconds to receive `count` messages (run in a process of its
     own, started like the collector)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collector"))
-    from routerwatch_collector.subscriber import new_client
+    from routerwatch.sinks.mqtt import new_client
     start = time.perf_counter()
-    client, manual = new_client(client_id, "3.1.1", persistent=True)
+    client = new_client(client_id, "3.1.1", clean=False)
+    manual = hasattr(client, "manual_ack_set")
+    if manual:
+        client.manual_ack_set(True)
     received = [0]
 
     def on_message(client, userdata, message):

@@ -96,7 +96,8 @@ class Ingest:
 
     # ------------------------------------------------------------------ one message
     def handle(self, topic, payload, now, retained=False):
-        """Take one message off the wire: 'accepted', 'duplicate' or 'rejected:<reason>'."""
+        """Take one message off the wire: 'accepted', 'duplicate' or 'rejected:<reason>'.
+        `payload` None means a message too large to have been kept."""
         self.counters["received"] += 1
         device = None
         try:
@@ -108,7 +109,9 @@ class Ingest:
             if not isinstance(topic, str):
                 raise ContractError("topic is not text")
             device, message_type = parse_topic(self.prefix, topic)
-            if isinstance(payload, (bytes, bytearray)) and len(payload) > MAX_PAYLOAD_BYTES:
+            # None: the payload was too large to keep (the MQTT reader skipped it unread)
+            if payload is None or (isinstance(payload, (bytes, bytearray))
+                                   and len(payload) > MAX_PAYLOAD_BYTES):
                 raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
             message = decode(payload, message_type)
             if message.device != device:

@@ -1,32 +1,42 @@
 """The MQTT side of the collector: subscribe, hand every message to Ingest, flush in batches,
 acknowledge after the batch is committed, and reconnect when the broker goes away.
 
-Two threads. The caller's thread runs the MQTT client (client.loop() is called here, so every
-paho call is made from it): it puts each message into a bounded inbox, sends the probe, and
-sends the acknowledgements of committed batches. The writer thread takes messages off the inbox,
-decodes and validates them (Ingest.handle), writes them in batches and runs the silence check
-(Ingest.tick): the store is only ever touched from that one thread, and while it waits for a
-commit the MQTT thread keeps reading. Acknowledgements follow commits in arrival order.
+The collector speaks MQTT itself (mqtt_wire.py cuts packets out of the byte stream): a backlog is
+a stream of small PUBLISH packets, and reading it with one large read per burst and acknowledging
+a whole batch in one write is what lets the collector keep up with its broker.
 
-Delivery: the session is persistent (MQTT 3.1.1 clean_session=False, or MQTT 5 clean_start=False
-with a session expiry), so the broker keeps QoS 1 messages for the collector while it restarts.
-With paho-mqtt 2.x the PUBACK of each message is sent only after the batch holding it is in the
-store (manual_ack), so a collector crash loses nothing the broker handed over: unacknowledged
-messages come again and the store's unique index drops the copies. paho-mqtt 1.6 acknowledges on
-receipt; there a crash can lose the one batch not yet written (at most flush_interval of traffic).
+Two threads. The caller's thread owns the socket: it reads, cuts what it read into messages and
+puts them into a bounded inbox (one list per read), sends the probe, the keepalive pings and the
+acknowledgements of committed batches. The writer thread takes messages off the inbox, decodes
+and validates them (Ingest.handle), writes them in batches and runs the silence check
+(Ingest.tick): the store is only ever touched from that one thread, and while it waits for a
+commit the MQTT thread keeps reading. A batch ends when the inbox runs dry (or is full, or old):
+under load batches grow by themselves, at low traffic a message is written at once. After each
+commit the writer wakes the MQTT thread through a pipe, which acknowledges the batch in arrival
+order.
+
+Delivery: the session is persistent (MQTT 3.1.1 clean session 0, or MQTT 5 clean start 0 with a
+session expiry), so the broker keeps QoS 1 messages for the collector while it restarts. The
+PUBACK of each message is sent only after the batch holding it is in the store, so a collector
+crash loses nothing the broker handed over: unacknowledged messages come again and the store's
+unique index drops the copies. When the inbox is full the socket is not read (the broker's
+in-flight window then holds the rest back), but pings and acknowledgements still go out.
 """
 import collections
 import logging
+import os
 import queue
 import re
+import select
+import socket
+import ssl
 import threading
 import time
 
-import paho.mqtt.client as mqtt
+from routerwatch.contract import MAX_PAYLOAD_BYTES, MESSAGE_TYPES, subscription
 
-from routerwatch.contract import MESSAGE_TYPES, subscription
-from routerwatch.sinks.mqtt import new_client as agent_client
-from routerwatch.sinks.mqtt import reason_value
+from . import mqtt_wire
+from .mqtt_wire import Connack, Disconnect, Message, ProtocolError, Suback
 
 log = logging.getLogger("routerwatch_collector")
 
@@ -35,9 +45,6 @@ log = logging.getLogger("routerwatch_collector")
 FATAL_CONNACK = {4, 5, 134, 135, 138}
 SESSION_EXPIRY = 3600   # MQTT 5: seconds the broker keeps the session of a stopped collector
 STORE_RETRY = 1.0       # seconds between attempts while the store keeps failing
-# a socket quiet this long while messages wait ends their batch: at low traffic an anomaly is in
-# the store this soon after it arrived; under load messages keep coming and batches still fill
-QUIET_SECONDS = 0.01
 # The probe: a message the collector sends itself through the broker (on PROBE_ROOT/<client id>).
 # The broker queues it behind everything already queued for this collector, so when it comes
 # back, the collector has been handed all that was sent before it: its progress, which the
@@ -50,22 +57,23 @@ PROBE_TIMEOUT = 120.0
 # is written the next one arrives. (On MQTT 3.1.1 the broker's own limit applies: mosquitto's
 # max_inflight_messages, 20 by default; raise it there, or use --protocol 5.)
 WINDOW_BATCHES = 2
-# while messages are unacknowledged, how often the MQTT thread looks for committed batches
-ACK_POLL = 0.005
+READ_SIZE = 256 * 1024   # one read takes a burst of a few thousand small messages
+# reads waiting for the writer: with READ_SIZE, at most this many times 256 KiB held
+INBOX_READS = 8
+# a PUBLISH larger than this is not kept: its payload is skipped as it arrives and the message
+# rejected as oversized (the contract's limit plus room for the topic and MQTT 5 properties)
+MAX_PUBLISH = MAX_PAYLOAD_BYTES + 8 * 1024
+CONNECT_TIMEOUT = 10.0   # seconds for TCP, TLS and the CONNACK
+SOCKET_TIMEOUT = 30.0    # a write (or the rest of a TLS record) that takes longer: connection lost
+LOOP_WAIT = 0.5          # the longest the MQTT thread sleeps with nothing to do
 
 
 class BrokerRefused(RuntimeError):
     """The broker refused the connection in a way that retrying will not fix."""
 
 
-def new_client(client_id, protocol="3.1.1", persistent=True):
-    """A paho client on 1.6 or 2.x (the agent's compat helper), acknowledging manually where
-    paho can (2.x). Returns (client, acks_manually)."""
-    client = agent_client(client_id, protocol, clean=not persistent)
-    if hasattr(client, "manual_ack_set"):
-        client.manual_ack_set(True)
-        return client, True
-    return client, False     # paho 1.6 acknowledges on receipt
+class ConnectionLost(OSError):
+    """The broker closed the connection, stopped answering, or broke the protocol."""
 
 
 class Subscriber:
@@ -77,6 +85,8 @@ class Subscriber:
                  clock=time.time):
         self.ingest = ingest
         self.host, self.port, self.keepalive = host, port, keepalive
+        self.client_id = client_id
+        self.username, self.password = username or None, password or None
         self.prefix, self.share_group = prefix, share_group
         self.protocol = protocol or ("5" if share_group else "3.1.1")
         self.flush_interval, self.batch_size = flush_interval, batch_size
@@ -85,7 +95,7 @@ class Subscriber:
         self.on_stored = on_stored or (lambda stored: None)
         self.on_batch = on_batch or (lambda seconds: None)   # a batch written: how long it took
         self.clock = clock
-        self.connected = False      # CONNACK accepted and subscriptions sent
+        self.connected = False      # CONNACK accepted and the subscriptions acknowledged
         self.connections = 0        # successful connections so far (tests and logs)
         self.refused = None         # text of a fatal refusal
         self._store_failing = False
@@ -93,102 +103,189 @@ class Subscriber:
         self.listening_since = None  # when the current connection was accepted
         self.internal_errors = 0
         self.probe_topic = "%s/%s" % (PROBE_ROOT, re.sub(r"[^A-Za-z0-9_.-]", "_", client_id))
+        self._probe_topic_bytes = self.probe_topic.encode("utf-8")
         self.caught_up_at = None     # the send time of the latest probe that came back
         self._probe_sent = None      # the send time of the probe on its way, if any
         self._probe_returned = False  # on this connection: the broker lets probes through
         self._probe_warned = False
-        # messages waiting for the writer: (topic, payload, retained, mid, qos, received_at,
-        # connection); bounded, so a stalled store stops the reading, not the memory
-        self._inbox = queue.Queue(maxsize=max(2 * batch_size, 100))
-        self._committed = collections.deque()   # [(connection, mid, qos)] of written batches
-        self._unacked = 0            # QoS 1 messages received and not yet acknowledged
+        # reads waiting for the writer: lists of (topic, payload, retained, packet id, qos,
+        # received_at, connection); bounded, so a stalled store stops the reading, not the memory
+        self._inbox = queue.Queue(maxsize=INBOX_READS)
+        self._held = collections.deque()        # the writer's part of a read not yet handled
+        self._committed = collections.deque()   # [(connection, packet id)] of written batches
         self._stop = None
         self._writer_error = None    # what ended the writer thread, raised by run()
-        self.client, self.manual_ack = new_client(client_id, self.protocol, persistent=True)
-        if username:
-            self.client.username_pw_set(username, password or None)
+        self._wake_read = self._wake_write = None
+        self._sock = None
+        self._reader = None
+        self._last_out = self._ping_sent = self._opened_at = 0.0
+        self._accepted = False       # this connection's CONNACK came and said yes
+        # made here, so unreadable TLS files are an error at start (ssl.SSLError is an OSError)
+        self._tls = None
         if tls:
-            self.client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None,
-                                keyfile=key_file or None)
+            self._tls = ssl.create_default_context(cafile=ca_file or None)
+            if cert_file:
+                self._tls.load_cert_chain(cert_file, key_file or None)
             if tls_insecure:
-                self.client.tls_insecure_set(True)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_disconnect = self._on_disconnect
+                self._tls.check_hostname = False
 
     def topics(self):
         return [subscription(self.prefix, t, self.share_group) for t in MESSAGE_TYPES]
 
-    # ------------------------------------------------------------------ paho callbacks
-    def _on_connect(self, client, userdata, flags, rc, *rest):
-        code = reason_value(rc)
+    # ------------------------------------------------------------------ the connection
+    def _open(self, now):
+        """TCP (and TLS) to the broker, then CONNECT; the CONNACK is read by the loop."""
+        sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(SOCKET_TIMEOUT)
+            v5 = self.protocol == "5"
+            sock.sendall(mqtt_wire.connect_packet(
+                self.client_id, self.keepalive, clean=False, username=self.username,
+                password=self.password, protocol=self.protocol,
+                session_expiry=SESSION_EXPIRY if v5 else None,
+                receive_maximum=min(65535, WINDOW_BATCHES * self.batch_size) if v5 else None))
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._reader = mqtt_wire.Reader(self.protocol, max_publish=MAX_PUBLISH)
+        self._opened_at = self._last_out = now
+        self._ping_sent = 0.0
+        self._accepted = False
+
+    def _close(self, goodbye=False):
+        sock, self._sock = self._sock, None
+        self.connected = self._accepted = False
+        if sock is None:
+            return
+        if goodbye:
+            try:
+                sock.sendall(mqtt_wire.disconnect_packet())
+            except OSError:
+                pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def _send(self, data):
+        self._sock.sendall(data)
+        self._last_out = self.clock()
+
+    def _service(self, now):
+        """Wait for the socket or a commit (at most LOOP_WAIT), then read, acknowledge, ping."""
+        sock = self._sock
+        pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
+        watch = [self._wake_read]
+        room = not self._inbox.full()
+        if room:
+            watch.append(sock)
+        wait = 0.0 if pending and room else (LOOP_WAIT if room else 0.01)
+        readable, _, _ = select.select(watch, [], [], wait)
+        if self._wake_read in readable:
+            try:
+                os.read(self._wake_read, 4096)
+            except BlockingIOError:
+                pass
+        self._send_acks()
+        if room and (pending or sock in readable):
+            try:
+                data = sock.recv(READ_SIZE)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                data = None
+            if data == b"":
+                raise ConnectionLost("the broker closed the connection")
+            if data:
+                self._ping_sent = 0.0       # anything from the broker shows it is alive
+                self._received(self._reader.feed(data))
+        now = self.clock()
+        if not self._accepted:
+            if now - self._opened_at > CONNECT_TIMEOUT:
+                raise ConnectionLost("no CONNACK within %.0f s" % CONNECT_TIMEOUT)
+        elif self.keepalive:
+            if self._ping_sent:
+                if now - self._ping_sent > self.keepalive:
+                    raise ConnectionLost("no answer to a ping within %d s" % self.keepalive)
+            elif now - self._last_out >= self.keepalive:
+                self._send(mqtt_wire.PINGREQ_PACKET)
+                self._ping_sent = now
+
+    def _received(self, packets):
+        """The packets of one read: messages go to the writer as one list, in order."""
+        now = self.clock()
+        items = []
+        probe = self._probe_topic_bytes
+        probes = []
+        for packet in packets:
+            if type(packet) is Message:
+                if packet.topic == probe:
+                    probes.append(packet.payload)
+                    if packet.qos:
+                        self._send(mqtt_wire.puback_packets([packet.packet_id]))
+                    continue
+                # (self.connections: the CONNACK may come in the same read, just before)
+                items.append((packet.topic, packet.payload, packet.retain,
+                              packet.packet_id if packet.qos else None, packet.qos, now,
+                              self.connections))
+            elif type(packet) is Connack:
+                self._connack(packet, now)
+            elif type(packet) is Suback:
+                self._suback(packet)
+            elif type(packet) is Disconnect:
+                raise ConnectionLost("the broker disconnected: %s" % mqtt_wire.CONNACK_TEXT.get(
+                    packet.code, "reason %d" % packet.code))
+        if items:
+            if not self._accepted:
+                raise ProtocolError("PUBLISH before CONNACK")
+            self._inbox.put_nowait(items)   # only this thread puts, and only when there is room
+        # a probe vouches for what came before it: that is in the inbox by now
+        for payload in probes:
+            self._probe_back(payload)
+
+    def _connack(self, connack, now):
+        if self._accepted:
+            raise ProtocolError("a second CONNACK")
+        code = connack.code
         if code != 0:
-            text = mqtt.connack_string(code) if code < 128 else str(rc)
+            text = mqtt_wire.CONNACK_TEXT.get(code, "reason %d" % code)
             if code in FATAL_CONNACK:
                 self.refused = "broker %s:%d refused the connection: %s" % (
                     self.host, self.port, text)
-            else:
-                log.warning("broker %s:%d refused the connection: %s", self.host, self.port, text)
-            return
-        self.connected = True
-        self.listening_since = self.clock()
+            raise ConnectionLost("broker %s:%d refused the connection: %s" % (
+                self.host, self.port, text))
+        self._accepted = True
+        self.listening_since = now
         self.connections += 1
-        self._unacked = 0   # message ids of an earlier connection mean nothing on this one
         self._probe_sent, self._probe_returned = None, False
-        client.subscribe([(topic, 1) for topic in self.topics()] + [(self.probe_topic, 0)])
+        self._send(mqtt_wire.subscribe_packet(
+            1, [(topic, 1) for topic in self.topics()] + [(self.probe_topic, 0)], self.protocol))
+
+    def _suback(self, suback):
+        topics = self.topics() + [self.probe_topic]
+        if suback.packet_id != 1 or len(suback.codes) != len(topics):
+            raise ProtocolError("SUBACK does not answer the SUBSCRIBE")
+        refused = [t for t, code in zip(topics, suback.codes) if code >= 0x80]
+        if refused:
+            log.warning("broker %s:%d refused the subscription to %s", self.host, self.port,
+                        ", ".join(refused))
+        self.connected = True
         log.info("connected to %s:%d, subscribed to %s", self.host, self.port,
                  ", ".join(self.topics()))
-
-    def _on_disconnect(self, client, userdata, *rest):
-        if self.connected:
-            log.warning("lost the broker %s:%d; reconnecting", self.host, self.port)
-        self.connected = False
-        self._unacked = 0
-
-    def _on_message(self, client, userdata, message):
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:    # paho 2.x decodes lazily; the broker should never allow it
-            topic = b"\xff"
-        now = self.clock()
-        if topic == self.probe_topic:
-            self._probe_back(message.payload)
-            return
-        ack = self.manual_ack and message.qos > 0
-        item = (topic, message.payload, bool(message.retain), message.mid if ack else None,
-                message.qos, now, self.connections)
-        while True:
-            try:
-                self._inbox.put(item, timeout=0.1)
-                break
-            except queue.Full:       # the writer is behind (or the store is failing): wait
-                if self._writer_error is not None or (
-                        self._stop is not None and self._stop.is_set()):
-                    return           # not acknowledged: the broker sends it again
-        if ack:
-            self._unacked += 1
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop):
         """Until stop.is_set(): receive, flush, tick. Raises BrokerRefused on a fatal refusal."""
-        client = self.client
         self._stop = stop
-        if self.protocol == "5":
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = SESSION_EXPIRY
-            if self.manual_ack:
-                properties.ReceiveMaximum = min(65535, WINDOW_BATCHES * self.batch_size)
-            client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
-                                 properties=properties)
-        else:
-            client.connect_async(self.host, self.port, self.keepalive)
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
         writer_done = threading.Event()
         writer = threading.Thread(target=self._writer, args=(writer_done,),
                                   name="collector-writer", daemon=True)
         writer.start()
-        socket_open = False
         backoff = self.reconnect_min
         next_attempt = 0.0
         next_probe = 0.0
@@ -199,12 +296,10 @@ class Subscriber:
                     # what would have ended a single-threaded loop ends this one too
                     raise self._writer_error
                 now = self.clock()
-                if not socket_open:
+                if self._sock is None:
                     if now >= next_attempt:
                         try:
-                            client.reconnect()
-                            socket_open = True
-                            backoff = self.reconnect_min
+                            self._open(now)
                         except OSError as exc:
                             if not warned:
                                 log.warning("cannot reach the broker %s:%d (%s); retrying",
@@ -212,47 +307,64 @@ class Subscriber:
                                 warned = True
                             next_attempt = now + backoff
                             backoff = min(backoff * 2, self.reconnect_max)
-                    if not socket_open:
+                    if self._sock is None:
                         # deaf: the writer writes what it holds, but no silence is judged
                         self._committed.clear()
                         stop.wait(max(0.0, min(0.1, next_attempt - now)))
                         continue
-                rc = client.loop(timeout=ACK_POLL if self._unacked else 0.5)
-                if self.refused:
-                    raise BrokerRefused(self.refused)
-                if reason_value(rc) != 0:
-                    socket_open = False
-                    self.connected = False
-                    self._unacked = 0
-                    warned = False
+                try:
+                    self._service(now)
+                    if self.connected:
+                        backoff = self.reconnect_min
+                        warned = False
+                        now = self.clock()
+                        if now >= next_probe:
+                            next_probe = now + self.tick_interval
+                            self._send_probe(now)
+                except (OSError, ProtocolError) as exc:
+                    if self.refused:
+                        raise BrokerRefused(self.refused) from None
+                    if self.connected or not warned:
+                        log.warning("lost the broker %s:%d (%s); reconnecting", self.host,
+                                    self.port, exc)
+                        warned = True
+                    self._close()
                     next_attempt = self.clock() + backoff
-                self._send_acks()
-                now = self.clock()
-                if self.connected and now >= next_probe:
-                    next_probe = now + self.tick_interval
-                    self._send_probe(now)
+                    backoff = min(backoff * 2, self.reconnect_max)
         finally:
             writer_done.set()
             writer.join()            # it writes what it holds first
-            if socket_open:
-                self._send_acks()
-                self.connected = False   # a disconnect of our own is not worth a warning
+            if self._sock is not None:
                 try:
-                    client.disconnect()
-                    client.loop(timeout=0.1)
+                    self._send_acks()
                 except OSError:
                     pass
+                self._close(goodbye=True)
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     def _send_acks(self):
-        """Acknowledge the messages of committed batches (MQTT thread)."""
+        """Acknowledge the messages of committed batches, all in one write (MQTT thread)."""
+        if not self._committed:
+            return
+        ids = []
+        current = self.connections
+        # a resumed session's backlog comes right after the CONNACK, before the SUBACK: its
+        # acknowledgements are due as soon as the CONNACK said yes
+        live = self._sock is not None and self._accepted
         while self._committed:
             batch = self._committed.popleft()
-            if not self.connected:
-                continue
-            for connection, mid, qos in batch:
-                if connection == self.connections:
-                    self.client.ack(mid, qos)
-                    self._unacked = max(0, self._unacked - 1)
+            if live:
+                ids.extend(pid for connection, pid in batch if connection == current)
+        if ids:
+            self._send(mqtt_wire.puback_packets(ids))
+
+    def _wake(self):
+        """Tell the MQTT thread a batch is committed (writer thread)."""
+        try:
+            os.write(self._wake_write, b"\0")
+        except (BlockingIOError, OSError):
+            pass     # the pipe is full: the MQTT thread is woken already
 
     # ------------------------------------------------------------------ the writer thread
     def _writer(self, done):
@@ -264,17 +376,20 @@ class Subscriber:
     def _write_loop(self, done):
         """Take messages off the inbox, write them in batches, tick: until `done` is set and
         the inbox is empty; then the last batch is written (one last try even if the store
-        was failing)."""
-        acks = []                 # (connection, mid, qos) of the batch being built, in order
+        was failing). A batch is written as soon as the inbox runs dry: waiting for more would
+        only hold back acknowledgements the broker needs before it sends more (its in-flight
+        window), and while one batch is written the next one gathers in the inbox."""
+        acks = []                 # (connection, packet id) of the batch being built, in order
         first_pending = None
         next_tick = 0.0
         while True:
             finishing = done.is_set()
-            taken = self._take(QUIET_SECONDS if self.ingest.pending() else 0.1, acks)
+            idle = not self.ingest.pending() or self._store_failing
+            taken = self._take(0.1 if idle else 0.0, acks)
             now = self.clock()
             if taken and first_pending is None:
                 first_pending = now
-            if finishing and not taken:
+            if finishing and not taken and not self._held:
                 self._retry_at = 0.0
                 self._flush(now, acks)
                 return
@@ -288,30 +403,36 @@ class Subscriber:
                     acks, first_pending = [], None
 
     def _take(self, wait, acks):
-        """Handle what the inbox holds, up to a batch; wait up to `wait` s for a first one."""
-        try:
-            item = self._inbox.get(timeout=wait)
-        except queue.Empty:
-            return 0
+        """Handle what the inbox holds, up to a batch; wait up to `wait` s for a first read."""
+        held = self._held
+        if not held:
+            try:
+                held.extend(self._inbox.get(timeout=wait) if wait else self._inbox.get_nowait())
+            except queue.Empty:
+                return 0
+        handle = self.ingest.handle
+        room = max(1, self.batch_size - self.ingest.pending())
         taken = 0
         while True:
-            topic, payload, retained, mid, qos, received_at, connection = item
-            try:
-                outcome = self.ingest.handle(topic, payload, received_at, retained=retained)
-            except Exception:   # never expected (fuzzed), but one message must not stop the rest
-                self.internal_errors += 1
-                if self.internal_errors == 1:
-                    log.exception("could not handle a message on %r", topic)
-                outcome = "rejected:internal"
-            if outcome.startswith("rejected"):
-                log.debug("rejected a message on %r: %s", topic, outcome)
-            if mid is not None:
-                acks.append((connection, mid, qos))
-            taken += 1
-            if taken >= self.batch_size:
+            while held and taken < room:
+                topic, payload, retained, packet_id, qos, received_at, connection = \
+                    held.popleft()
+                try:
+                    outcome = handle(topic, payload, received_at, retained=retained)
+                except Exception:   # never expected (fuzzed), but one message must not stop the rest
+                    self.internal_errors += 1
+                    if self.internal_errors == 1:
+                        log.exception("could not handle a message on %r", topic)
+                    outcome = "rejected:internal"
+                if outcome[0] == "r":
+                    log.debug("rejected a message on %r: %s", topic, outcome)
+                if packet_id is not None:
+                    acks.append((connection, packet_id))
+                taken += 1
+            if taken >= room:
                 return taken
             try:
-                item = self._inbox.get_nowait()
+                held.extend(self._inbox.get_nowait())
             except queue.Empty:
                 return taken
 
@@ -337,7 +458,10 @@ class Subscriber:
                             "judged as if the collector were never behind", self.probe_topic,
                             PROBE_TIMEOUT)
             self._probe_sent = now
-            self.client.publish(self.probe_topic, repr(now), qos=0)
+            if self.protocol == "5":
+                self._send(mqtt_wire.publish_packet_v5(self.probe_topic, repr(now)))
+            else:
+                self._send(mqtt_wire.publish_packet(self.probe_topic, repr(now)))
 
     def _progress(self):
         """The caught_up_at tick() should use (writer thread)."""
@@ -379,6 +503,7 @@ class Subscriber:
             self.on_batch(time.perf_counter() - started)
         if acks:
             self._committed.append(list(acks))
+            self._wake()
         for row in stored:
             self.on_stored(row)
         return True

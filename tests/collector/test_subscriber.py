@@ -1,12 +1,18 @@
 """The collector's MQTT side against a real mosquitto: shared subscriptions split the load without
 storing anything twice, a stop writes the batch it holds, the session keeps what arrives while
-the collector is away, and mutual TLS works."""
+the collector is away, mutual TLS works, an oversized message is refused without holding up the
+rest; and against a broker that breaks the protocol, the collector drops the connection and
+comes back, and a quiet connection is kept alive with pings."""
 import shutil
+import socket
 import threading
 import time
 
+import pytest
+
 from broker import MosquittoBroker, find_mosquitto, make_certificates, missing_tool
 from collector_messages import anomaly, heartbeat, wire
+from routerwatch.contract import MAX_PAYLOAD_BYTES
 from routerwatch.sinks.mqtt import new_client
 from routerwatch_collector.ingest import Ingest
 from routerwatch_collector.stores import open_store
@@ -169,3 +175,112 @@ def test_a_failing_stored_hook_ends_the_run_with_its_error(mosquitto_broker, sto
         thread.join(10)
         store.close()
     assert errors == ["the hook failed"]
+
+
+def test_an_oversized_message_is_rejected_and_the_ones_after_it_are_stored(mosquitto_broker,
+                                                                           store_url):
+    running = Running(mosquitto_broker, store_url, "collector-oversized").start()
+    try:
+        client = new_client("oversized-publisher")
+        client.connect(mosquitto_broker.host, mosquitto_broker.port)
+        client.loop_start()
+        topic, payload = wire(anomaly(1))
+        client.publish(topic, payload + b" " * (MAX_PAYLOAD_BYTES * 3), qos=1).wait_for_publish(10)
+        client.publish(*wire(anomaly(2)), qos=1).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        wait_until(lambda: len(running.stored) == 1)
+        assert running.ingest.rejects == {"oversized": 1}
+        assert running.stored[0].seq == 2
+    finally:
+        running.close()
+
+
+class HostileBroker:
+    """A TCP server on loopback that answers CONNECT with a CONNACK, then sends `attack`:
+    counts the connections it was given."""
+
+    def __init__(self, attack):
+        self.attack = attack
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.pings = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(1024)                       # CONNECT
+                    conn.sendall(b"\x20\x02\x00\x00")     # accepted
+                    conn.recv(1024)                       # SUBSCRIBE, packet id 1
+                    conn.sendall(b"\x90\x07\x00\x01\x01\x01\x01\x01\x00")
+                    conn.sendall(self.attack)
+                    while True:
+                        data = conn.recv(1024)
+                        if not data:
+                            break
+                        if data.startswith(b"\xc0\x00"):
+                            self.pings += 1
+                            conn.sendall(b"\xd0\x00")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+
+
+@pytest.mark.parametrize("attack", [
+    b"\x90\xff\xff\xff\x7f",                 # a SUBACK claiming 256 MiB
+    b"\x30\xff\xff\xff\xff\xff",             # a remaining length of five bytes
+    b"\x32\x10\x00\x40" + b"x" * 14,         # a topic longer than its packet
+    b"\x20\x02\x00\x00",                     # a second CONNACK
+])
+def test_a_broker_speaking_broken_mqtt_is_dropped_and_reconnected(tmp_path, attack):
+    broker = HostileBroker(attack)
+    store = open_store(tmp_path / "collector.sqlite")
+    subscriber = Subscriber(Ingest(store), "127.0.0.1", broker.port, client_id="hostile",
+                            reconnect_min=0.05, reconnect_max=0.1)
+    stop = threading.Event()
+    thread = threading.Thread(target=subscriber.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: broker.connections >= 3)     # dropped, and back, again and again
+        assert thread.is_alive() and subscriber.connections >= 2
+        assert subscriber.ingest.counters["received"] == 0
+        assert len(subscriber._reader._buffer) < 1024 if subscriber._reader else True
+    finally:
+        stop.set()
+        thread.join(10)
+        broker.close()
+        store.close()
+    assert not thread.is_alive()
+
+
+def test_a_quiet_connection_is_kept_alive_with_pings(tmp_path):
+    broker = HostileBroker(b"")
+    store = open_store(tmp_path / "collector.sqlite")
+    subscriber = Subscriber(Ingest(store), "127.0.0.1", broker.port, client_id="quiet",
+                            keepalive=1)
+    subscriber.tick_interval = 3600.0     # no probe: only pings keep the connection busy
+    stop = threading.Event()
+    thread = threading.Thread(target=subscriber.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: broker.pings >= 2, timeout=10)
+        assert broker.connections == 1 and subscriber.connected
+    finally:
+        stop.set()
+        thread.join(10)
+        broker.close()
+        store.close()
