@@ -365,7 +365,9 @@ def validate(p):
         if not isinstance(p.evidence, dict):
             raise ContractError("evidence must be an object")
         _check_json_value(p.evidence, "evidence", 1)
-        if len(jsonio.dumps(p.evidence).encode("utf-8")) > MAX_EVIDENCE_BYTES:
+        text = jsonio.dumps(p.evidence)
+        # a character is at most 4 bytes of UTF-8: most evidence needs no encoding to be sure
+        if len(text) > MAX_EVIDENCE_BYTES // 4 and len(text.encode("utf-8")) > MAX_EVIDENCE_BYTES:
             raise ContractError("evidence is larger than %d bytes" % MAX_EVIDENCE_BYTES)
         if not _is_int(p.count) or not 1 <= p.count <= SEQ_MAX:
             raise ContractError("count must be a positive integer")

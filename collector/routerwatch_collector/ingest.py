@@ -28,6 +28,10 @@ DEFAULT_STOP_GRACE = 900.0
 # store): its last position no longer holds back the silence judgement of the others
 PROGRESS_STALE = 30.0
 
+# topics remembered as parsed (a fleet of this many routers sends on 4 topics each); beyond it
+# the oldest are forgotten and parsed again
+TOPIC_CACHE = 16384
+
 # Why a message was refused. A bounded set on purpose: the error text contains attacker-chosen
 # bits, so it is kept only as the latest sample per reason, never as a key.
 REJECT_REASONS = ("topic", "oversized", "not_json", "not_object", "version", "unknown_type",
@@ -87,6 +91,8 @@ class Ingest:
         # recently accepted (device, run, type, seq): saves a round trip per QoS 1 redelivery and
         # per retained message replayed on resubscribe; the store's unique index is the real guard
         self._seen = BoundedDict(dedupe_window)
+        # topic bytes -> (device, type) of the topics that parsed: each router has a few
+        self._topics = BoundedDict(TOPIC_CACHE)
         self._pending = []            # (payload, received_at, retained) in arrival order
         self._pending_rejects = {}    # reason -> [count, last_at, device, detail]
         self.counters = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0,
@@ -101,14 +107,21 @@ class Ingest:
         self.counters["received"] += 1
         device = None
         try:
-            if isinstance(topic, (bytes, bytearray)):
-                try:
-                    topic = bytes(topic).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ContractError("topic is not UTF-8") from None
-            if not isinstance(topic, str):
-                raise ContractError("topic is not text")
-            device, message_type = parse_topic(self.prefix, topic)
+            known = self._topics.get(topic) if type(topic) is bytes else None
+            if known is not None:
+                device, message_type = known
+            else:
+                raw = topic
+                if isinstance(topic, (bytes, bytearray)):
+                    try:
+                        topic = bytes(topic).decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ContractError("topic is not UTF-8") from None
+                if not isinstance(topic, str):
+                    raise ContractError("topic is not text")
+                device, message_type = parse_topic(self.prefix, topic)
+                if type(raw) is bytes:
+                    self._topics.set(raw, (device, message_type))
             # None: the payload was too large to keep (the MQTT reader skipped it unread)
             if payload is None or (isinstance(payload, (bytes, bytearray))
                                    and len(payload) > MAX_PAYLOAD_BYTES):

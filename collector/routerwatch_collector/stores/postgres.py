@@ -184,16 +184,18 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 _PARTITION_RE = re.compile(r"\A(anomalies|heartbeat_samples)_p(\d{8})\Z")
 
 # one statement per batch: new keys are claimed in anomaly_keys, only those rows are written,
-# and the device counters follow; the keys come back so the caller knows what was new
+# and the device counters and both rollups follow (one round trip for the batch); the keys come
+# back so the caller knows what was new
 _INSERT_ANOMALIES = """
 WITH input AS (
+    -- the batch is one JSON array of rows: one parameter the server parses, rather than an
+    -- array per column that the driver escapes element by element in Python
     SELECT DISTINCT ON (device, run, seq) *
-    FROM unnest(%(device)s::text[], %(run)s::text[], %(seq)s::bigint[], %(time)s::float8[],
-                %(kind)s::text[], %(severity)s::text[], %(summary)s::text[],
-                %(evidence)s::text[], %(count)s::bigint[], %(v)s::int[],
-                %(received_at)s::float8[])
-         WITH ORDINALITY AS t(device, run, seq, time, kind, severity, summary, evidence, count,
-                              v, received_at, ord)
+    FROM (SELECT r->>0 AS device, r->>1 AS run, (r->>2)::bigint AS seq,
+                 (r->>3)::float8 AS time, r->>4 AS kind, r->>5 AS severity, r->>6 AS summary,
+                 r->7 AS evidence, (r->>8)::bigint AS count, (r->>9)::int AS v,
+                 (r->>10)::float8 AS received_at, ord
+          FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, ord)) t
     ORDER BY device, run, seq, ord
 ), new AS (
     INSERT INTO anomaly_keys (device, run, seq, received_at)
@@ -203,7 +205,7 @@ WITH input AS (
 ), stored AS (
     INSERT INTO anomalies (device, run, seq, time, kind, severity, summary, evidence, count, v,
                            received_at, origin)
-    SELECT i.device, i.run, i.seq, i.time, i.kind, i.severity, i.summary, i.evidence::jsonb,
+    SELECT i.device, i.run, i.seq, i.time, i.kind, i.severity, i.summary, i.evidence,
            i.count, i.v, i.received_at, %(origin)s
     FROM input i JOIN new USING (device, run, seq) ORDER BY i.ord
     RETURNING device, run, seq, kind, severity, received_at
@@ -217,6 +219,11 @@ WITH input AS (
     SELECT floor(received_at / %(rollup)s) * %(rollup)s AS bucket, severity, kind, count(*)
     FROM stored GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (bucket, severity, kind) DO UPDATE SET n = anomaly_counts.n + excluded.n
+), rolled_up_hourly AS (
+    INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n)
+    SELECT floor(received_at / %(hourly)s) * %(hourly)s AS bucket, severity, kind, count(*)
+    FROM stored GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (bucket, severity, kind) DO UPDATE SET n = anomaly_counts_hourly.n + excluded.n
 )
 SELECT device, run, seq FROM stored
 """
@@ -436,24 +443,13 @@ class PostgresStore(SqlStore):
         if not batch:
             return []
         times = arrival_times(batch, received_at)
-        columns = {name: [] for name in ("device", "run", "seq", "time", "kind", "severity",
-                                         "summary", "evidence", "count", "v")}
-        columns["received_at"] = times
-        for a in batch:
-            columns["device"].append(a.device)
-            columns["run"].append(a.run)
-            columns["seq"].append(a.seq)
-            columns["time"].append(a.time)
-            columns["kind"].append(a.kind)
-            columns["severity"].append(a.severity)
-            columns["summary"].append(a.summary)
-            columns["evidence"].append(jsonio.dumps(a.evidence))
-            columns["count"].append(a.count)
-            columns["v"].append(a.v)
+        rows = jsonio.dumps([[a.device, a.run, a.seq, a.time, a.kind, a.severity, a.summary,
+                              a.evidence, a.count, a.v, at] for a, at in zip(batch, times)])
         with self.transaction():
             new = {(r["device"], r["run"], r["seq"]) for r in self._db.execute(
-                _INSERT_ANOMALIES, dict(columns, origin=origin,
-                                        rollup=float(ROLLUP_SECONDS)))}
+                _INSERT_ANOMALIES, {"rows": rows, "origin": origin,
+                                    "rollup": float(ROLLUP_SECONDS),
+                                    "hourly": float(HOURLY_ROLLUP_SECONDS)})}
             stored = []
             for a, received_at in zip(batch, times):
                 key = (a.device, a.run, a.seq)
@@ -462,7 +458,6 @@ class PostgresStore(SqlStore):
                     stored.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind,
                                                 a.severity, a.summary, a.evidence, a.count,
                                                 received_at, origin))
-            self._count_hourly(stored)
         return stored
 
     def _prune_heartbeat_samples(self, device, received_at):
