@@ -85,7 +85,8 @@ WHAT_TO_DO = {
         ' overlay means someone with root is hiding something: check the other integrity '
         'anomalies, then reflash. A package that keeps data on flash: move its data to external '
         'storage, or raise `integrity.max_files` if the router has the RAM (about 400 bytes per '
-        'file)'),
+        'file). A bloated package database (`ls -l` it; a router\'s is well under 1 MB) was '
+        'written by someone with root: reflash'),
     "agent.degraded": (
         'The agent is running but blind. If you did not stop that service yourself '
         '(`/etc/init.d/log`, a firewall removal), someone with root did: treat the router as '

@@ -149,24 +149,31 @@ def test_baseline_show_without_one_says_so(tmp_path):
     assert shown.returncode == 3 and "no baseline" in shown.stderr
 
 
-def test_a_junk_flood_does_not_hide_a_replaced_dropbear_and_memory_stays_bounded(tmp_path):
-    """80,000 junk files in the overlay and a replaced /usr/sbin/dropbear: --once reports the
-    dropbear and the flood, exits 1, and its peak RSS stays under 64 MB (a 128 MB router)."""
+def _once_with_peak_rss(tree, tmp_path):
+    """routerwatch-agent --once on `tree` in a fresh process: (exit code, anomalies, peak MB)."""
     from pathlib import Path
-    from fixtures.junk_flood import JUNK_DIR, flood, replace_dropbear
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     from procmem import run_with_peak_rss
-    tree = build_tree("router-clean", tmp_path / "flooded")
-    flood(tree / "overlay/upper", 80000)
-    replace_dropbear(tree / "overlay/upper")
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         code, peak_kb, _seconds = run_with_peak_rss(
             [sys.executable, "-m", "routerwatch.cli", "--root", tree, "--once",
              "--log-file", tree / "var/log/messages", "--set",
              "state_dir=%s" % (tmp_path / "state")], stdout=out, stderr=err)
+    assert code in (0, 1), err_path.read_text()[-2000:]
     anomalies = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
-    assert code == 1, err_path.read_text()[-2000:]
+    return code, anomalies, peak_kb / 1024.0
+
+
+def test_a_junk_flood_does_not_hide_a_replaced_dropbear_and_memory_stays_bounded(tmp_path):
+    """80,000 junk files in the overlay and a replaced /usr/sbin/dropbear: --once reports the
+    dropbear and the flood, exits 1, and its peak RSS stays under 64 MB (a 128 MB router)."""
+    from fixtures.junk_flood import JUNK_DIR, flood, replace_dropbear
+    tree = build_tree("router-clean", tmp_path / "flooded")
+    flood(tree / "overlay/upper", 80000)
+    replace_dropbear(tree / "overlay/upper")
+    code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
+    assert code == 1
     by_kind = {}
     for anomaly in anomalies:
         by_kind.setdefault(anomaly["kind"], []).append(anomaly)
@@ -175,29 +182,20 @@ def test_a_junk_flood_does_not_hide_a_replaced_dropbear_and_memory_stays_bounded
     (cap,) = by_kind["integrity.file_flood"]
     assert cap["severity"] == "medium" and cap["evidence"]["path"] == "/" + JUNK_DIR
     assert cap["evidence"]["dropped"] >= 80000 - 50000
-    assert peak_kb / 1024.0 < 64, "peak RSS %.1f MB" % (peak_kb / 1024.0)
+    assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb
 
 
 def test_a_flood_of_the_longest_names_stays_bounded_in_memory_and_is_reported(tmp_path):
     """15,000 junk files whose paths are as long as Linux allows (about 4 KB each) and a replaced
     dropbear: fewer files than integrity.max_files, but 60 MB of names if all were kept. --once
     reports the dropbear and the flood, and its peak RSS stays under 64 MB."""
-    from pathlib import Path
     from fixtures.junk_flood import long_names, replace_dropbear
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from procmem import run_with_peak_rss
     tree = build_tree("router-clean", tmp_path / "t")
     upper = tree / "overlay/upper"
     directory = long_names(upper, 15000)
     replace_dropbear(upper)
-    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        code, peak_kb, _seconds = run_with_peak_rss(
-            [sys.executable, "-m", "routerwatch.cli", "--root", tree, "--once",
-             "--log-file", tree / "var/log/messages", "--set",
-             "state_dir=%s" % (tmp_path / "state")], stdout=out, stderr=err)
-    anomalies = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
-    assert code == 1, err_path.read_text()[-2000:]
+    code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
+    assert code == 1
     shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
                 if a["kind"] == "integrity.rom_shadowed"}
     assert shadowed["/usr/sbin/dropbear"] == "high"
@@ -207,4 +205,36 @@ def test_a_flood_of_the_longest_names_stays_bounded_in_memory_and_is_reported(tm
     named = cap["evidence"]["path"]                         # clipped at 512 characters
     assert named.endswith("\u2026") and ("/" + os.path.relpath(directory, upper)).startswith(
         named[:-1])
-    assert peak_kb / 1024.0 < 64, "peak RSS %.1f MB" % (peak_kb / 1024.0)
+    assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb
+
+
+@pytest.mark.parametrize("manager", ["apk", "opkg"])
+def test_a_hostile_package_database_is_read_in_bounded_memory_and_named(tmp_path, manager):
+    """A 34 MB package database of long, undecodable, repeated entries and a 64 KB line (apk's
+    installed; opkg's status of 5,000 packages and its .list files), a tampered package file and
+    a replaced dropbear: --once reports the dropbear and the tampered file, names the database
+    as past its caps, exits 1, and its peak RSS stays under 64 MB (it was 452 MB for apk)."""
+    from fixtures.hostile_packages import hostile_apk, hostile_opkg
+    from fixtures.junk_flood import replace_dropbear
+    tree = build_tree("router-clean", tmp_path / "t")
+    upper = tree / "overlay/upper"
+    if manager == "apk":
+        hostile_apk(upper)
+        database, tampered = "/lib/apk/db/installed", "/usr/bin/tool"
+    else:
+        hostile_opkg(tree)
+        database, tampered = "/usr/lib/opkg/status", "/etc/tool.conf"
+    replace_dropbear(upper)
+    code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
+    assert code == 1
+    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
+                if a["kind"] == "integrity.rom_shadowed"}
+    assert shadowed["/usr/sbin/dropbear"] == "high"
+    mismatched = {a["evidence"]["path"]: a["evidence"] for a in anomalies
+                  if a["kind"] == "integrity.package_mismatch"}
+    assert mismatched[tampered]["package"] == "tool"
+    (cap,) = [a for a in anomalies if a["kind"] == "integrity.file_flood"]
+    assert cap["severity"] == "medium" and cap["evidence"]["database"] == database
+    assert "bytes" in cap["evidence"]["limits"] and "line_length" in cap["evidence"]["limits"]
+    assert database in cap["summary"]
+    assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb

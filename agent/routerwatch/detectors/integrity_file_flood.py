@@ -5,6 +5,10 @@ an anomaly: filling the overlay with junk is how a rooted router would hide a re
 from a scan that stops early. The scan keeps what matters (files shadowing /rom, access and
 autostart paths, code) and drops bulk data first, so this names where the flood is and what kind
 of files were left unchecked.
+
+The package database is read within caps too (bytes, packages, files listed, line length): one
+that reaches them is reported the same way, naming the database, since a database bloated past
+what any router holds is junk written there (and what it lists beyond the caps goes unread).
 """
 from dataclasses import dataclass
 
@@ -35,6 +39,8 @@ class IntegrityFileFlood(Detector):
         if event.finding != "flood":
             return []
         detail = event.detail
+        if detail.get("database"):
+            return self._database(event, detail)
         by_rank = detail.get("dropped_by_rank") or {}
         code_dropped = any(by_rank.get(rank) for rank in ("shadows_rom", "access", "code"))
         severity = self.config.code_dropped_severity if code_dropped else self.config.severity
@@ -53,6 +59,25 @@ class IntegrityFileFlood(Detector):
             "including code" if code_dropped else "bulk data only", clip(event.path, 256)))
         return [Finding(kind=self.kind, severity=severity, summary=summary, evidence=evidence,
                         incident="overlay", time=event.time)]
+
+
+    def _database(self, event, detail):
+        limits = [str(limit)[:32] for limit in (detail.get("limits") or [])][:8]
+        evidence = {"path": clip(event.path, 512), "database": clip(detail["database"], 512),
+                    "limits": limits, "first_scan": event.first_scan}
+        for key in ("bytes_read", "max_bytes", "packages", "max_packages", "files",
+                    "max_files", "overlong_lines", "max_line_bytes", "rejected_lines"):
+            evidence[key] = detail.get(key)
+        reached = {"bytes": "more than %s bytes" % detail.get("max_bytes"),
+                   "packages": "more than %s packages" % detail.get("max_packages"),
+                   "files": "more than %s files" % detail.get("max_files"),
+                   "line_length": "%s lines longer than %s bytes" % (
+                       detail.get("overlong_lines"), detail.get("max_line_bytes"))}
+        summary = ("the package database %s holds %s: what it lists beyond that is not "
+                   "checked" % (clip(detail["database"], 256), ", ".join(
+                       reached.get(limit, limit) for limit in limits) or "more than it reads"))
+        return [Finding(kind=self.kind, severity=self.config.severity, summary=summary,
+                        evidence=evidence, incident="package_database", time=event.time)]
 
 
 def _cap_text(detail):

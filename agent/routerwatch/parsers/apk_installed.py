@@ -6,16 +6,19 @@ Format (apk-tools src/database.c apk_db_fdb_write): stanzas separated by a blank
 `F:<dir>` and per file in it `R:<name>` followed by `Z:<digest>`. A digest is `Q` (base64) or
 `X` (hex), then `1`, then the bytes: 20 bytes are SHA-1, or the first 20 bytes of SHA-256 when the
 package flags contain `S` (sha256-160, what OpenWrt's ADB packages get); 32 bytes are SHA-256.
+
+The database is hostile input (a rooted router writes what it likes into it) and may be tens of
+megabytes, so it is parsed as a stream of lines (bytes, from bounded.BoundedLines) into a stream
+of records: each file as it comes, then its package when the stanza ends. Nothing here grows
+with the input; what to keep is the caller's choice.
 """
 import base64
 import binascii
+import os
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
-MAX_INPUT_BYTES = 32 * 1024 * 1024
-MAX_PACKAGES = 4096
-MAX_FILES = 200000
 MAX_PATH_CHARS = 1024
 
 _NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9+_.@-]{0,127}\Z")
@@ -27,25 +30,39 @@ _DIGEST_RE = re.compile(r"\A(?:Q1(?P<b64>[A-Za-z0-9+/]{27}=|[A-Za-z0-9+/]{43}=|[
 
 @dataclass(frozen=True, slots=True)
 class ApkFile:
-    path: str                    # absolute, as seen from the router's /
-    algorithm: Optional[str]     # sha1 | sha256-160 | sha256 | sha512 | None (no Z: line)
-    digest: Optional[bytes]
+    path: str                    # absolute, as seen from the router's / (undecodable bytes
+                                 # kept as os.fsdecode does, so it equals the path a walk finds)
+    digest: Optional[bytes]      # None when the file has no Z: line
 
 
 @dataclass(frozen=True, slots=True)
 class ApkPackage:
+    """The end of a stanza: the package its files (the ApkFile records just before) belong to.
+    name or version is "" when the stanza named none (its files then belong to nothing)."""
     name: str
     version: str
     flags: str
-    files: Tuple[ApkFile, ...]
-    directories: Tuple[str, ...]
+
+    @property
+    def valid(self):
+        return bool(self.name and self.version)
 
 
 @dataclass(frozen=True, slots=True)
-class ApkDatabase:
-    packages: Tuple[ApkPackage, ...]
-    rejected_lines: int          # lines that did not parse (counted, never fatal)
-    truncated: bool              # a cap was reached; the rest was not read
+class Rejected:
+    """A line that did not parse (counted by the caller, never fatal)."""
+
+
+REJECTED = Rejected()
+
+
+def digest_algorithm(digest, flags=""):
+    """The algorithm of a digest apk recorded, from its length and its package's flags."""
+    if digest is None:
+        return None
+    if len(digest) == 20:
+        return "sha256-160" if "S" in flags else "sha1"
+    return {32: "sha256", 64: "sha512"}.get(len(digest))
 
 
 def parse_digest(text, flags=""):
@@ -60,13 +77,8 @@ def parse_digest(text, flags=""):
             raw = binascii.unhexlify(match.group("hex"))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) == 20:
-        return ("sha256-160" if "S" in flags else "sha1"), raw
-    if len(raw) == 32:
-        return "sha256", raw
-    if len(raw) == 64:
-        return "sha512", raw
-    return None  # pragma: no cover - the pattern admits only the lengths above
+    algorithm = digest_algorithm(raw, flags)
+    return (algorithm, raw) if algorithm is not None else None
 
 
 def _clean_path(directory, name):
@@ -78,104 +90,72 @@ def _clean_path(directory, name):
     return path if len(path) <= MAX_PATH_CHARS else None
 
 
-def parse_installed(text):
-    """ApkDatabase from the text of /lib/apk/db/installed (str or bytes)."""
-    truncated = False
-    if isinstance(text, (bytes, bytearray)):
-        if len(text) > MAX_INPUT_BYTES:
-            text, truncated = text[:MAX_INPUT_BYTES], True
-        text = bytes(text).decode("utf-8", "replace")
-    elif len(text) > MAX_INPUT_BYTES:
-        text, truncated = text[:MAX_INPUT_BYTES], True
-    packages = []
-    rejected = 0
-    total_files = 0
-    stanza = None
-
-    def finish():
-        nonlocal stanza
-        if stanza is not None:
-            if stanza["name"] and stanza["version"]:
-                _close_file(stanza)
-                files = stanza["files"]
-                if "S" in stanza["flags"]:
-                    # the flags line may follow the files; 20-byte digests are then sha256-160
-                    files = [ApkFile(f.path, "sha256-160", f.digest) if f.algorithm == "sha1"
-                             else f for f in files]
-                packages.append(ApkPackage(stanza["name"], stanza["version"], stanza["flags"],
-                                           tuple(files), tuple(stanza["dirs"])))
-            stanza = None
-
-    for line in text.split("\n"):
+def iter_installed(lines):
+    """Records of /lib/apk/db/installed from its lines (bytes; None for a line too long to
+    hold): ApkFile for each file, ApkPackage at the end of each stanza, REJECTED for each line
+    that does not parse."""
+    directory = None           # the current F: (None: none yet, or a bad one)
+    path = digest = None       # the current R: and its Z:
+    name = version = flags = ""
+    started = False
+    for line in lines:
+        if line is None:
+            if path is not None:
+                yield ApkFile(path, digest)
+            path = digest = None
+            yield REJECTED
+            continue
         if not line.strip():
-            finish()
-            if len(packages) >= MAX_PACKAGES:
-                truncated = True
-                break
+            if started:
+                if path is not None:
+                    yield ApkFile(path, digest)
+                yield ApkPackage(name, version, flags)
+            directory = path = digest = None
+            name = version = flags = ""
+            started = False
             continue
-        if len(line) < 2 or line[1] != ":":
-            rejected += 1
+        started = True
+        if len(line) < 2 or line[1:2] != b":":
+            yield REJECTED
             continue
-        if stanza is None:
-            stanza = {"name": "", "version": "", "flags": "", "files": [], "dirs": [],
-                      "dir": None, "file": None, "z": None}
-        key, value = line[0], line[2:]
-        if key == "P":
+        key, value = line[:1], os.fsdecode(line[2:].rstrip(b"\r"))
+        if key == b"P":
             if _NAME_RE.match(value):
-                stanza["name"] = value
+                name = value
             else:
-                rejected += 1
-        elif key == "V":
+                yield REJECTED
+        elif key == b"V":
             if _VERSION_RE.match(value):
-                stanza["version"] = value
+                version = value
             else:
-                rejected += 1
-        elif key == "f":
+                yield REJECTED
+        elif key == b"f":
             if _FLAGS_RE.match(value):
-                stanza["flags"] = value
+                flags = value
             else:
-                rejected += 1
-        elif key == "F":
-            _close_file(stanza)
-            directory = _clean_path(value, "") if value else "/"
-            stanza["dir"] = directory
-            if directory is None:
-                rejected += 1
-            elif len(stanza["dirs"]) < MAX_FILES:
-                stanza["dirs"].append(directory)
-        elif key == "R":
-            _close_file(stanza)
-            if stanza["dir"] is None or total_files >= MAX_FILES:
-                rejected += 1
-                truncated = truncated or total_files >= MAX_FILES
+                yield REJECTED
+        elif key in (b"F", b"R"):
+            if path is not None:
+                yield ApkFile(path, digest)
+            path = digest = None
+            if key == b"F":
+                directory = _clean_path(value, "") if value else "/"
+                if directory is None:
+                    yield REJECTED
                 continue
-            path = _clean_path(stanza["dir"], value) if "/" not in value else None
+            path = _clean_path(directory, value) \
+                if directory is not None and "/" not in value else None
             if path is None:
-                rejected += 1
-                continue
-            stanza["file"] = path
-            total_files += 1
-        elif key == "Z":
-            if stanza["file"] is None or stanza["z"] is not None:
-                rejected += 1
-                continue
-            digest = parse_digest(value)
-            if digest is None:
-                rejected += 1
-                continue
-            stanza["z"] = digest
+                yield REJECTED
+        elif key == b"Z":
+            parsed = parse_digest(value) if path is not None and digest is None else None
+            if parsed is None:
+                yield REJECTED
+            else:
+                digest = parsed[1]
         # every other field (C: A: S: I: T: U: L: o: m: t: c: k: D: p: i: g: r: q: s: M: a:)
         # is valid apk but carries nothing the integrity check needs
-    else:
-        finish()
-    if stanza is not None:  # stopped early by a cap
-        finish()
-    return ApkDatabase(tuple(packages), rejected, truncated)
-
-
-def _close_file(stanza):
-    if stanza["file"] is not None:
-        algorithm, digest = stanza["z"] if stanza["z"] else (None, None)
-        stanza["files"].append(ApkFile(stanza["file"], algorithm, digest))
-    stanza["file"] = None
-    stanza["z"] = None
+    if started:
+        if path is not None:
+            yield ApkFile(path, digest)
+        yield ApkPackage(name, version, flags)

@@ -4,15 +4,19 @@ status: RFC822-like stanzas (opkg-lede libopkg/pkg.c); the fields used here are 
 `Version`, `Status` and `Conffiles` (continuation lines ` <path> <checksum>`; the checksum is
 sha256 hex, or md5 when it is 32 characters — opkg treats anything of at most 33 as md5).
 info/<pkg>.list: one absolute path per line, no checksums.
+
+Both are hostile input (a rooted router writes what it likes into them), so they are parsed as
+streams of lines (bytes, from bounded.BoundedLines) into streams of records; nothing here grows
+with the input except one stanza's conffiles, which are capped.
 """
+import os
 import re
 from dataclasses import dataclass
 from typing import Tuple
 
-MAX_INPUT_BYTES = 8 * 1024 * 1024
-MAX_PACKAGES = 4096
+from .apk_installed import REJECTED
+
 MAX_CONFFILES = 256          # per package
-MAX_LIST_PATHS = 20000       # per .list file
 MAX_PATH_CHARS = 1024
 
 _FIELD_RE = re.compile(r"\A(?P<key>[A-Z][A-Za-z0-9-]{0,40}):(?: (?P<value>.*))?\Z")
@@ -47,22 +51,6 @@ class OpkgPackage:
         return self.status.startswith("install user ")
 
 
-@dataclass(frozen=True, slots=True)
-class OpkgStatus:
-    packages: Tuple[OpkgPackage, ...]
-    rejected_lines: int
-    truncated: bool
-
-
-def _decode(text, limit):
-    truncated = False
-    if len(text) > limit:
-        text, truncated = text[:limit], True
-    if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8", "replace")
-    return text, truncated
-
-
 def _clean(path):
     parts = path.split("/")
     if any(p in (".", "..") for p in parts):
@@ -70,88 +58,80 @@ def _clean(path):
     return "/" + "/".join(p for p in parts if p)
 
 
-def parse_status(text):
-    """OpkgStatus from the text of /usr/lib/opkg/status (str or bytes)."""
-    text, truncated = _decode(text, MAX_INPUT_BYTES)
-    packages = []
-    rejected = 0
-    current = None
-    in_conffiles = False
-
-    def finish():
-        nonlocal current
-        if current and current["name"] and current["version"]:
-            packages.append(OpkgPackage(current["name"], current["version"], current["status"],
-                                        tuple(current["conffiles"])))
-        current = None
-
-    for line in text.split("\n"):
-        if not line.strip():
-            finish()
+def iter_status(lines):
+    """Records of /usr/lib/opkg/status from its lines (bytes; None for a line too long to
+    hold): an OpkgPackage per stanza that names one, REJECTED per line that does not parse."""
+    name = version = status = ""
+    conffiles = []
+    started = in_conffiles = False
+    for line in lines:
+        if line is None:
             in_conffiles = False
-            if len(packages) >= MAX_PACKAGES:
-                truncated = True
-                break
+            yield REJECTED
             continue
-        if current is None:
-            current = {"name": "", "version": "", "status": "", "conffiles": []}
+        if not line.strip():
+            if started and name and version:
+                yield OpkgPackage(name, version, status, tuple(conffiles))
+            name = version = status = ""
+            conffiles = []
+            started = in_conffiles = False
+            continue
+        started = True
+        line = os.fsdecode(line.rstrip(b"\r"))
         if line.startswith(" "):
             if not in_conffiles:
                 continue  # continuation of a long Description or similar
-            match = _CONFFILE_RE.match(line.rstrip("\r"))
+            match = _CONFFILE_RE.match(line)
             path = _clean(match.group("path")) if match else None
-            if path is None or len(current["conffiles"]) >= MAX_CONFFILES:
-                rejected += 1
+            if path is None or len(conffiles) >= MAX_CONFFILES:
+                yield REJECTED
                 continue
             checksum = match.group("sum").lower()
             if len(checksum) not in (32, 64):
-                rejected += 1
+                yield REJECTED
                 continue
             algorithm = "md5" if len(checksum) <= 33 else "sha256"
-            current["conffiles"].append(Conffile(path, algorithm, checksum))
+            conffiles.append(Conffile(path, algorithm, checksum))
             continue
-        match = _FIELD_RE.match(line.rstrip("\r"))
+        match = _FIELD_RE.match(line)
         if match is None:
-            rejected += 1
             in_conffiles = False
+            yield REJECTED
             continue
         key, value = match.group("key"), (match.group("value") or "").strip()
         in_conffiles = key == "Conffiles"
         if key == "Package":
             if _NAME_RE.match(value):
-                current["name"] = value
+                name = value
             else:
-                rejected += 1
+                yield REJECTED
         elif key == "Version":
             if _VERSION_RE.match(value):
-                current["version"] = value
+                version = value
             else:
-                rejected += 1
+                yield REJECTED
         elif key == "Status":
             if _STATUS_RE.match(value):
-                current["status"] = value
+                status = value
             else:
-                rejected += 1
-    else:
-        finish()
-    if current is not None:
-        finish()
-    return OpkgStatus(tuple(packages), rejected, truncated)
+                yield REJECTED
+    if started and name and version:
+        yield OpkgPackage(name, version, status, tuple(conffiles))
 
 
-def parse_list(text):
-    """The absolute paths of an info/<pkg>.list file, in order; bad lines are skipped."""
-    text, _ = _decode(text, MAX_LIST_PATHS * (MAX_PATH_CHARS + 1))
-    paths = []
-    for line in text.split("\n"):
-        line = line.rstrip("\r")
-        # newer opkg may append "\t<mode>" to a path; only the path matters here
-        line = line.split("\t", 1)[0]
-        if not line or not _PATH_RE.match(line):
+def iter_list(lines):
+    """The absolute paths of an info/<pkg>.list file from its lines, in order; REJECTED for a
+    line that is not one (blank lines are nothing)."""
+    for line in lines:
+        if line is None:
+            yield REJECTED
             continue
-        path = _clean(line)
-        if path is not None and path != "/":
-            paths.append(path)
-            if len(paths) >= MAX_LIST_PATHS:
-                break
-    return tuple(paths)
+        # newer opkg may append "\t<mode>" to a path; only the path matters here
+        line = os.fsdecode(line.rstrip(b"\r").split(b"\t", 1)[0])
+        if not line:
+            continue
+        path = _clean(line) if _PATH_RE.match(line) else None
+        if path is None or path == "/":
+            yield REJECTED
+        else:
+            yield path

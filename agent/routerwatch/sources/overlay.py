@@ -46,7 +46,8 @@ from . import overlay_packages
 from .overlay_firmware import FIRMWARE_STATE_FILE, FirmwareRecord, fingerprint_rom, read_identity
 from .overlay_hashing import FileHasher, open_regular, read_link, rom_key  # noqa: F401 (API)
 from .overlay_packages import load_packages
-from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_CODE, RANK_DATA, RANK_NAMES,
+from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_ACCESS, RANK_CODE, RANK_DATA,
+                            RANK_NAMES,
                             SENSITIVE_PATTERNS, classify, detail_for,  # noqa: F401 (API)
                             directory_rank, file_rank, is_executable, is_opaque, is_sensitive,
                             is_whiteout, special_type)
@@ -54,6 +55,16 @@ from .overlay_tree import OverlayTree
 from .overlay_walk import Candidates, FloodCounter, walk
 
 log = logging.getLogger("routerwatch")
+
+
+class PathsOfInterest:
+    """`path in` any of some containers (the scan's kept files, the baseline; None skipped)."""
+
+    def __init__(self, *containers):
+        self._containers = [c for c in containers if c is not None]
+
+    def __contains__(self, path):
+        return any(path in container for container in self._containers)
 
 RESUME_INTERVAL = 2               # seconds between polls while a scan is unfinished
 # New findings one scan hands to the detectors; the rest wait for the next scan. The walk goes
@@ -227,16 +238,15 @@ class IntegritySource:
         self._truncated = False
         self._new_findings = 0
         self.hasher.start_scan()
-        packages = load_packages(self.tree)
         yield
         manifest = baseline_store.Manifest()
         if self.has_overlay:
-            yield from self._walk_upper(manifest, packages)
+            packages = yield from self._walk_upper(manifest)
             if self._rom_fingerprint is None:
                 self._rom_fingerprint = yield from fingerprint_rom(self.rom,
                                                                    self.settings.max_files)
         else:
-            yield from self._walk_plain(manifest, packages)
+            packages = yield from self._walk_plain(manifest)
             if self._rom_fingerprint is None:
                 self._rom_fingerprint = ""
         self._compare_baseline(manifest, packages)
@@ -253,11 +263,26 @@ class IntegritySource:
         self.scans += 1
         self._first_scan = False
 
-    def _walk_upper(self, manifest, packages):
-        """The overlay's upper layer, most important files first (see overlay_walk)."""
+    def _load_packages(self, candidates):
+        """The package database's word on the files this scan checks (`candidates`) and on the
+        baseline's: only those are kept, so its memory follows the scan's own bound."""
+        wanted = PathsOfInterest(set(candidates), self._baseline)
+        packages = yield from load_packages(self.tree, wanted)
+        read = packages.read
+        if read is not None and read.limits:
+            # a database past its caps is junk written there, or something to look at
+            detail = {"class": "data", "sensitive": False}
+            detail.update(read.detail())
+            self._emit("flood", read.path, detail, "database:" + ",".join(read.limits))
+        return packages
+
+    def _walk_upper(self, manifest):
+        """The overlay's upper layer, most important files first (see overlay_walk); returns
+        the Packages it was checked against."""
         candidates = Candidates(self.settings.max_files)
         flood = FloodCounter()
         yield from walk(self.upper, self.rom, candidates, flood, skip=(self._own_state,))
+        packages = yield from self._load_packages(candidates)
         for _rank, path in candidates.drain():
             path = sys.intern(path)     # one object for this path in manifest, cache, baseline
             abs_path = os.path.join(self.upper, path[1:])
@@ -274,6 +299,7 @@ class IntegritySource:
             yield
         self.hasher.unreadable += flood.unreadable
         self._report_flood(candidates, flood)
+        return packages
 
     def _report_flood(self, candidates, flood):
         dropped = candidates.dropped_total + flood.too_deep
@@ -367,36 +393,32 @@ class IntegritySource:
             detail["rdev"] = "%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
         self._emit("special_file", path, detail, "%s:%o:%d" % (kind, st.st_mode, st.st_rdev))
 
-    def _walk_plain(self, manifest, packages):
-        """No overlay: the sensitive paths and every file with a package checksum, in place."""
+    def _walk_plain(self, manifest):
+        """No overlay: the sensitive paths and the files the package database gives a checksum
+        for, in place, as many as integrity.max_files and its path bytes allow (sensitive
+        first, then by rank); returns the Packages they were checked against."""
         limit = self.settings.max_files
-        candidates = []
+        candidates = Candidates(limit, unique=True)
         for pattern in SENSITIVE_PATTERNS:
             rel = pattern.lstrip("/")
             if "*" not in rel:
-                candidates.append(rel)
+                self._offer_plain(candidates, RANK_ACCESS, rel)
                 continue
             head, _, tail = rel.partition("*")
             directory = head.rstrip("/")
             if tail or not directory:
                 continue   # only "dir/*" patterns are expanded here; deeper ones are rare
             for name in self.tree.live_listdir(directory, limit):
-                candidates.append(directory + "/" + name)
-        candidates.extend(p.lstrip("/") for p in sorted(packages.checksums))
-        candidates.extend(p.lstrip("/") for p in sorted(packages.conffiles))
-        done = set()
-        dropped = 0
-        for rel in candidates:
-            if rel in done:
-                continue
-            done.add(rel)
-            abs_path = os.path.join(self.root, rel)
-            if not os.path.lexists(abs_path) or os.path.isdir(abs_path):
-                continue
-            if len(manifest) >= limit:
-                dropped += 1
-                continue
-            path = "/" + rel
+                self._offer_plain(candidates, RANK_ACCESS, directory + "/" + name)
+        for count, path in enumerate(overlay_packages.package_paths(self.tree), 1):
+            directory = path.rsplit("/", 1)[0] + "/"
+            self._offer_plain(candidates, file_rank(path, 0, directory_rank(directory)),
+                              path.lstrip("/"))
+            if count % 256 == 0:
+                yield
+        packages = yield from self._load_packages(candidates)
+        for _rank, path in candidates.drain():
+            abs_path = os.path.join(self.root, path[1:])
             st, digest, head = yield from self._file_digest(path, abs_path)
             if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 continue
@@ -405,13 +427,25 @@ class IntegritySource:
                                                       abs_path):
                 self._emit("package_mismatch", path, detail, digest)
             yield
+        dropped = candidates.dropped_total
         if dropped:
             self._truncated = True
             self._untracked += dropped
             self._emit("flood", "/", {"class": "data", "sensitive": False, "max_files": limit,
+                                      "max_path_bytes": candidates.byte_limit,
                                       "files": len(manifest) + dropped, "dropped": dropped,
-                                      "dropped_by_rank": {}, "too_deep": 0, "directories": [],
-                                      "subtrees": []}, "/")
+                                      "dropped_by_rank": {
+                                          name: n for name, n in zip(RANK_NAMES,
+                                                                     candidates.dropped) if n},
+                                      "too_deep": 0, "directories": [], "subtrees": []}, "/")
+        return packages
+
+    def _offer_plain(self, candidates, rank, rel):
+        """Offer /<rel> when it is there and no directory (a file the database lists may be
+        gone; only what exists takes room)."""
+        abs_path = os.path.join(self.root, rel)
+        if os.path.lexists(abs_path) and not os.path.isdir(abs_path):
+            candidates.offer(rank, sys.intern("/" + rel))
 
     # ------------------------------------------------------------------ baseline
     def _compare_baseline(self, manifest, packages):

@@ -10,7 +10,7 @@ from .. import jsonio
 from ..events import FirmwareIdentity
 from ..parsers.openwrt_release import parse_release
 from .overlay_hashing import read_link
-from .overlay_packages import rom_database
+from .overlay_packages import rom_database_hash
 from .overlay_tree import MAX_SMALL_FILE_BYTES
 from .overlay_walk import YIELD_EVERY
 
@@ -104,8 +104,7 @@ def read_identity(tree, record_store, now, rom_hash, baseline_hash, package_mana
     if not kernel:
         version = _first_line(tree.read_small("proc/version")).split()
         kernel = version[2] if len(version) > 2 else ""
-    rom_db = rom_database(tree)
-    rom_packages_hash = hashlib.sha256(rom_db).hexdigest() if rom_db is not None else ""
+    rom_packages_hash = rom_database_hash(tree)
     record = {"release": release, "board": board, "model": model, "kernel": kernel,
               "rom_hash": rom_hash or "", "rom_packages_hash": rom_packages_hash}
     identity_hash = hashlib.sha256(_canonical_json(record).encode("utf-8")).hexdigest()

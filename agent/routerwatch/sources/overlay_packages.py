@@ -1,88 +1,264 @@
 """What the package database (apk's /lib/apk/db/installed or opkg's status and info/*.list)
-says about the router's files, and the files that fail its checksums."""
+says about the router's files, and the files that fail its checksums.
+
+The database is hostile input on a rooted router, and may be tens of megabytes listing hundreds
+of thousands of files: a 31 MB one took the agent to 237 MB when it was read whole. So it is
+read as a stream (bounded.BoundedLines) and only what the scan will ask about is kept: the owner
+and checksum of the paths the caller wants (the files the walk kept, the baseline's paths), whose
+number the scan already bounds. Caps on what is read (bytes, packages, file entries, line length)
+bound the time; reaching one is reported (integrity.file_flood, naming the database), never a
+silent cut.
+"""
+import hashlib
 import os
 import stat
 
-from ..parsers.apk_installed import parse_installed
-from ..parsers.opkg_status import parse_list, parse_status
+from ..bounded import BoundedLines
+from ..parsers.apk_installed import REJECTED, ApkFile, digest_algorithm, iter_installed
+from ..parsers.opkg_status import iter_list, iter_status
 from .overlay_hashing import open_regular, package_digest
 from .overlay_paths import detail_for
 
-MAX_DB_BYTES = 32 * 1024 * 1024   # package databases
+MAX_DB_BYTES = 32 * 1024 * 1024   # of one database: apk's, or opkg's status and .list files
+MAX_PACKAGES = 4096               # an OpenWrt image has a few hundred
+MAX_FILE_ENTRIES = 200000         # files listed; an OpenWrt image has a few thousand
+MAX_LINE_BYTES = 8192             # paths stop at PATH_MAX (4096); no healthy line comes near
+YIELD_EVERY = 2048                # records read between yields to the scan's CPU budget
 APK_DB = "lib/apk/db/installed"
 OPKG_DB = "usr/lib/opkg/status"
+OPKG_LIST = "usr/lib/opkg/info/%s.list"
+
+
+class DatabaseRead:
+    """What reading one package database took, and which of its caps it reached."""
+
+    def __init__(self, path):
+        self.path = path              # router path of the database
+        self.bytes_read = 0
+        self.packages = 0
+        self.files = 0                # file entries listed (every one, wanted or not)
+        self.rejected = 0             # lines that did not parse
+        self.overlong = 0             # lines longer than MAX_LINE_BYTES (skipped)
+        self.limits = []              # caps reached: bytes | packages | files | line_length
+
+    def hit(self, limit):
+        if limit not in self.limits:
+            self.limits.append(limit)
+
+    def account(self, lines):
+        """Add what one BoundedLines read."""
+        self.bytes_read += lines.bytes_read
+        self.overlong += lines.overlong
+        if lines.truncated:
+            self.hit("bytes")
+        if lines.overlong:
+            self.hit("line_length")
+
+    def detail(self):
+        return {"database": self.path, "limits": list(self.limits),
+                "bytes_read": self.bytes_read, "max_bytes": MAX_DB_BYTES,
+                "packages": self.packages, "max_packages": MAX_PACKAGES,
+                "files": self.files, "max_files": MAX_FILE_ENTRIES,
+                "overlong_lines": self.overlong, "max_line_bytes": MAX_LINE_BYTES,
+                "rejected_lines": self.rejected}
 
 
 class Packages:
-    """What the package database says about files: owners and checksums."""
+    """What the package database says about the wanted files: owners and checksums."""
 
     def __init__(self):
         self.manager = "none"
-        self.owned = {}               # every path a package lists -> (package, version)
+        self.owned = {}               # wanted path -> (package, version)
         self.rom_versions = {}        # package -> version in /rom's database (what shipped)
-        self.checksums = {}           # path -> (algorithm, digest bytes, package, version)
-        self.conffiles = {}           # path -> (algorithm, hex, package, version)   (opkg)
-        self.truncated = False
+        self.checksums = {}           # wanted path -> (algorithm, digest bytes, package, version)
+        self.conffiles = {}           # wanted path -> (algorithm, hex, package, version) (opkg)
+        self.read = None              # DatabaseRead of the database read, if any
 
 
-def load_packages(tree):
-    """Packages of the router in `tree` (an OverlayTree)."""
+def load_packages(tree, wanted):
+    """Generator returning the Packages of the router in `tree` (an OverlayTree) for the router
+    paths in `wanted` (anything with `in`); it yields now and then for the scan's CPU budget."""
     packages = Packages()
-    apk = tree.read_small(APK_DB, MAX_DB_BYTES)
-    if apk is not None:
+    handle = tree.open_live(APK_DB)
+    if handle is not None:
         packages.manager = "apk"
-        database = parse_installed(apk)
-        packages.truncated = database.truncated
-        for package in database.packages:
-            for item in package.files:
-                packages.owned[item.path] = (package.name, package.version)
-                if item.digest is not None and item.algorithm != "sha512":
-                    packages.checksums[item.path] = (item.algorithm, item.digest,
-                                                     package.name, package.version)
-        packages.rom_versions = _rom_versions(tree, APK_DB, parse_installed)
+        packages.read = DatabaseRead("/" + APK_DB)
+        with handle:
+            yield from _load_apk(handle, packages, wanted)
+        packages.rom_versions = yield from _rom_versions(tree, APK_DB, iter_installed)
         return packages
-    status = tree.read_small(OPKG_DB, MAX_DB_BYTES)
-    if status is None:
+    handle = tree.open_live(OPKG_DB)
+    if handle is None:
         return packages
     packages.manager = "opkg"
-    database = parse_status(status)
-    packages.truncated = database.truncated
-    for package in database.packages:
-        if not package.installed:
-            continue
-        for conffile in package.conffiles:
-            packages.conffiles[conffile.path] = (conffile.algorithm, conffile.checksum,
-                                                 package.name, package.version)
-        listing = tree.read_small("usr/lib/opkg/info/%s.list" % package.name, MAX_DB_BYTES)
-        if listing is not None:
-            packages.owned.update((path, (package.name, package.version))
-                                  for path in parse_list(listing))
-    packages.rom_versions = _rom_versions(tree, OPKG_DB, parse_status)
+    packages.read = DatabaseRead("/" + OPKG_DB)
+    with handle:
+        installed = yield from _load_opkg_status(handle, packages, wanted)
+    yield from _load_opkg_lists(tree, installed, packages, wanted)
+    packages.rom_versions = yield from _rom_versions(tree, OPKG_DB, iter_status)
     return packages
 
 
-def _rom_versions(tree, rel, parse):
+def _load_apk(handle, packages, wanted):
+    read = packages.read
+    lines = BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)
+    pending = []       # the wanted files of the stanza being read: its package comes last
+    for count, record in enumerate(iter_installed(lines), 1):
+        if count % YIELD_EVERY == 0:
+            yield
+        if record is REJECTED:
+            read.rejected += 1
+        elif type(record) is ApkFile:
+            read.files += 1
+            if read.files > MAX_FILE_ENTRIES:
+                read.hit("files")
+                break
+            if record.path in wanted:
+                pending.append(record)
+        elif record.valid:
+            read.packages += 1
+            if read.packages > MAX_PACKAGES:
+                read.hit("packages")
+                break
+            owner = (record.name, record.version)
+            for item in pending:
+                packages.owned[item.path] = owner
+                algorithm = digest_algorithm(item.digest, record.flags)
+                if algorithm is not None and algorithm != "sha512":
+                    packages.checksums[item.path] = (algorithm, item.digest) + owner
+            pending = []
+        else:
+            pending = []      # a stanza without a package owns nothing
+    read.account(lines)
+
+
+def _load_opkg_status(handle, packages, wanted):
+    """The conffiles of the wanted paths; returns [(name, version)] of installed packages."""
+    read = packages.read
+    lines = BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)
+    installed = []
+    for count, record in enumerate(iter_status(lines), 1):
+        if count % YIELD_EVERY == 0:
+            yield
+        if record is REJECTED:
+            read.rejected += 1
+            continue
+        read.packages += 1
+        if read.packages > MAX_PACKAGES:
+            read.hit("packages")
+            break
+        if not record.installed:
+            continue
+        for conffile in record.conffiles:
+            if conffile.path in wanted:
+                packages.conffiles[conffile.path] = (conffile.algorithm, conffile.checksum,
+                                                     record.name, record.version)
+        installed.append((record.name, record.version))
+    read.account(lines)
+    return installed
+
+
+def _load_opkg_lists(tree, installed, packages, wanted):
+    """The owners of the wanted paths, from each installed package's .list, all of them within
+    the one database's MAX_DB_BYTES."""
+    read = packages.read
+    count = 0
+    for name, version in installed:
+        room = MAX_DB_BYTES - read.bytes_read
+        if room <= 0:
+            read.hit("bytes")
+            return
+        handle = tree.open_live(OPKG_LIST % name)
+        if handle is None:
+            continue
+        owner = (name, version)
+        with handle:
+            lines = BoundedLines(handle, room, MAX_LINE_BYTES)
+            for path in iter_list(lines):
+                count += 1
+                if count % YIELD_EVERY == 0:
+                    yield
+                if path is REJECTED:
+                    read.rejected += 1
+                    continue
+                read.files += 1
+                if read.files > MAX_FILE_ENTRIES:
+                    read.hit("files")
+                    break
+                if path in wanted:
+                    packages.owned[path] = owner
+        read.account(lines)
+        if "files" in read.limits:
+            return
+
+
+def _rom_versions(tree, rel, records):
+    """{package: version} of /rom's database (what the firmware shipped), read as a stream."""
+    versions = {}
     if not tree.has_overlay:
-        return {}
+        return versions
     try:
-        with open_regular(os.path.join(tree.rom, rel)) as handle:
-            database = parse(handle.read(MAX_DB_BYTES))
+        handle = open_regular(os.path.join(tree.rom, rel))
     except OSError:
-        return {}
-    return {package.name: package.version for package in database.packages}
+        return versions
+    with handle:
+        lines = BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)
+        for count, record in enumerate(records(lines), 1):
+            if count % YIELD_EVERY == 0:
+                yield
+            if getattr(record, "valid", True) and getattr(record, "version", None):
+                versions[record.name] = record.version
+                if len(versions) >= MAX_PACKAGES:
+                    break
+    return versions
 
 
-def rom_database(tree):
-    """The bytes of /rom's package database (what the firmware shipped), or None."""
+def package_paths(tree):
+    """The router paths the package database gives a checksum for (apk's files with one,
+    opkg's conffiles), as a stream, within the same caps as load_packages; repeats included."""
+    handle = tree.open_live(APK_DB)
+    if handle is not None:
+        with handle:
+            for count, record in enumerate(iter_installed(
+                    BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)), 1):
+                if count > MAX_FILE_ENTRIES:
+                    return
+                if type(record) is ApkFile and record.digest is not None:
+                    yield record.path
+        return
+    handle = tree.open_live(OPKG_DB)
+    if handle is not None:
+        with handle:
+            for count, record in enumerate(iter_status(
+                    BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)), 1):
+                if count > MAX_PACKAGES:
+                    return
+                if record is not REJECTED and record.installed:
+                    for conffile in record.conffiles:
+                        yield conffile.path
+
+
+def rom_database_hash(tree):
+    """sha256 hex of /rom's package database (what the firmware shipped; its first
+    MAX_DB_BYTES), read in chunks, or "" when there is none."""
     if not tree.has_overlay:
-        return None
+        return ""
     for rel in (APK_DB, OPKG_DB):
         try:
-            with open_regular(os.path.join(tree.rom, rel)) as handle:
-                return handle.read(MAX_DB_BYTES)
+            handle = open_regular(os.path.join(tree.rom, rel))
         except OSError:
             continue
-    return None
+        digest = hashlib.sha256()
+        with handle:
+            left = MAX_DB_BYTES
+            while left > 0:
+                chunk = handle.read(min(BoundedLines.CHUNK, left))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                left -= len(chunk)
+        return digest.hexdigest()
+    return ""
 
 
 def mismatches(packages, path, st, digest, head, abs_path):

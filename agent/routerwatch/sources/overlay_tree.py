@@ -71,13 +71,24 @@ class OverlayTree:
             names.update(n for n in _names(rom_dir, limit) if n not in hidden)
         return sorted(names)[:limit]
 
-    def read_small(self, rel, limit=MAX_SMALL_FILE_BYTES):
-        """The first `limit` bytes of regular file /<rel> (following symlinks), or None."""
+    def open_live(self, rel):
+        """Regular file /<rel> as the router sees it (following symlinks), open for reading in
+        binary, or None. For what is read as a stream (the package database)."""
         path = self.live_path(rel)
         if path is None:
             return None
         try:
-            with open_regular(path, follow=True) as handle:
+            return open_regular(path, follow=True)
+        except OSError:
+            return None
+
+    def read_small(self, rel, limit=MAX_SMALL_FILE_BYTES):
+        """The first `limit` bytes of regular file /<rel> (following symlinks), or None."""
+        handle = self.open_live(rel)
+        if handle is None:
+            return None
+        try:
+            with handle:
                 return handle.read(limit)
         except OSError:
             return None

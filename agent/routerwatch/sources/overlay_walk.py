@@ -19,24 +19,24 @@ import stat
 import sys
 from dataclasses import dataclass
 
+from ..bounded import PATH_BYTES_PER_FILE
 from .overlay_paths import (RANK_DATA, RANK_NAMES, RANK_SHADOWS_ROM, directory_rank,
                             file_rank, is_opaque, is_whiteout)
 
 MAX_DEPTH = 48          # directory levels entered; OpenWrt's deepest paths have about 10
 TOP_DIRECTORIES = 5     # the largest directories named when the cap is hit
 YIELD_EVERY = 256       # entries looked at between yields to the caller's CPU budget
-# The kept paths' memory per file of integrity.max_files (sys.getsizeof of the str: about 90
-# bytes for OpenWrt's usual 40-character paths). A count alone does not bound memory: a path may
-# be 4,095 bytes, and 15,000 such junk names took the agent to 88 MB without reaching the cap.
-PATH_BYTES_PER_FILE = 160
 
 
 class Candidates:
     """At most `limit` paths of at most `byte_limit` bytes in all, grouped by rank; when full, a
-    lower rank pushes out higher ones, and nothing is pushed out for a path that cannot stay."""
+    lower rank pushes out higher ones, and nothing is pushed out for a path that cannot stay.
+    With `unique`, a path offered again while kept is not kept twice (the paths a package
+    database lists may repeat; a directory walk never does)."""
 
-    def __init__(self, limit, byte_limit=None):
+    def __init__(self, limit, byte_limit=None, unique=False):
         self.limit = limit
+        self._members = set() if unique else None
         self.byte_limit = limit * PATH_BYTES_PER_FILE if byte_limit is None else byte_limit
         self._buckets = [[] for _ in RANK_NAMES]
         self._bucket_bytes = [0] * len(RANK_NAMES)
@@ -47,8 +47,15 @@ class Candidates:
     def __len__(self):
         return self._size
 
+    def __iter__(self):
+        """The kept paths, in no order (they stay kept)."""
+        for bucket in self._buckets:
+            yield from bucket
+
     def offer(self, rank, path):
         """Keep `path` if there is room or something less important to drop; True if kept."""
+        if self._members is not None and path in self._members:
+            return True
         size = sys.getsizeof(path)
         over_count = self._size + 1 - self.limit
         over_bytes = self._bytes + size - self.byte_limit
@@ -61,7 +68,10 @@ class Candidates:
             for worst in worse:
                 bucket = self._buckets[worst]
                 while bucket and (over_count > 0 or over_bytes > 0):
-                    gone = sys.getsizeof(bucket.pop())
+                    gone = bucket.pop()
+                    if self._members is not None:
+                        self._members.discard(gone)
+                    gone = sys.getsizeof(gone)
                     self._bucket_bytes[worst] -= gone
                     self._bytes -= gone
                     self._size -= 1
@@ -69,6 +79,8 @@ class Candidates:
                     over_count -= 1
                     over_bytes -= gone
         self._buckets[rank].append(path)
+        if self._members is not None:
+            self._members.add(path)
         self._bucket_bytes[rank] += size
         self._bytes += size
         self._size += 1
@@ -85,6 +97,8 @@ class Candidates:
             bucket.sort(reverse=True)
             while bucket:
                 path = bucket.pop()
+                if self._members is not None:
+                    self._members.discard(path)
                 size = sys.getsizeof(path)
                 self._bucket_bytes[rank] -= size
                 self._bytes -= size

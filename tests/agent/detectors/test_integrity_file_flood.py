@@ -51,3 +51,18 @@ def test_a_flood_of_long_names_below_the_file_cap_says_the_bytes_ran_out():
     assert finding.severity == "medium" and finding.evidence["max_path_bytes"] == 8000000
     assert "longer names than the scan keeps (8000000 bytes of paths" in finding.summary
     assert "more than integrity.max_files" not in finding.summary
+
+
+def test_a_package_database_past_its_caps_is_medium_and_names_the_database():
+    event = file_finding("flood", "/lib/apk/db/installed", "data",
+                         database="/lib/apk/db/installed", limits=["bytes", "line_length"],
+                         bytes_read=33554432, max_bytes=33554432, packages=390,
+                         max_packages=4096, files=195000, max_files=200000, overlong_lines=1,
+                         max_line_bytes=8192, rejected_lines=3)
+    (finding,) = run(event)
+    assert (finding.kind, finding.severity) == ("integrity.file_flood", "medium")
+    assert finding.evidence["database"] == "/lib/apk/db/installed"
+    assert finding.evidence["limits"] == ["bytes", "line_length"]
+    assert finding.summary.startswith("the package database /lib/apk/db/installed holds more "
+                                      "than 33554432 bytes, 1 lines longer than 8192 bytes")
+    assert finding.incident == "package_database"      # not merged with a flood of files

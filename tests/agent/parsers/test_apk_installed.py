@@ -1,11 +1,41 @@
 """/lib/apk/db/installed: given a database text, which files each package owns and the checksum
-apk recorded (Z: is Q1+base64 of 20 bytes: sha256-160 with f:S, else sha1)."""
+apk recorded (Z: is Q1+base64 of 20 bytes: sha256-160 with f:S, else sha1). The database is
+parsed as a stream of records; hostile bytes of any kind parse without error or growth."""
 import base64
 import hashlib
+import io
+from dataclasses import dataclass
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
-from routerwatch.parsers.apk_installed import parse_digest, parse_installed
+from routerwatch.bounded import BoundedLines
+from routerwatch.parsers.apk_installed import (REJECTED, ApkFile, ApkPackage, digest_algorithm,
+                                               iter_installed, parse_digest)
+
+
+@dataclass
+class Package:
+    name: str
+    version: str
+    flags: str
+    files: list
+
+
+def parse_installed(text, max_line_bytes=8192):
+    """(packages with their files, rejected lines), grouped the way load_packages groups."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    packages, pending, rejected = [], [], 0
+    for record in iter_installed(BoundedLines(io.BytesIO(data), 1 << 30, max_line_bytes)):
+        if record is REJECTED:
+            rejected += 1
+        elif isinstance(record, ApkFile):
+            pending.append(record)
+        else:
+            assert isinstance(record, ApkPackage)
+            if record.valid:
+                packages.append(Package(record.name, record.version, record.flags, pending))
+            pending = []
+    return packages, rejected
 
 DROPBEAR = b"\x7fELF dropbear"
 INIT = b"#!/bin/sh /etc/rc.common\n"
@@ -40,23 +70,24 @@ R:nochecksum
 
 
 def test_packages_files_and_checksums():
-    db = parse_installed(DB)
-    assert [p.name for p in db.packages] == ["dropbear", "alpine-v2-style"]
-    dropbear = db.packages[0]
+    packages, rejected = parse_installed(DB)
+    assert [p.name for p in packages] == ["dropbear", "alpine-v2-style"]
+    dropbear = packages[0]
     assert dropbear.version == "2024.86-r1" and dropbear.flags == "S"
     assert [f.path for f in dropbear.files] == ["/usr/sbin/dropbear", "/etc/init.d/dropbear"]
-    assert dropbear.files[0].algorithm == "sha256-160"
+    assert digest_algorithm(dropbear.files[0].digest, dropbear.flags) == "sha256-160"
     assert dropbear.files[0].digest == hashlib.sha256(DROPBEAR).digest()[:20]
-    v2 = db.packages[1]
-    assert v2.files[0].algorithm == "sha1"
+    v2 = packages[1]
+    assert digest_algorithm(v2.files[0].digest, v2.flags) == "sha1"
     assert v2.files[0].digest == hashlib.sha1(b"tool").digest()
     assert v2.files[1].path == "/usr/bin/nochecksum" and v2.files[1].digest is None
-    assert db.rejected_lines == 0 and not db.truncated
+    assert rejected == 0
 
 
 def test_flags_after_the_files_still_mean_sha256_160():
     text = "P:late\nV:1\nF:bin\nR:x\nZ:%s\nf:S\n" % q1(b"x")
-    assert parse_installed(text).packages[0].files[0].algorithm == "sha256-160"
+    (package,), _ = parse_installed(text)
+    assert digest_algorithm(package.files[0].digest, package.flags) == "sha256-160"
 
 
 def test_hex_and_full_length_digests():
@@ -70,19 +101,50 @@ def test_hex_and_full_length_digests():
 
 def test_paths_that_escape_the_tree_are_rejected():
     text = "P:evil\nV:1\nF:../../etc\nR:shadow\nZ:%s\nF:usr/bin\nR:../x\nR:ok\n" % q1(b"")
-    db = parse_installed(text)
-    assert [f.path for f in db.packages[0].files] == ["/usr/bin/ok"]
-    assert db.rejected_lines >= 3
+    (package,), rejected = parse_installed(text)
+    assert [f.path for f in package.files] == ["/usr/bin/ok"]
+    assert rejected >= 3
 
 
 def test_a_stanza_without_name_or_version_is_dropped():
-    db = parse_installed("V:1\nF:bin\nR:x\n\nP:ok\nV:2\n")
-    assert [p.name for p in db.packages] == ["ok"]
+    packages, _ = parse_installed("V:1\nF:bin\nR:x\n\nP:ok\nV:2\n")
+    assert [p.name for p in packages] == ["ok"]
+
+
+def test_undecodable_names_stay_the_paths_a_walk_finds_and_overlong_lines_are_rejected():
+    text = b"P:x\nV:1\nF:etc/init.d\nR:\xff\xfe\nR:" + b"a" * 100 + b"\nZ:%s\n" % q1(b"").encode()
+    (package,), rejected = parse_installed(text, max_line_bytes=64)
+    assert [f.path for f in package.files] == ["/etc/init.d/\udcff\udcfe"]
+    assert package.files[0].digest is None      # the Z: after an unreadable R: is no one's
+    assert rejected == 2
+
+
+LINE = st.one_of(
+    st.binary(max_size=80),
+    st.sampled_from([b"", b"P:a", b"P:b", b"V:1", b"f:S", b"F:usr/bin", b"F:../..", b"R:x",
+                     b"R:\xff", b"Z:" + q1(b"x").encode(), b"Z:X1" + b"ab" * 32]),
+    st.builds(lambda k, v: k + b":" + v, st.sampled_from([b"P", b"V", b"F", b"R", b"Z", b"f"]),
+              st.binary(max_size=300)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=60), st.integers(16, 512))
+def test_hostile_lines_parse_into_well_formed_records(lines, max_line_bytes):
+    """Any bytes, any line lengths: every record is well formed, every path absolute and inside
+    the tree, every digest one apk makes, and no record holds a line past the cap."""
+    packages, _ = parse_installed(b"\n".join(lines), max_line_bytes)
+    for package in packages:
+        assert package.name and package.version
+        for item in package.files:
+            assert item.path.startswith("/") and "/../" not in item.path + "/"
+            assert len(item.path) <= max_line_bytes + 1
+            assert item.digest is None or len(item.digest) in (20, 32, 64)
+            item.path.encode("utf-8", "surrogateescape")
 
 
 @given(st.binary(max_size=4096))
 def test_any_bytes_parse_without_error(data):
-    db = parse_installed(data)
-    for package in db.packages:
+    packages, _ = parse_installed(data)
+    for package in packages:
         for item in package.files:
             assert item.path.startswith("/") and "/../" not in item.path + "/"

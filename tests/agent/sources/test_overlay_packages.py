@@ -4,8 +4,19 @@ import base64
 import hashlib
 import os
 
-from routerwatch.sources.overlay_packages import load_packages, mismatches, verified
+from routerwatch.sources.overlay_packages import (MAX_DB_BYTES, MAX_PACKAGES, load_packages,
+                                                  mismatches, package_paths, verified)
 from routerwatch.sources.overlay_tree import OverlayTree
+
+
+def loaded(root, wanted=("/usr/bin/good", "/usr/bin/bad")):
+    """load_packages run to its end (it is a generator that yields for the CPU budget)."""
+    gen = load_packages(OverlayTree(str(root)), set(wanted))
+    try:
+        while True:
+            next(gen)
+    except StopIteration as done:
+        return done.value
 
 
 def z(data):
@@ -19,8 +30,9 @@ def test_apk_owners_checksums_and_a_failing_file(tmp_path):
     (tmp_path / "usr/bin/bad").write_bytes(b"tampered")
     (tmp_path / "lib/apk/db/installed").write_text(
         "P:tools\nV:1\nf:S\nF:usr/bin\nR:good\nZ:%s\nR:bad\nZ:%s\n" % (z(b"good"), z(b"bad")))
-    packages = load_packages(OverlayTree(str(tmp_path)))
+    packages = loaded(tmp_path)
     assert packages.manager == "apk" and packages.owned["/usr/bin/good"] == ("tools", "1")
+    assert packages.read.limits == [] and packages.read.files == 2
     for name, data, failing in (("good", b"good", False), ("bad", b"tampered", True)):
         path, abs_path = "/usr/bin/" + name, str(tmp_path / "usr/bin" / name)
         digest = hashlib.sha256(data).hexdigest()
@@ -35,4 +47,83 @@ def test_apk_owners_checksums_and_a_failing_file(tmp_path):
 
 
 def test_no_database_is_manager_none(tmp_path):
-    assert load_packages(OverlayTree(str(tmp_path))).manager == "none"
+    assert loaded(tmp_path).manager == "none"
+
+
+def test_only_the_wanted_paths_are_kept(tmp_path):
+    """A database listing 20,000 files keeps what the scan asks about, nothing more."""
+    (tmp_path / "lib/apk/db").mkdir(parents=True)
+    lines = ["P:junk", "V:1", "F:usr/share/junk"]
+    for n in range(20000):
+        lines += ["R:f%05d" % n, "Z:" + z(b"%d" % n)]
+    (tmp_path / "lib/apk/db/installed").write_text("\n".join(lines) + "\n")
+    packages = loaded(tmp_path, wanted=["/usr/share/junk/f00042", "/usr/bin/absent"])
+    assert list(packages.owned) == ["/usr/share/junk/f00042"]
+    assert list(packages.checksums) == ["/usr/share/junk/f00042"]
+    assert packages.read.files == 20000 and packages.read.limits == []
+    assert sum(1 for _ in package_paths(OverlayTree(str(tmp_path)))) == 20000
+
+
+def test_opkg_conffiles_and_list_owners_of_the_wanted_paths(tmp_path):
+    info = tmp_path / "usr/lib/opkg/info"
+    info.mkdir(parents=True)
+    (tmp_path / "usr/lib/opkg/status").write_text(
+        "Package: tcpdump\nVersion: 4.99\nStatus: install user installed\nConffiles:\n"
+        " /etc/tcpdump.conf %s\n\nPackage: gone\nVersion: 1\n"
+        "Status: deinstall ok not-installed\n" % ("ab" * 32))
+    (info / "tcpdump.list").write_text("/usr/bin/tcpdump\n/usr/lib/libpcap.so\n")
+    (info / "gone.list").write_text("/usr/bin/gone\n")
+    packages = loaded(tmp_path, wanted=["/usr/bin/tcpdump", "/etc/tcpdump.conf",
+                                        "/usr/bin/gone"])
+    assert packages.manager == "opkg"
+    assert packages.owned == {"/usr/bin/tcpdump": ("tcpdump", "4.99")}
+    assert packages.conffiles == {"/etc/tcpdump.conf": ("sha256", "ab" * 32, "tcpdump", "4.99")}
+
+
+def test_caps_reached_are_named_not_silent(tmp_path):
+    """More packages than MAX_PACKAGES, a line longer than any healthy one, and an opkg
+    database whose .list files together pass MAX_DB_BYTES: each cap is in read.limits."""
+    (tmp_path / "lib/apk/db").mkdir(parents=True)
+    stanzas = ["P:p%d\nV:1\nF:bin\nR:x%d\n" % (n, n) for n in range(MAX_PACKAGES + 2)]
+    (tmp_path / "lib/apk/db/installed").write_bytes(
+        ("\n".join(stanzas)).encode() + b"\nR:" + b"\xff" * 20000 + b"\n")
+    packages = loaded(tmp_path, wanted=["/bin/x1"])
+    assert packages.read.limits == ["packages"] and packages.owned == {"/bin/x1": ("p1", "1")}
+    (tmp_path / "lib/apk/db/installed").write_bytes(b"P:a\nV:1\nF:bin\nR:" + b"y" * 20000
+                                                     + b"\nR:ok\n")
+    packages = loaded(tmp_path, wanted=["/bin/ok"])
+    assert packages.read.limits == ["line_length"] and packages.read.overlong == 1
+    assert packages.owned == {"/bin/ok": ("a", "1")}
+    os.remove(tmp_path / "lib/apk/db/installed")
+    info = tmp_path / "usr/lib/opkg/info"
+    info.mkdir(parents=True)
+    (tmp_path / "usr/lib/opkg/status").write_text("".join(
+        "Package: big%d\nVersion: 1\nStatus: install ok installed\n\n" % n for n in range(3)))
+    for n in range(3):
+        with open(info / ("big%d.list" % n), "wb") as handle:
+            handle.truncate(MAX_DB_BYTES // 2)      # sparse: 16 MB of NULs, no newline
+    packages = loaded(tmp_path, wanted=[])
+    assert "bytes" in packages.read.limits and packages.read.bytes_read <= MAX_DB_BYTES
+
+
+def test_a_plain_tree_checks_each_listed_file_once_whatever_the_repeats(tmp_path):
+    """No overlay (an ext4 image): the files the database gives checksums for are checked in
+    place; a database repeating one path 30,000 times does not crowd out the others."""
+    from routerwatch import config as cfg
+    from routerwatch.sources.overlay import IntegritySource
+    (tmp_path / "lib/apk/db").mkdir(parents=True)
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/good").write_bytes(b"good")
+    (tmp_path / "usr/bin/bad").write_bytes(b"tampered")
+    repeats = "".join("R:good\nZ:%s\n" % z(b"good") for _ in range(30000))
+    (tmp_path / "lib/apk/db/installed").write_text(
+        "P:tools\nV:1\nf:S\nF:usr/bin\n%sR:bad\nZ:%s\n" % (repeats, z(b"bad")))
+    config = cfg.load(overrides=["state_dir=%s" % (tmp_path / "state"),
+                                 "integrity.max_files=100"], defaults={"root": str(tmp_path)})
+    source = IntegritySource(config)
+    events = source.poll(1000.0)
+    while source.scanning:
+        events += source.poll(1000.0)
+    findings = {(e.finding, e.path) for e in events if hasattr(e, "finding")}
+    assert ("package_mismatch", "/usr/bin/bad") in findings
+    assert not any(finding == "flood" for finding, _ in findings)
