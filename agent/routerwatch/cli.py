@@ -17,7 +17,9 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
+from collections import Counter
 from functools import lru_cache
+from operator import itemgetter
 
 from . import __version__, jsonio
 from .contract import wire_text
@@ -253,6 +255,10 @@ _ATTEMPT_JSON = ('{"time":%r,"service":"%s","outcome":"%s","method":"%s","user":
                  '"source_ip":%s,"source_port":%s,"pid":%s,"attempts":%d}')
 
 
+_OUTCOME = itemgetter(2)       # LoginAttempt.outcome
+_SOURCE_IP = itemgetter(5)     # LoginAttempt.source_ip
+
+
 def wire_login_attempt(attempt):
     """One LoginAttempt as check-log prints it: every field in its order (time, service,
     outcome, method, user, source_ip, source_port, pid, attempts)."""
@@ -266,35 +272,40 @@ def wire_login_attempt(attempt):
 
 def check_log(path):
     """Print each recognised login event as JSON, then a summary; exit 1 if none was found."""
-    from .sources.logread import LineTally, iter_login_attempts
-
     try:
         handle = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as exc:
         print("routerwatch: cannot read %s: %s" % (path, exc.strerror), file=sys.stderr)
         return EXIT_START
-    recognised = 0
-    by_outcome = {}
-    sources = set()
-    tally = LineTally()
-    write = sys.stdout.write
     try:
-        for attempt in iter_login_attempts(handle, tally=tally):
-            recognised += 1
-            outcome = attempt[2]
-            by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
-            if attempt[5]:
-                sources.add(attempt[5])
-            write(wire_login_attempt(attempt) + "\n")
+        summary = write_login_events(handle, sys.stdout.write)
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()
-    summary = {"summary": {"lines": tally.lines, "recognised": recognised,
-                           "outcomes": by_outcome, "distinct_sources": len(sources),
-                           "unparsed_login_lines": tally.unparsed,
-                           "unparsed_samples": tally.unparsed_samples}}
-    print(jsonio.dumps(summary))
-    return EXIT_OK if recognised else EXIT_FOUND
+    print(jsonio.dumps({"summary": summary}))
+    return EXIT_OK if summary["recognised"] else EXIT_FOUND
+
+
+def write_login_events(handle, write):
+    """check-log's work: every login event of a binary file-like object (only read(size) is
+    used) written as one JSON line each; returns the summary (lines read, events, outcomes,
+    distinct sources, login lines no pattern recognised)."""
+    from .sources.logread import LineTally, iter_login_event_blocks
+
+    recognised = 0
+    by_outcome = Counter()
+    sources = set()
+    tally = LineTally()
+    # a block's events at a time: counted, collected and joined in C where it can be
+    for events in iter_login_event_blocks(handle, tally=tally):
+        recognised += len(events)
+        by_outcome.update(map(_OUTCOME, events))
+        sources.update(map(_SOURCE_IP, events))
+        write("\n".join(map(wire_login_attempt, events)) + "\n")
+    sources.discard(None)
+    return {"lines": tally.lines, "recognised": recognised, "outcomes": dict(by_outcome),
+            "distinct_sources": len(sources), "unparsed_login_lines": tally.unparsed,
+            "unparsed_samples": tally.unparsed_samples}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,3 +160,108 @@ def test_check_log_line_of_any_field_values(when, user, ip, port, pid, attempts)
             jsonio.dumps(wire_value(event._asdict())))
         if abs(when) >= 1e-4 or when == 0:
             assert wire_login_attempt(event) == jsonio.dumps(wire_value(event._asdict()))
+
+
+# ------------------------------------------------------------------ blocks vs lines
+# check-log reads blocks and cuts out only the lines that may be about logins; whatever the
+# lines and wherever the blocks end, it must print what feeding the lines one at a time prints.
+
+def _fixture_lines():
+    lines = []
+    for path in sorted(LOGS.glob("*.log")):
+        lines.extend(path.read_bytes().splitlines())
+    return lines
+
+
+FIXTURE_LINES = _fixture_lines()
+STAMP = b"Tue Nov 25 04:11:31 2025 "
+CAP = 2048           # check-log's line cap (max_line_bytes)
+LOGIN_LINE = st.one_of(
+    st.sampled_from(FIXTURE_LINES),
+    st.builds(lambda pid, user, port: STAMP + b"authpriv.warn dropbear[%d]: Bad password attempt "
+              b"for '%s' from 203.0.113.%d:%d" % (pid, user, pid % 250, port),
+              st.integers(1, 6), st.binary(max_size=12), st.integers(1, 65535)),
+    st.builds(lambda pid, port: STAMP + b"authpriv.info dropbear[%d]: Child connection from "
+              b"198.51.100.9:%d" % (pid, port), st.integers(1, 6), st.integers(1, 65535)),
+    st.builds(lambda pid, fails: STAMP + b"authpriv.info dropbear[%d]: Exit before auth from "
+              b"<198.51.100.9:22>: (user 'root', %d fails): Exited normally" % (pid, fails),
+              st.integers(1, 6), st.integers(0, 12)),
+    st.builds(lambda user: STAMP + b"daemon.err uhttpd[2]: luci: failed login on / for %s from "
+              b"192.0.2.4" % user, st.binary(max_size=12)),
+)
+OTHER_LINE = st.one_of(
+    st.just(b""),
+    st.just(STAMP + b"daemon.info dnsmasq[1]: query[A] time.openwrt.org from 192.168.1.108"),
+    st.binary(max_size=60),
+    st.builds(lambda a, b: a + b"dropbear" + b, st.binary(max_size=20), st.binary(max_size=20)),
+    st.builds(lambda a: a + b"luci: ", st.binary(max_size=20)),
+)
+
+
+def _overlong(line, length, word, word_at):
+    """`line` padded to `length` bytes, with a login word placed at byte `word_at` (around the
+    cap: whole before it, cut by it, or beyond it)."""
+    padded = bytearray((line + b" " + b"x" * length)[:length])
+    padded[word_at:word_at + len(word)] = word
+    return bytes(padded[:length])
+
+
+OVERLONG_LINE = st.builds(_overlong, st.one_of(LOGIN_LINE, st.just(STAMP + b"user.notice x: a")),
+                          st.sampled_from([CAP - 1, CAP, CAP + 1, CAP + 7, 3 * CAP, 70000]),
+                          st.sampled_from([b"dropbear", b"luci: "]),
+                          st.sampled_from([0, 40, CAP - 8, CAP - 6, CAP - 5, CAP - 1, CAP + 2,
+                                           2 * CAP]))
+LINE = st.one_of(LOGIN_LINE, LOGIN_LINE.map(lambda line: line + b"\r"), OTHER_LINE, OVERLONG_LINE)
+
+
+class _Blocks:
+    """A file whose read() gives the data in blocks of the given sizes (like a pipe)."""
+
+    def __init__(self, data, sizes):
+        self.data, self.sizes, self.pos = data, list(sizes), 0
+
+    def read(self, size):
+        step = min(size, self.sizes.pop(0) if self.sizes else size)
+        chunk = self.data[self.pos:self.pos + step]
+        self.pos += len(chunk)
+        return chunk
+
+
+def _line_by_line(data):
+    """The plainest reading: split on newlines, cut each line at the cap, feed it alone."""
+    from routerwatch.cli import wire_login_attempt
+    from routerwatch.sources.logread import LineTally, LoginLines, reference_of
+    import time
+    lines, tally, reference = LoginLines(), LineTally(), reference_of(time.time())
+    out, events = [], []
+    pieces = data.split(b"\n")
+    if pieces[-1] == b"":
+        pieces.pop()
+    for raw in pieces:
+        raw = raw[:CAP]
+        before = lines.recognised
+        events.extend(lines.feed(raw, reference))
+        if lines.recognised == before and (b"dropbear" in raw or b"luci: " in raw):
+            tally.not_recognised(raw, reference)
+    events.extend(lines.flush())
+    for event in events:
+        out.append(wire_login_attempt(event) + "\n")
+    outcomes = {}
+    for event in events:
+        outcomes[event.outcome] = outcomes.get(event.outcome, 0) + 1
+    summary = {"lines": len(pieces), "recognised": len(events), "outcomes": outcomes,
+               "distinct_sources": len({e.source_ip for e in events if e.source_ip}),
+               "unparsed_login_lines": tally.unparsed, "unparsed_samples": tally.unparsed_samples}
+    return "".join(out), summary
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(st.lists(LINE, max_size=40), st.booleans(),
+       st.lists(st.integers(1, 70000) | st.integers(1, 64), max_size=30))
+def test_check_log_reads_blocks_as_it_reads_lines(lines, newline_at_end, sizes):
+    from routerwatch.cli import write_login_events
+    data = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+    written = []
+    summary = write_login_events(_Blocks(data, sizes), written.append)
+    assert ("".join(written), summary) == _line_by_line(data)

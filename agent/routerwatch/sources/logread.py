@@ -140,6 +140,62 @@ class LineSplitter:
         return []
 
 
+class LoginLineScanner:
+    """Bytes in, the lines that may be about logins out: exactly the lines a LineSplitter of the
+    same cap gives that pass might_be_login(), in order, without making a bytes object of any
+    other line. Between the first and the last newline of a block the words are found in C
+    (bytes.find) and only their lines are cut out; the block's two ends, where a line begun in
+    one block ends in the next, go through the LineSplitter. `lines` counts every line."""
+
+    __slots__ = ("cap", "lines", "_splitter")
+
+    def __init__(self, cap):
+        self.cap = cap
+        self.lines = 0
+        self._splitter = LineSplitter(cap)
+
+    def feed(self, data):
+        first = data.find(b"\n")
+        if first < 0:
+            return self._candidates(self._splitter.feed(data))
+        last = data.rfind(b"\n", first)
+        out = self._candidates(self._splitter.feed(data[:first + 1]))
+        if last > first:
+            self.lines += data.count(b"\n", first + 1, last + 1)
+            self._scan(data, first + 1, last + 1, out)
+        out.extend(self._candidates(self._splitter.feed(data[last + 1:])))
+        return out
+
+    def rest(self):
+        """A last line without a newline (at the end of a file read once), if a candidate."""
+        return self._candidates(self._splitter.rest())
+
+    def _candidates(self, lines):
+        self.lines += len(lines)
+        return [raw for raw in lines if b"dropbear" in raw or b"luci: " in raw]
+
+    def _scan(self, data, pos, end, out):
+        """Append the candidate lines of data[pos:end], whole lines ending in a newline."""
+        find, rfind, cap = data.find, data.rfind, self.cap
+        dropbear = find(b"dropbear", pos, end)
+        luci = find(b"luci: ", pos, end)
+        while dropbear >= 0 or luci >= 0:
+            hit = dropbear if luci < 0 or 0 <= dropbear < luci else luci
+            start = rfind(b"\n", pos, hit) + 1 or pos
+            stop = find(b"\n", hit, end)
+            if stop - start > cap:
+                raw = data[start:start + cap]       # cut as the splitter cuts: the word may be gone
+                if b"dropbear" in raw or b"luci: " in raw:
+                    out.append(raw)
+            else:
+                out.append(data[start:stop])
+            pos = stop + 1
+            if 0 <= dropbear < pos:
+                dropbear = find(b"dropbear", pos, end)
+            if 0 <= luci < pos:
+                luci = find(b"luci: ", pos, end)
+
+
 class LoginLines:
     """Lines -> LoginAttempt events: syslog header, dropbear/LuCI message, per-PID correlation."""
 
@@ -156,54 +212,50 @@ class LoginLines:
 
     def feed_candidate(self, raw, reference):
         """feed() of a line that passed might_be_login() (the caller tested it already)."""
-        # undecodable bytes stay what they were (the runtime shows them as \xNN on the wire)
-        line = raw.decode("utf-8", "surrogateescape")
-        if line[-1:] == "\r":
-            line = line[:-1]
-        untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
-        # logread's usual shape in one regex match; every other shape piece by piece
-        fields = parse_usual(line)
-        if fields is None:
-            fields = parse_general(line, reference[0], reference[1], untrusted)
+        return self.feed_block((raw,), reference)
+
+    def feed_block(self, raws, reference, unrecognised=None):
+        """The events completed by lines that passed might_be_login(), in order, in one list (one
+        call per block, not per line: under attack every second line is one). The lines no
+        pattern recognises are appended to `unrecognised` when a list is given."""
+        out = []
+        recognised = 0
+        feed_session = self.sessions.feed
+        for raw in raws:
+            # undecodable bytes stay what they were (the runtime shows them as \xNN on the wire)
+            line = raw.decode("utf-8", "surrogateescape")
+            if line[-1:] == "\r":
+                line = line[:-1]
+            untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
+            # logread's usual shape the quick way; every other shape piece by piece
+            fields = parse_usual(line)
             if fields is None:
-                return ()
-        when, pid, service, parsed = fields
-        self.recognised += 1
-        if service == DROPBEAR:
-            if untrusted and parsed.ip is not None:
+                fields = parse_general(line, reference[0], reference[1], untrusted)
+                if fields is None:
+                    if unrecognised is not None:
+                        unrecognised.append(raw)
+                    continue
+            when, pid, service, parsed = fields
+            recognised += 1
+            if service == DROPBEAR:
+                if untrusted and parsed.ip is not None:
+                    self.untrusted += 1
+                    parsed = parsed._replace(ip=None, port=None)
+                events = feed_session(when, pid, parsed)
+                if events:
+                    out.extend(events)
+                continue
+            ip = parsed.ip
+            if untrusted and ip is not None:
                 self.untrusted += 1
-                parsed = parsed._replace(ip=None, port=None)
-            return self.sessions.feed(when, pid, parsed)
-        ip = parsed.ip
-        if untrusted and ip is not None:
-            self.untrusted += 1
-            ip = None
-        return (_new_attempt(LoginAttempt, (when, "luci", parsed.outcome, "password",
-                                            parsed.user, ip, None, pid, 1)),)
+                ip = None
+            out.append(_new_attempt(LoginAttempt, (when, "luci", parsed.outcome, "password",
+                                                   parsed.user, ip, None, pid, 1)))
+        self.recognised += recognised
+        return out
 
     def flush(self):
         return self.sessions.flush()
-
-
-def _capped_lines(handle, cap, counter=None):
-    """Lists of lines of a binary file-like object (only read(size) is used), each line cut at
-    `cap` bytes; the rest of an overlong line is skipped without being kept. Read in large
-    blocks and split in C: a line costs no Python call until it is looked at. `counter`, a
-    one-item list, counts the lines."""
-    splitter = LineSplitter(cap)
-    read = handle.read
-    while True:
-        data = read(READ_CHUNK)
-        if not data:
-            break
-        lines = splitter.feed(data)
-        if counter is not None:
-            counter[0] += len(lines)
-        yield lines
-    rest = splitter.rest()
-    if counter is not None:
-        counter[0] += len(rest)
-    yield rest
 
 
 # words of a dropbear or LuCI message about logging in; such a message no pattern recognises is
@@ -234,29 +286,41 @@ class LineTally:
 
 
 def iter_login_attempts(handle, max_line_bytes=2048, tally=None):
-    """Every LoginAttempt in a binary file (check-log), each yielded as soon as the line that
-    completes it was read. Yearless stamps are read against the file's modification time; lines
-    still waiting for an address at the end come out without one. A LineTally, if given, counts
-    the lines and keeps what looked like a login line but was not recognised."""
+    """Every LoginAttempt in a binary file (check-log), each yielded as soon as the block of
+    lines that completes it was read. Yearless stamps are read against the file's modification
+    time; lines still waiting for an address at the end come out without one. A LineTally, if
+    given, counts the lines and keeps what looked like a login line but was not recognised."""
+    for events in iter_login_event_blocks(handle, max_line_bytes, tally):
+        yield from events
+
+
+def iter_login_event_blocks(handle, max_line_bytes=2048, tally=None):
+    """iter_login_attempts() a list at a time: the events of each block read."""
     try:
         reference = reference_of(os.fstat(handle.fileno()).st_mtime)
     except (OSError, AttributeError, ValueError):
         reference = reference_of(time.time())
     lines = LoginLines()
-    feed = lines.feed_candidate
-    counter = [0]
-    for block in _capped_lines(handle, max_line_bytes, counter):
-        for raw in block:
-            if b"dropbear" in raw or b"luci: " in raw:    # feed() ignores every other line
-                before = lines.recognised
-                events = feed(raw, reference)
-                if events:
-                    yield from events
-                if tally is not None and lines.recognised == before:
-                    tally.not_recognised(raw, reference)
+    feed = lines.feed_block
+    scanner = LoginLineScanner(max_line_bytes)
+    unrecognised = [] if tally is not None else None
+    read = handle.read
+    while True:
+        data = read(READ_CHUNK)
+        events = feed(scanner.feed(data) if data else scanner.rest(), reference, unrecognised)
+        if events:
+            yield events
+        if unrecognised:
+            for raw in unrecognised:
+                tally.not_recognised(raw, reference)
+            unrecognised.clear()
+        if not data:
+            break
     if tally is not None:
-        tally.lines = counter[0]
-    yield from lines.flush()
+        tally.lines = scanner.lines
+    events = lines.flush()
+    if events:
+        yield events
 
 
 class LogSource:
@@ -307,18 +371,15 @@ class LogSource:
     # ------------------------------------------------------------------ the loop's side
     def drain(self, now, limit):
         reference = reference_of(now)
-        out = []
-        feed = self._lines.feed_candidate   # _push and _read_once kept only candidates
+        feed = self._lines.feed_block   # _push and _read_once kept only candidates
         if self.once:
-            for raw in self._read_once(limit):
-                out.extend(feed(raw, reference))
+            out = feed(self._read_once(limit), reference)
             if self.exhausted:
                 out.extend(self._lines.flush())
             return out
         queue = self._queue
-        for _ in range(min(limit, len(queue))):
-            out.extend(feed(queue.popleft(), reference))
-        return out
+        popleft = queue.popleft
+        return feed([popleft() for _ in range(min(limit, len(queue)))], reference)
 
     @property
     def failure(self):
