@@ -238,3 +238,23 @@ def test_a_hostile_package_database_is_read_in_bounded_memory_and_named(tmp_path
     assert "bytes" in cap["evidence"]["limits"] and "line_length" in cap["evidence"]["limits"]
     assert database in cap["summary"]
     assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb
+
+
+def test_a_package_database_listing_every_junk_file_stays_bounded(tmp_path):
+    """49,900 junk files (just under integrity.max_files, so every one is kept) that the apk
+    database lists with their checksums: the scan keeps an owner and a checksum for each, and
+    the peak RSS of --once stays under 64 MB; dropbear is still reported."""
+    from fixtures.hostile_packages import apk_listing_junk
+    from fixtures.junk_flood import JUNK_DIR, flood, replace_dropbear
+    tree = build_tree("router-clean", tmp_path / "t")
+    upper = tree / "overlay/upper"
+    flood(upper, 49900)
+    apk_listing_junk(upper, 49900, JUNK_DIR)
+    replace_dropbear(upper)
+    code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
+    assert code == 1
+    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
+                if a["kind"] == "integrity.rom_shadowed"}
+    assert shadowed["/usr/sbin/dropbear"] == "high"
+    assert not [a for a in anomalies if a["kind"] == "integrity.file_flood"]
+    assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb

@@ -12,6 +12,7 @@ silent cut.
 import hashlib
 import os
 import stat
+import sys
 
 from ..bounded import BoundedLines
 from ..parsers.apk_installed import REJECTED, ApkFile, digest_algorithm, iter_installed
@@ -63,16 +64,43 @@ class DatabaseRead:
                 "rejected_lines": self.rejected}
 
 
+# a kept checksum is one bytes object: the algorithm's index here, then the digest
+ALGORITHMS = ("sha1", "sha256-160", "sha256", "md5")
+
+
+def _packed(algorithm, digest):
+    return bytes((ALGORITHMS.index(algorithm),)) + digest
+
+
 class Packages:
-    """What the package database says about the wanted files: owners and checksums."""
+    """What the package database says about the wanted files: owners and checksums.
+
+    Compact, as there may be one entry per file the scan keeps (integrity.max_files): the path
+    is interned (the same object as the scan's own), the owner tuple is one per package, and a
+    checksum is one bytes object (see ALGORITHMS)."""
 
     def __init__(self):
         self.manager = "none"
         self.owned = {}               # wanted path -> (package, version)
         self.rom_versions = {}        # package -> version in /rom's database (what shipped)
-        self.checksums = {}           # wanted path -> (algorithm, digest bytes, package, version)
-        self.conffiles = {}           # wanted path -> (algorithm, hex, package, version) (opkg)
+        self.checksums = {}           # wanted path -> packed checksum (apk)
+        self.conffiles = {}           # wanted path -> packed checksum (opkg conffiles)
         self.read = None              # DatabaseRead of the database read, if any
+
+    def checksum(self, path):
+        """(algorithm, digest bytes, package, version) apk recorded for `path`, or None."""
+        return self._expected(self.checksums, path)
+
+    def conffile(self, path):
+        """(algorithm, digest bytes, package, version) of opkg conffile `path`, or None."""
+        return self._expected(self.conffiles, path)
+
+    def _expected(self, table, path):
+        packed = table.get(path)
+        if packed is None:
+            return None
+        package, version = self.owned.get(path, ("", ""))
+        return ALGORITHMS[packed[0]], packed[1:], package, version
 
 
 def load_packages(tree, wanted):
@@ -122,10 +150,11 @@ def _load_apk(handle, packages, wanted):
                 break
             owner = (record.name, record.version)
             for item in pending:
-                packages.owned[item.path] = owner
+                path = sys.intern(item.path)
+                packages.owned[path] = owner
                 algorithm = digest_algorithm(item.digest, record.flags)
-                if algorithm is not None and algorithm != "sha512":
-                    packages.checksums[item.path] = (algorithm, item.digest) + owner
+                if algorithm in ALGORITHMS:
+                    packages.checksums[path] = _packed(algorithm, item.digest)
             pending = []
         else:
             pending = []      # a stanza without a package owns nothing
@@ -149,11 +178,14 @@ def _load_opkg_status(handle, packages, wanted):
             break
         if not record.installed:
             continue
+        owner = (record.name, record.version)
         for conffile in record.conffiles:
             if conffile.path in wanted:
-                packages.conffiles[conffile.path] = (conffile.algorithm, conffile.checksum,
-                                                     record.name, record.version)
-        installed.append((record.name, record.version))
+                path = sys.intern(conffile.path)
+                packages.owned[path] = owner       # its .list names it too, as a rule
+                packages.conffiles[path] = _packed(conffile.algorithm,
+                                                   bytes.fromhex(conffile.checksum))
+        installed.append(owner)
     read.account(lines)
     return installed
 
@@ -186,7 +218,7 @@ def _load_opkg_lists(tree, installed, packages, wanted):
                     read.hit("files")
                     break
                 if path in wanted:
-                    packages.owned[path] = owner
+                    packages.owned[sys.intern(path)] = owner
         read.account(lines)
         if "files" in read.limits:
             return
@@ -267,26 +299,17 @@ def mismatches(packages, path, st, digest, head, abs_path):
     found = []
     if digest is None or not stat.S_ISREG(st.st_mode):
         return found
-    expected = packages.checksums.get(path)
-    if expected is not None:
+    for expected, conffile in ((packages.checksum(path), False),
+                               (packages.conffile(path), True)):
+        if expected is None:
+            continue
         algorithm, wanted, package, version = expected
         actual = package_digest(abs_path, algorithm, digest)
         if actual is not None and actual != wanted:
             detail = detail_for(path, head, st.st_mode)
             detail.update(package=package, version=version, algorithm=algorithm,
                           expected=wanted.hex(), actual=actual.hex(), sha256=digest,
-                          size=st.st_size, conffile=False)
-            found.append(detail)
-    conffile = packages.conffiles.get(path)
-    if conffile is not None:
-        algorithm, wanted, package, version = conffile
-        actual = package_digest(abs_path, algorithm, digest)
-        actual = actual.hex() if actual is not None else None
-        if actual is not None and actual != wanted:
-            detail = detail_for(path, head, st.st_mode)
-            detail.update(package=package, version=version, algorithm=algorithm,
-                          expected=wanted, actual=actual, sha256=digest, size=st.st_size,
-                          conffile=True)
+                          size=st.st_size, conffile=conffile)
             found.append(detail)
     return found
 
@@ -294,7 +317,7 @@ def mismatches(packages, path, st, digest, head, abs_path):
 def verified(packages, path, digest, live_path):
     """True when the package database's checksum for `path` matches content `digest` (sha256
     hex) of the file at `live_path`."""
-    expected = packages.checksums.get(path)
+    expected = packages.checksum(path)
     if expected is None or not digest or len(digest) != 64 or live_path is None:
         return False
     actual = package_digest(live_path, expected[0], digest)

@@ -76,8 +76,10 @@ def test_opkg_conffiles_and_list_owners_of_the_wanted_paths(tmp_path):
     packages = loaded(tmp_path, wanted=["/usr/bin/tcpdump", "/etc/tcpdump.conf",
                                         "/usr/bin/gone"])
     assert packages.manager == "opkg"
-    assert packages.owned == {"/usr/bin/tcpdump": ("tcpdump", "4.99")}
-    assert packages.conffiles == {"/etc/tcpdump.conf": ("sha256", "ab" * 32, "tcpdump", "4.99")}
+    assert packages.owned == {"/usr/bin/tcpdump": ("tcpdump", "4.99"),
+                              "/etc/tcpdump.conf": ("tcpdump", "4.99")}
+    assert packages.conffile("/etc/tcpdump.conf") == (
+        "sha256", bytes.fromhex("ab" * 32), "tcpdump", "4.99")
 
 
 def test_caps_reached_are_named_not_silent(tmp_path):
