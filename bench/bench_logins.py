@@ -16,6 +16,7 @@ cannot see is listed with the reason.
 """
 import json
 import resource
+import statistics
 import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -74,9 +75,35 @@ def fail2ban_matches(log):
     return out
 
 
-def run_check_log(log):
+def fail2ban_python():
+    """The interpreter fail2ban-regex runs on (its #! line), or None."""
+    try:
+        with open(FAIL2BAN_REGEX, "rb") as handle:
+            first = handle.readline().decode("utf-8", "replace")
+    except OSError:
+        return None
+    words = first[2:].split() if first.startswith("#!") else []
+    return words[0] if words and Path(words[0]).exists() else None
+
+
+def check_log_command():
+    """check-log runs on the interpreter fail2ban-regex runs on when that one can run it (the
+    agent needs only the standard library for it), so that the ratio compares the two programs,
+    not two builds of Python; from bytecode compiled beforehand, as an installed package (and
+    fail2ban's) starts, even where PYTHONDONTWRITEBYTECODE is set."""
+    python = fail2ban_python() or harness.python_exe()
+    probe = subprocess.run([python, "-c", "import routerwatch.cli"], env=harness.subprocess_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    if probe.returncode != 0:
+        python = harness.python_exe()
+    subprocess.run([python, "-m", "compileall", "-q", str(harness.REPO / "agent" / "routerwatch")],
+                   stdout=subprocess.DEVNULL, check=False)
+    return [python, "-m", "routerwatch.cli"]
+
+
+def run_check_log(log, command):
     cpu = _children_cpu()
-    seconds, proc = harness.run_timed(harness.agent_command() + ["check-log", str(log)],
+    seconds, proc = harness.run_timed(command + ["check-log", str(log)],
                                       stdout=subprocess.PIPE, env=harness.subprocess_env(),
                                       check=False)
     if proc.returncode not in (0, 1):
@@ -203,6 +230,10 @@ def run(quick=False, workdir=None, lines=None, repeat=None, seed=1):
         if not fail2ban_available():
             rows.append(harness.skipped("logins", "fail2ban-regex or its dropbear filter missing"))
             return harness.result("logins", quick, rows, notes)
+        command = check_log_command()
+        notes.append("check-log runs as `%s -m routerwatch.cli check-log LOG`, from bytecode "
+                     "compiled beforehand; fail2ban-regex as installed (%s)"
+                     % (command[0], fail2ban_python() or "its own interpreter"))
         for mix, share in MIXES:
             log = Path(work) / ("openwrt-%s-%d.log" % (mix, lines))
             truth = generate(log, lines=lines, seed=seed, auth_share=share)
@@ -218,7 +249,7 @@ def run(quick=False, workdir=None, lines=None, repeat=None, seed=1):
                                                 lines, harness.summarize(times["fail2ban"]),
                                                 "lines/s")))
                 continue
-            rows.extend(_speed_rows(label, log, lines, repeat, iter_login_attempts))
+            rows.extend(_speed_rows(label, log, lines, repeat, iter_login_attempts, command))
             agree = agreement(log, truth, fail2ban_matches(log),
                               routerwatch_events(log))
             agreements[mix] = agree
@@ -236,14 +267,25 @@ def run(quick=False, workdir=None, lines=None, repeat=None, seed=1):
                           agreements=agreements)
 
 
-def _speed_rows(label, log, lines, repeat, iter_login_attempts):
+def _speed_rows(label, log, lines, repeat, iter_login_attempts, command):
+    cpu = {"fail2ban": [], "check-log": []}
+
+    def timed(name, run):
+        def once():
+            seconds, extra = run()
+            cpu[name].append(extra["cpu_seconds"])
+            return seconds, extra
+        return once
+
     times, extras = harness.interleaved({
-        "fail2ban": lambda: run_fail2ban(log),
-        "check-log": lambda: run_check_log(log),
+        "fail2ban": timed("fail2ban", lambda: run_fail2ban(log)),
+        "check-log": timed("check-log", lambda: run_check_log(log, command)),
         "in-process": run_in_process(iter_login_attempts, log),
     }, repeat)
-    f2b_cpu = extras.get("fail2ban", {}).get("cpu_seconds")
-    rw_cpu = extras.get("check-log", {}).get("cpu_seconds")
+    # CPU seconds: the median of the rounds, and the median of the per-round ratios
+    f2b_cpu = round(statistics.median(cpu["fail2ban"]), 3)
+    rw_cpu = round(statistics.median(cpu["check-log"]), 3)
+    cpu_ratios = [rw / f2b for rw, f2b in zip(cpu["check-log"], cpu["fail2ban"]) if f2b]
     return [
         harness.comparison(
             label + ": check-log (process)", "fail2ban-regex", times["fail2ban"],
@@ -251,7 +293,12 @@ def _speed_rows(label, log, lines, repeat, iter_login_attempts):
             amount=lines, amount_unit="lines/s", routerwatch_events=extras.get("check-log"),
             fail2ban_matched=extras.get("fail2ban", {}).get("matched"),
             cpu_seconds={"fail2ban": f2b_cpu, "check-log": rw_cpu,
-                         "ratio": round(rw_cpu / f2b_cpu, 3) if f2b_cpu and rw_cpu else None}),
+                         "ratio": round(statistics.median(cpu_ratios), 3)
+                         if cpu_ratios else None,
+                         "ratio_range": [round(min(cpu_ratios), 3), round(max(cpu_ratios), 3)]
+                         if cpu_ratios else None,
+                         "fail2ban_per_check_log": round(1 / statistics.median(
+                             cpu_ratios), 2) if cpu_ratios else None}),
         harness.comparison(
             label + ": iter_login_attempts (in-process)", "fail2ban-regex", times["fail2ban"],
             times["in-process"], harness.ratios(times, "in-process", "fail2ban"),

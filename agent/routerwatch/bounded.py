@@ -15,9 +15,10 @@ class BoundedDict:
         self.evicted = 0
 
     def get(self, key, default=None):
-        if key in self._data:
-            self._data.move_to_end(key)
-            return self._data[key]
+        data = self._data
+        if key in data:
+            data.move_to_end(key)
+            return data[key]
         return default
 
     def set(self, key, value):

@@ -41,7 +41,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple, Optional
 
-from .login_address import clean_user, split_host_port
+from .login_address import MAX_USER_CHARS, clean_user, split_host_port
 
 CONNECTION = "connection"      # a TCP connection was accepted (address, no outcome yet)
 FAILURE = "failure"            # one failed authentication attempt
@@ -178,7 +178,12 @@ def record_of(m):
     ip = port = None
     port_cut = False
     if addr is not None:
-        addr = m.group(addr)
+        if user is not None:
+            addr, user = m.group(addr, user)
+        else:
+            addr = m.group(addr)
+    elif user is not None:
+        user = m.group(user)
     if addr is not None:
         parsed = split_host_port(addr)
         if parsed is None:
@@ -188,10 +193,8 @@ def record_of(m):
         if bracketed and kind != CONNECTION:
             port_cut = True
             port = None
-    if user is not None:
-        user = m.group(user)
-        if user is not None:
-            user = clean_user(user)
+    if user is not None and len(user) > MAX_USER_CHARS:
+        user = clean_user(user)
     if fails is not None:
         fails = m.group(fails)
         if fails is not None:

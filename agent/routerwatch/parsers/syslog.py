@@ -75,8 +75,6 @@ def _logread_stamp(stamp):
 
 
 _STAMP_RE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\Z")
-_FACPRIO_RE = re.compile(r"(?:[a-z0-9]{1,16}|<unknown>)\.(?:[a-z]{1,8}|<unknown>)\Z")
-LOGIN_TAGS = frozenset(("dropbear", "uhttpd"))
 
 
 _MIDDLES = {}                 # "authpriv.warn dropbear[11628]" -> ("dropbear", 11628), or False
@@ -115,22 +113,19 @@ def split_logread(line):
     return when, known[0], known[1], line[end + 2:]
 
 
+# "authpriv.warn dropbear[11628]": fac.prio (as in LOGREAD_HEAD), a login tag, an optional PID
+_MIDDLE_RE = re.compile(r"(?:[a-z0-9]{1,16}|<unknown>)\.(?:[a-z]{1,8}|<unknown>) "
+                        r"(dropbear|uhttpd)(?:\[([0-9]{1,10})\])?\Z")
+
+
 def _tag_and_pid(middle):
     """("dropbear", 11628) of "authpriv.warn dropbear[11628]" (a login tag, logread's shape),
     or False."""
-    facprio, sep, tagpid = middle.partition(" ")
-    if not sep or _FACPRIO_RE.match(facprio) is None:
+    m = _MIDDLE_RE.match(middle)
+    if m is None:
         return False
-    tag, bracket, pid = tagpid.partition("[")
-    if tag not in LOGIN_TAGS:
-        return False
-    if not bracket:
-        return False if pid else (tag, None)
-    digits = pid[:-1]
-    if pid[-1:] != "]" or not 0 < len(digits) <= 10 or not digits.isdigit() \
-            or not digits.isascii():
-        return False
-    return tag, int(digits)
+    tag, pid = m.groups()
+    return tag, int(pid) if pid else None
 
 
 class SyslogLine(NamedTuple):

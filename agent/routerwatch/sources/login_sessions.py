@@ -103,7 +103,8 @@ class LoginSessions:
             else:
                 self.pending_dropped += 1
             return []
-        out = self._resolve(session, ip, port, pid) if session is not None else []
+        out = self._resolve(session, ip, port, pid) if session is not None and session.pending \
+            else []
         # the event of nearly every login line: built without the NamedTuple's Python __new__,
         # every field in LoginAttempt's order
         out.append(_new_attempt(LoginAttempt, (time, "ssh", outcome, record.method, record.user,

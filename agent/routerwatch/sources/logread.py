@@ -224,7 +224,7 @@ class LoginLines:
         for raw in raws:
             # undecodable bytes stay what they were (the runtime shows them as \xNN on the wire)
             line = raw.decode("utf-8", "surrogateescape")
-            if line[-1:] == "\r":
+            if raw[-1] == 13:     # "\r" (a candidate line is never empty)
                 line = line[:-1]
             untrusted = len(raw) >= UNTRUSTED_TAIL_BYTES
             # logread's usual shape the quick way; every other shape piece by piece
