@@ -3,12 +3,12 @@
 parse() reads any syslog shape the way the pieces do one after the other: parsers/syslog.py
 splits the line, then dropbear.py or luci.py read the message (dropbear's for the tag
 "dropbear", LuCI's for any other tag). Under attack every second line is a login line, so the
-usual shape, logread's "<stamp> [<epoch>] <fac.prio> dropbear[PID]: <message>" (or
-"uhttpd[PID]: luci: ..."), is first read by one regex built from the same pattern texts
-(syslog.LOGREAD_HEAD, dropbear.MESSAGE_PATTERN, luci.MESSAGE_PATTERN): one match gives the time,
-the PID and the message's fields, and the name of the alternative that matched says which
-message it was. A line that regex does not read goes the general way; one it reads, the general
-way reads the same (tests/agent/parsers/test_login_line.py checks this on arbitrary lines).
+usual shape, logread's "<stamp> <fac.prio> dropbear[PID]: <message>" (or
+"uhttpd[PID]: luci: ..."), is first read the quick way (parse_usual): the head from
+syslog.split_logread's caches (stamps, "fac.prio tag[pid]"), the message by the same message
+parsers, whose dropbear one caches repeated messages. A line the quick way does not read goes
+the general way; one it reads, the general way reads the same
+(tests/agent/parsers/test_login_line.py checks this on arbitrary lines).
 """
 from . import dropbear, luci
 from .syslog import parse_line, split_logread
