@@ -58,8 +58,9 @@ PROBE_TIMEOUT = 120.0
 # max_inflight_messages, 20 by default; raise it there, or use --protocol 5.)
 WINDOW_BATCHES = 2
 READ_SIZE = 256 * 1024   # one read takes a burst of a few thousand small messages
-# reads waiting for the writer: with READ_SIZE, at most this many times 256 KiB held
-INBOX_READS = 8
+# reads waiting for the writer: with READ_SIZE, at most this many times 256 KiB held (and at
+# most a few thousand messages, well below what Ingest holds before it must drop)
+INBOX_READS = 4
 # a PUBLISH larger than this is not kept: its payload is skipped as it arrives and the message
 # rejected as oversized (the contract's limit plus room for the topic and MQTT 5 properties)
 MAX_PUBLISH = MAX_PAYLOAD_BYTES + 8 * 1024
@@ -89,7 +90,11 @@ class Subscriber:
         self.username, self.password = username or None, password or None
         self.prefix, self.share_group = prefix, share_group
         self.protocol = protocol or ("5" if share_group else "3.1.1")
-        self.flush_interval, self.batch_size = flush_interval, batch_size
+        # a batch never nears what Ingest holds before it drops the oldest: a dropped message
+        # would still be acknowledged, and so lost
+        self.flush_interval = flush_interval
+        self.batch_size = max(1, min(batch_size, getattr(ingest, "max_pending", 2 * batch_size)
+                                     // 2))
         self.tick_interval = tick_interval
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.on_stored = on_stored or (lambda stored: None)
@@ -108,6 +113,7 @@ class Subscriber:
         self._probe_sent = None      # the send time of the probe on its way, if any
         self._probe_returned = False  # on this connection: the broker lets probes through
         self._probe_warned = False
+        self._vouched = None         # caught_up_at of the last tick that took all it vouched for
         # reads waiting for the writer: lists of (topic, payload, retained, packet id, qos,
         # received_at, connection); bounded, so a stalled store stops the reading, not the memory
         self._inbox = queue.Queue(maxsize=INBOX_READS)
@@ -402,7 +408,7 @@ class Subscriber:
                 if self._flush(now, acks, tick=True):
                     acks, first_pending = [], None
 
-    def _take(self, wait, acks):
+    def _take(self, wait, acks, room=None):
         """Handle what the inbox holds, up to a batch; wait up to `wait` s for a first read."""
         held = self._held
         if not held:
@@ -411,7 +417,8 @@ class Subscriber:
             except queue.Empty:
                 return 0
         handle = self.ingest.handle
-        room = max(1, self.batch_size - self.ingest.pending())
+        if room is None:
+            room = max(1, self.batch_size - self.ingest.pending())
         taken = 0
         while True:
             while held and taken < room:
@@ -435,6 +442,25 @@ class Subscriber:
                 held.extend(self._inbox.get_nowait())
             except queue.Empty:
                 return taken
+
+    def _take_reads(self, reads, acks):
+        """Handle what is held and `reads` more reads off the inbox, beyond the batch size but
+        never beyond what Ingest holds without dropping. False if it had to stop there."""
+        held = self._held
+        cap = getattr(self.ingest, "max_pending", 1 << 30) - 1
+        if held:
+            if self.ingest.pending() + len(held) > cap:
+                return False
+            self._take(0, acks, room=len(held))
+        for _ in range(reads):
+            try:
+                held.extend(self._inbox.get_nowait())
+            except queue.Empty:
+                return True
+            if self.ingest.pending() + len(held) > cap:
+                return False                    # held, for the next batch
+            self._take(0, acks, room=len(held))
+        return True
 
     # ------------------------------------------------------------------ the probe
     def _probe_back(self, payload):
@@ -478,10 +504,16 @@ class Subscriber:
         judge = tick and self.connected
         if judge:
             # what the probe vouches for was put into the inbox before it came back: all of
-            # it goes into this batch, so a heartbeat waiting there is not missed
+            # it goes into this batch, so a heartbeat waiting there is not missed. Only that:
+            # the reads queued now, not what the MQTT thread keeps adding meanwhile (under a
+            # backlog the inbox never runs dry, and the batch must not grow without end)
             caught_up_at = self._progress()
-            while self._take(0, acks):
-                pass
+            if self._take_reads(self._inbox.qsize(), acks):
+                self._vouched = caught_up_at
+            else:
+                # not all of it fits in one batch: judge only up to what an earlier,
+                # complete one vouched for (or the connection's start)
+                caught_up_at = self._vouched or self.listening_since
         batch = self.ingest.pending()
         try:
             if judge:

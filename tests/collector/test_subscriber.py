@@ -284,3 +284,38 @@ def test_a_quiet_connection_is_kept_alive_with_pings(tmp_path):
         thread.join(10)
         broker.close()
         store.close()
+
+
+def test_a_backlog_far_larger_than_a_batch_is_stored_whole_while_silence_is_judged(tmp_path):
+    if not find_mosquitto():
+        missing_tool("needs mosquitto (ci/install-system-packages.sh installs it)")
+    with MosquittoBroker(tmp_path / "broker", extra="max_queued_messages 100000\n") as broker:
+        backlog_is_stored_whole(broker, tmp_path)
+
+
+def backlog_is_stored_whole(mosquitto_broker, tmp_path):
+    # the broker hands a resumed session its whole queue at once: reading stays ahead of
+    # writing, and the silence check (every tick) must not pull the inbox into one endless
+    # batch, which Ingest would have to cut (and whose cut messages would be acknowledged)
+    db = tmp_path / "collector.sqlite"
+    Running(mosquitto_broker, db, "collector-backlog").start().close()
+    devices = ["rw-backlog%03d" % n for n in range(20)]
+    messages = [anomaly(seq, device=device) for seq in range(1, 301) for device in devices]
+    publish(mosquitto_broker, messages)
+    store = open_store(db)
+    ingest = Ingest(store, max_pending=2000)
+    subscriber = Subscriber(ingest, mosquitto_broker.host, mosquitto_broker.port,
+                            client_id="collector-backlog", tick_interval=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=subscriber.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: ingest.counters["stored"] >= len(messages), timeout=120)
+    finally:
+        stop.set()
+        thread.join(10)
+    try:
+        assert ingest.counters["dropped"] == 0
+        assert store.anomaly_count() == len(messages)
+    finally:
+        store.close()
