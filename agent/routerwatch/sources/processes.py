@@ -99,7 +99,7 @@ class ProcessSource:
             known.pop(pid)                       # gone: its pid may come back as another process
         names = {}
         current = []
-        for pid in pids:
+        for pid in sorted(pids):
             entry = self._refresh(pid, sockets, sockets_changed)
             if entry is None:
                 known.pop(pid)
