@@ -7,8 +7,8 @@ over a minute are recorded as "idle_default_intervals" in build/e2e-metrics.json
 references measured in the same router over the same minute: the import floor (a bare python3
 that imports paho-mqtt, psutil and ujson and sleeps) and a busybox shell loop that `cat`s the
 /proc files the agent's idle polls read, at the agent's connections interval (10 s); and what
-each polled source costs per poll in that router (guest_poll_costs.py), so the idle share can
-be traced to its parts.
+each polled source costs per poll in that router (guest_poll_costs.py) and which of the agent's
+threads uses the CPU over the next minute, so the idle share can be traced to its parts.
 """
 import json
 import time
@@ -26,6 +26,26 @@ FLOOR = ("exec python3 -c 'import paho.mqtt.client, psutil, ujson, time; print(\
 CAT_REFERENCE = ("exec sh -c 'while :; do cat /proc/net/tcp /proc/net/tcp6 /proc/net/udp "
                  "/proc/net/udp6 /proc/net/raw /proc/net/raw6 /proc/net/nf_conntrack "
                  "/proc/[0-9]*/stat > /dev/null 2>&1; sleep 10; done'")
+
+
+def thread_usage(bench, pid, seconds):
+    """[{tid, main, syscall, cpu_percent}] of each thread of pid over `seconds`."""
+    snap = ("for t in /proc/%d/task/*; do echo \"${t##*/} $(cut -d' ' -f14,15 $t/stat) "
+            "$(cut -d' ' -f1 $t/syscall)\"; done; echo up $(cat /proc/uptime)" % pid)
+    lines = bench.vm.out("%s; sleep %d; %s" % (snap, seconds, snap),
+                         timeout=seconds + 60).splitlines()
+    ups = [i for i, line in enumerate(lines) if line.startswith("up ")]
+    first, second = lines[:ups[0]], lines[ups[0] + 1:ups[1]]
+    elapsed = float(lines[ups[1]].split()[1]) - float(lines[ups[0]].split()[1])
+    before = {line.split()[0]: int(line.split()[1]) + int(line.split()[2]) for line in first}
+    threads = []
+    for line in second:
+        tid, utime, stime, syscall = (line.split() + ["?"])[:4]
+        if tid in before:
+            threads.append({"tid": int(tid), "main": int(tid) == pid, "syscall": syscall,
+                            "cpu_percent": round((int(utime) + int(stime) - before[tid])
+                                                 / max(elapsed, 0.001), 2)})
+    return threads
 
 
 def test_agent_footprint_at_default_intervals(bench):
@@ -64,6 +84,14 @@ def test_agent_footprint_at_default_intervals(bench):
     assert usage["agent"]["VmRSS_kB"] > 0
     # the agent holds the floor's modules and its own on top of them
     assert usage["agent"]["RssAnon_kB"] > usage["import_floor"]["RssAnon_kB"] > 0
+    # which of the agent's threads uses it: the loop (polls, integrity scan) is the main thread;
+    # the log follower waits in read(), paho's network thread in select(), the publisher on a
+    # futex (the system call each one is in tells them apart)
+    threads = thread_usage(bench, bench.agent_pid, seconds=60)
+    bench.metrics["agent"]["idle_default_intervals_threads"] = threads
+    print("\n[e2e] agent threads over 60 s: %s" % ", ".join(
+        "%s%s (syscall %s) %.2f %%" % (t["tid"], " main" if t["main"] else "", t["syscall"],
+                                       t["cpu_percent"]) for t in threads))
     # the parts: each source's poll on this CPU (the agent's own code, run beside it)
     bench.vm.write_file("/tmp/e2e-poll-costs.py", POLL_COSTS.read_text())
     costs = json.loads(bench.vm.out("PYTHONPATH=/usr/lib/routerwatch python3 "
