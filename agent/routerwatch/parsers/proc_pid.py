@@ -19,6 +19,8 @@ MAX_NAME_CHARS = 64          # the kernel's comm is 15 bytes; a future kernel ma
 # (fields 4-22 are required; 52 today, a few more allowed for kernels to come)
 STAT_RE = re.compile(
     rb"\A([0-9]{1,10}) \((.{0,256})\) ([A-Za-z])((?: -?[0-9]{1,20}){19,64})\n?\Z", re.S)
+FLAGS_FIELD = 9              # the kernel's PF_* flags of the task (1-based)
+PF_KTHREAD = 0x00200000      # include/linux/sched.h: a kernel thread, which never runs a program
 STARTTIME_FIELD = 22         # clock ticks after boot when the process started (1-based)
 EXEC_FIELDS = (48, 52)       # arg_start, arg_end, env_start, env_end: another program, others
 
@@ -30,6 +32,7 @@ class PidStat:
     start_ticks: int               # a pid reused by another process has another start time
     # where argv/env lie in memory: exec() moves them (ASLR); () on kernels before 3.5
     image: Tuple[int, ...]
+    kernel_thread: bool = False
 
 
 def decode(data):
@@ -47,8 +50,9 @@ def parse_stat(data: bytes) -> Optional[PidStat]:
     image = tuple(map(int, fields[EXEC_FIELDS[0] - 4:EXEC_FIELDS[1] - 4]))
     if ppid < 0 or start < 0:
         return None
+    kernel_thread = bool(int(fields[FLAGS_FIELD - 4]) & PF_KTHREAD)
     return PidStat(name=decode(match.group(2))[:MAX_NAME_CHARS], ppid=ppid, start_ticks=start,
-                   image=image)
+                   image=image, kernel_thread=kernel_thread)
 
 
 def parse_real_uid(data: bytes) -> Optional[int]:

@@ -5,11 +5,12 @@ kernel reports it (/proc/<pid>/exe), whether that file was deleted after start, 
 and which ports it listens on.
 
 Cheap when idle: a router runs the same ~50-150 processes for weeks, so each scan reads only
-/proc/<pid>/stat and the exe link of every process, and the rest (cmdline, status, the fd walk
-for its ports) only for a process not seen before in that form: a new pid, a reused pid (another
-start time), or a new program in the same process (exec changes the exe link, the name or where
-argv lies in memory). The fds of every process are walked again only when the set of listening
-sockets changed. What is remembered is one entry per listed pid, so it is bounded like the scan.
+/proc/<pid>/stat and the exe link of every process (of a kernel thread only the exe link, which
+it does not have), and the rest (cmdline, status, the fd walk for its ports) only for a process
+not seen before in that form: a new pid, a reused pid (another start time), or a new program in
+the same process (exec changes the exe link, the name or where argv lies in memory). The fds of
+every process are walked again only when the set of listening sockets changed. What is
+remembered is one entry per listed pid, so it is bounded like the scan.
 
 Processes come and go during a scan; a vanished, half-written or unreadable process is counted
 and skipped, never fatal. A scan examines at most MAX_PROCESSES processes (the lowest pids).
@@ -38,15 +39,16 @@ DELETED_SUFFIX = " (deleted)"
 class _Known:
     """What a scan learned of one process, kept while the process keeps its identity."""
 
-    __slots__ = ("identity", "name", "cmdline", "uid", "ports", "info")
+    __slots__ = ("identity", "name", "cmdline", "uid", "ports", "info", "kernel_thread")
 
-    def __init__(self, identity, name, cmdline, uid):
+    def __init__(self, identity, name, cmdline, uid, kernel_thread=False):
         self.identity = identity
         self.name = name
         self.cmdline = cmdline
         self.uid = uid
         self.ports = ()
         self.info = None
+        self.kernel_thread = kernel_thread
 
 
 class ProcessSource:
@@ -135,6 +137,17 @@ class ProcessSource:
         """The remembered entry of pid, read again in full when its identity changed; None when
         it vanished or cannot be read."""
         base = os.path.join(self.procfs, str(pid))
+        entry = self._known.get(pid)
+        if entry is not None and entry.kernel_thread:
+            # most of a router's pids are kernel threads, which never get a program: while the
+            # exe link is still absent, nothing of it needs reading again (a usermode helper
+            # that execs a program, or the pid reused by a process, has one)
+            try:
+                os.readlink(os.path.join(base, "exe"))
+            except (FileNotFoundError, PermissionError):   # (not root: no exe link to read)
+                return entry
+            except OSError:
+                pass
         try:
             stat = parse_stat(_read(os.path.join(base, "stat"), STAT_READ_BYTES))
         except PermissionError:
@@ -148,8 +161,7 @@ class ProcessSource:
             return None
         exe_link = self._exe_link(base)
         identity = (stat.start_ticks, stat.name, stat.image, exe_link, stat.ppid)
-        entry = self._known.get(pid)
-        if entry is None or entry.identity[:4] != identity[:4]:
+        if entry is None or entry.kernel_thread or entry.identity[:4] != identity[:4]:
             entry = self._read_in_full(base, stat, identity)
             self._known.set(pid, entry)
             entry.ports = self._ports_of(base, sockets)
@@ -169,7 +181,8 @@ class ProcessSource:
         except OSError:
             uid = None
         return _Known(identity, full_name(stat.name, raw_cmdline),
-                      clip(parse_cmdline(raw_cmdline), MAX_CMDLINE_CHARS), uid)
+                      clip(parse_cmdline(raw_cmdline), MAX_CMDLINE_CHARS), uid,
+                      kernel_thread=stat.kernel_thread and identity[3] is None)
 
     def _info(self, pid, entry, names):
         """The ProcessInfo of an entry; the one of the last scan when nothing in it changed."""

@@ -23,6 +23,12 @@ def test_a_real_stat_line():
                                       image=(2142273330, 2142273335, 2142273335, 2142273519))
 
 
+def test_a_kernel_thread_is_told_by_its_flags():
+    kworker = (b"41 (kworker/0:2-events) I 2 0 0 0 -1 69238880 0 0 0 0 0 17 0 0 20 0 1 0 613 0 0 "
+               b"4294967295 0 0 0 0 0 0 0 2147483647 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+    assert parse_stat(kworker).kernel_thread is True and parse_stat(ASH).kernel_thread is False
+
+
 def test_an_old_kernel_without_the_argv_fields():
     old = b" ".join(ASH.split()[:44]) + b"\n"
     assert parse_stat(old) == PidStat(name="ash", ppid=1, start_ticks=2671, image=())

@@ -94,9 +94,9 @@ def test_this_machines_proc():
 
 # ------------------------------------------------------------------ rescans: what is read again
 
-def set_stat(tree, pid, name="x", ppid=1, start=1500, image=(0, 0, 0, 0)):
+def set_stat(tree, pid, name="x", ppid=1, start=1500, image=(0, 0, 0, 0), flags=0x400100):
     fields = ["0"] * 49
-    fields[0], fields[18] = str(ppid), str(start)          # fields 4 and 22
+    fields[0], fields[5], fields[18] = str(ppid), str(flags), str(start)   # fields 4, 9, 22
     fields[44:48] = [str(v) for v in image]                # fields 48-51
     (tree / ("proc/%d/stat" % pid)).write_bytes(
         b"%d (%s) S %s\n" % (pid, name.encode() if isinstance(name, str) else name,
@@ -232,3 +232,23 @@ def test_a_fork_bomb_does_not_grow_the_memory(attacked, monkeypatch):
         shutil.rmtree(attacked / "proc" / str(pid))
     source.poll(9.0)
     assert len(source._known) == 5
+
+
+def test_a_kernel_thread_is_not_read_again_until_it_has_a_program(attacked):
+    (attacked / "proc/2").mkdir()
+    set_stat(attacked, 2, name="kthreadd", ppid=0, flags=0x208040)    # PF_KTHREAD, no exe
+    source = ProcessSource(cfg.load(defaults={"root": str(attacked)}))
+    by_pid = {p.pid: p for p in source.poll(1.0)[0].processes}
+    assert (by_pid[2].name, by_pid[2].exe, by_pid[2].ppid) == ("kthreadd", None, 0)
+    (attacked / "proc/2/stat").write_bytes(b"garbage")       # not read: still a kernel thread
+    by_pid = {p.pid: p for p in source.poll(31.0)[0].processes}
+    assert by_pid[2].name == "kthreadd" and source.full_reads == 6
+    # the pid now runs a program (a usermode helper exec'd one, or the pid was reused)
+    set_stat(attacked, 2, name="hotplug", ppid=2, start=9000)
+    os.symlink("/tmp/hotplug", attacked / "proc/2/exe")
+    (attacked / "proc/2/cmdline").write_bytes(b"/tmp/hotplug\0")
+    by_pid = {p.pid: p for p in source.poll(61.0)[0].processes}
+    assert (by_pid[2].name, by_pid[2].exe, by_pid[2].cmdline) == (
+        "hotplug", "/tmp/hotplug", "/tmp/hotplug")
+    # a user process with the flag bit unset is read each scan as before
+    assert source._known.get(1).kernel_thread is False
