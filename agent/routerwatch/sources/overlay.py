@@ -29,7 +29,9 @@ Finding names (FileFinding.finding) and their detail keys:
   baseline_drift    a tracked file differs from the baseline: change, sha256, baseline_sha256
   flood             more files than integrity.max_files (or more bytes of path than it allows):
                     max_files, max_path_bytes, files, dropped,
-                    dropped_by_rank, too_deep, directories and subtrees (the largest, with counts)
+                    dropped_by_rank, too_deep, directories and subtrees (the largest, with counts);
+                    or a package database past its caps: database, limits and the counts
+                    (overlay_packages.DatabaseRead.detail)
 Every detail also has class (executable | library | script | routine | config | data) and
 sensitive (bool): see overlay_paths.classify() and is_sensitive().
 """
@@ -47,14 +49,19 @@ from .overlay_firmware import FIRMWARE_STATE_FILE, FirmwareRecord, fingerprint_r
 from .overlay_hashing import FileHasher, open_regular, read_link, rom_key  # noqa: F401 (API)
 from .overlay_packages import load_packages
 from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_ACCESS, RANK_CODE, RANK_DATA,
-                            RANK_NAMES,
-                            SENSITIVE_PATTERNS, classify, detail_for,  # noqa: F401 (API)
-                            directory_rank, file_rank, is_executable, is_opaque, is_sensitive,
-                            is_whiteout, special_type)
+                            RANK_NAMES, SENSITIVE_PATTERNS, classify,  # noqa: F401 (API)
+                            detail_for, directory_rank, file_rank, is_executable,
+                            is_opaque, is_sensitive, is_whiteout, special_type)
 from .overlay_tree import OverlayTree
 from .overlay_walk import Candidates, FloodCounter, walk
 
 log = logging.getLogger("routerwatch")
+
+RESUME_INTERVAL = 2               # seconds between polls while a scan is unfinished
+# New findings one scan hands to the detectors; the rest wait for the next scan. The walk goes
+# most important first, so what waits is the least important, and a flood of executables
+# cannot fill the memory with events.
+MAX_NEW_FINDINGS_PER_SCAN = 500
 
 
 class PathsOfInterest:
@@ -65,12 +72,6 @@ class PathsOfInterest:
 
     def __contains__(self, path):
         return any(path in container for container in self._containers)
-
-RESUME_INTERVAL = 2               # seconds between polls while a scan is unfinished
-# New findings one scan hands to the detectors; the rest wait for the next scan. The walk goes
-# most important first, so what waits is the least important, and a flood of executables
-# cannot fill the memory with events.
-MAX_NEW_FINDINGS_PER_SCAN = 500
 
 
 class IntegritySource:
