@@ -1,6 +1,15 @@
 """Shared fixtures. tests/ is on sys.path, so tests import helpers as `from broker import ...`."""
 import pytest
 
+try:  # some CI lines run a few suites in a venv without hypothesis
+    from hypothesis import settings
+except ImportError:
+    pass
+else:
+    # Tests assert behaviour, never timing: on a loaded machine one slow example must not fail a run.
+    settings.register_profile("routerwatch", deadline=None)
+    settings.load_profile("routerwatch")
+
 from broker import MosquittoBroker, find_mosquitto, missing_tool
 
 
