@@ -149,6 +149,31 @@ DEVICE_LISTING_PLAIN = ("device", "first_seen", "last_seen", "run", "status", "s
                         "silent_since", "gaps_missing", "gaps_suspect")
 
 
+def firmware_label(release, model):
+    """A device's firmware as the device list shows it: release and model."""
+    if release is None or model is None:
+        return release or model or ""
+    return release + " " + model
+
+
+class DeviceLine(NamedTuple):
+    """One line of the whole-fleet text list: only the columns it prints, so the database
+    sends (and the driver converts) half the values of a DeviceListing for each device."""
+    device: str
+    status: Optional[str]
+    last_seen: float
+    silent_since: Optional[float]
+    firmware_release: Optional[str]
+    firmware_model: Optional[str]
+    anomalies: int
+    heartbeats: int
+    gaps_missing: int
+    gaps_suspect: int
+
+    def firmware_label(self):
+        return firmware_label(self.firmware_release, self.firmware_model)
+
+
 class DeviceListing(NamedTuple):
     """One device of the whole-fleet list (`routerwatch-collector devices`), read as a stream:
     the device row's plain columns, the firmware's release and model from their own columns, and
@@ -185,10 +210,7 @@ class DeviceListing(NamedTuple):
 
     def firmware_label(self):
         """Release and model, as the device list shows the firmware."""
-        release, model = self.firmware_release, self.firmware_model
-        if release is None or model is None:
-            return release or model or ""
-        return release + " " + model
+        return firmware_label(self.firmware_release, self.firmware_model)
 
     def as_row(self):
         return DeviceRow(last_heartbeat=None if self.last_heartbeat_json is None
@@ -271,6 +293,11 @@ class Store:
         """Every device as a DeviceListing, by device id, streamed from the database (memory
         does not grow with the fleet). labels=False leaves out the firmware's release and
         model, documents=False the last heartbeat and firmware documents (None)."""
+        raise NotImplementedError
+
+    def iter_device_lines(self):
+        """Every device as a DeviceLine (what the text list prints), by device id, streamed
+        like iter_devices."""
         raise NotImplementedError
 
     def report_progress(self, collector_run, caught_up_at, now):

@@ -13,7 +13,7 @@ from .base import (_GAP_MISSING, _GAP_SUSPECT, HEARTBEAT_HISTORY_SECONDS, HEARTB
                    HEARTBEAT_INTERVAL_MIN, HEARTBEAT_SAMPLE_SPACING, HOURLY_ROLLUP_SECONDS,
                    MAX_READ_ROWS, ROLLUP_SECONDS,
                    DEVICE_LISTING_PLAIN, STATUS_OFFLINE, STATUS_ONLINE, STATUS_STOPPED,
-                   DeviceListing, DeviceRow,
+                   DeviceLine, DeviceListing, DeviceRow,
                    Store,
                    StoredAnomaly, clip_limit, rollup_bucket)
 from .fleet_sql import FleetSql
@@ -546,22 +546,33 @@ class SqlStore(FleetSql, Store):
     # a JSON column read as its text (PostgreSQL's jsonb would be decoded by the driver)
     JSON_TEXT = "%s"
 
+    # each device's gap totals (missing, suspect), joined to the device rows as g.m and g.s
+    _GAP_TOTALS = ("LEFT JOIN (SELECT device, CAST(SUM(%s) AS BIGINT) AS m, "
+                   "CAST(SUM(%s) AS BIGINT) AS s FROM gaps GROUP BY device) g "
+                   "ON g.device = d.device" % (_GAP_MISSING, _GAP_SUSPECT))
+
     def iter_devices(self, labels=True, documents=True):
         # one statement, device order: the gap totals joined in, the firmware's release and
         # model from their generated columns, the JSON documents passed on as text; the
         # columns in DeviceListing's order. What the caller does not want is NULL (SQLite
         # computes its virtual columns only when they are read)
         sql = ("SELECT %s, COALESCE(g.m, 0), COALESCE(g.s, 0), %s, %s, %s, %s FROM devices d "
-               "LEFT JOIN (SELECT device, CAST(SUM(%s) AS BIGINT) AS m, "
-               "CAST(SUM(%s) AS BIGINT) AS s FROM gaps GROUP BY device) g "
-               "ON g.device = d.device ORDER BY d.device" % (
+               "%s ORDER BY d.device" % (
                    ", ".join("d." + c for c in DEVICE_LISTING_PLAIN[:-2]),
                    "d.firmware_release" if labels else "NULL",
                    "d.firmware_model" if labels else "NULL",
                    self.JSON_TEXT % "d.last_heartbeat" if documents else "NULL",
                    self.JSON_TEXT % "d.firmware" if documents else "NULL",
-                   _GAP_MISSING, _GAP_SUSPECT))
+                   self._GAP_TOTALS))
         make = DeviceListing._make
+        for row in self._stream(sql):
+            yield make(row)
+
+    def iter_device_lines(self):
+        sql = ("SELECT d.device, d.status, d.last_seen, d.silent_since, d.firmware_release, "
+               "d.firmware_model, d.anomalies, d.heartbeats, COALESCE(g.m, 0), "
+               "COALESCE(g.s, 0) FROM devices d %s ORDER BY d.device" % self._GAP_TOTALS)
+        make = DeviceLine._make
         for row in self._stream(sql):
             yield make(row)
 
