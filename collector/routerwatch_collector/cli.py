@@ -737,8 +737,7 @@ def list_devices(args):
             "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS",
             "GAPS"))
         suspect = []
-        _written_in_chunks(out, (_device_line(row, now, suspect)
-                                 for row in store.iter_device_lines()))
+        _written_in_chunks(out, _device_lines(store.iter_device_lines(), now, suspect))
         rejected = store.rejected()
     finally:
         store.close()
@@ -749,14 +748,35 @@ def list_devices(args):
     return EXIT_OK
 
 
-def _device_line(row, now, suspect):
-    """One device of the text list; its suspect jumps appended to `suspect` for the total."""
-    if row.gaps_suspect:
-        suspect.append(row.gaps_suspect)
-    return "%-22s %-8s %-10s %-9s %-28s %9d %10d %5d\n" % (
-        printable(row.device), row.status or "-", _age(row.last_seen, now),
-        "yes" if row.silent_since else "no", printable(row.firmware_label())[:28] or "-",
-        row.anomalies, row.heartbeats, row.gaps_missing)
+# distinct firmware labels and ages remembered while listing: a fleet runs a few firmware
+# versions and its heartbeats make many devices the same age, so most lines reuse both; the
+# memory stays bounded whatever the stored values (each table is emptied when full)
+_LINE_CACHE_MAX = 4096
+
+
+def _device_lines(rows, now, suspect):
+    """The text list's line of each device; each device's suspect jumps appended to
+    `suspect` for the total."""
+    labels, ages = {}, {}
+    for row in rows:
+        release_model = (row.firmware_release, row.firmware_model)
+        label = labels.get(release_model)
+        if label is None:
+            if len(labels) >= _LINE_CACHE_MAX:
+                labels.clear()
+            label = labels[release_model] = printable(row.firmware_label())[:28] or "-"
+        seen = row.last_seen
+        seconds_ago = None if seen is None else int(now - seen)    # what _age depends on
+        age = ages.get(seconds_ago)
+        if age is None:
+            if len(ages) >= _LINE_CACHE_MAX:
+                ages.clear()
+            age = ages[seconds_ago] = _age(seen, now)
+        if row.gaps_suspect:
+            suspect.append(row.gaps_suspect)
+        yield "%-22s %-8s %-10s %-9s %-28s %9d %10d %5d\n" % (
+            printable(row.device), row.status or "-", age, "yes" if row.silent_since else "no",
+            label, row.anomalies, row.heartbeats, row.gaps_missing)
 
 
 def list_gaps(args):

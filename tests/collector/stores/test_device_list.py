@@ -127,3 +127,91 @@ def test_the_list_is_streamed_not_read_whole_into_memory(store):
     # 3,000 devices of 1 kB each held at once, against a batch of them at a time
     assert whole_peak > 3000 * 1000
     assert streamed_peak - base < whole_peak / 5
+
+
+def _generated_fleet(store, devices, now):
+    """`devices` rows of every shape the text list prints: each status, ages from seconds to
+    days (and in the future), firmware with release and model, one of them, none, longer than
+    its column, or hostile; silent devices, gaps and suspect jumps on some."""
+    firmwares = [None, {"DISTRIB_RELEASE": "23.05.3", "model": "TP-Link Archer C7 v5"},
+                 {"DISTRIB_RELEASE": "24.10.0"}, {"model": "Only A Model"},
+                 {"DISTRIB_RELEASE": "24.10-\u00e9t\u00e9", "model": "Box \u202e\x1b[31m"},
+                 {"DISTRIB_RELEASE": "x" * 40, "model": "y"}, {"unrelated": 1}]
+    ages = [-30, 0, 1, 59, 60, 3599, 3600, 86399, 86400, 86400 * 400]
+    for n in range(devices):
+        device = "rw-gen-%04d" % n if n % 13 else "rw-gen-%04d\x1b]0;x\x07" % n
+        firmware = firmwares[n % len(firmwares)]
+        store._x("INSERT INTO devices (device, first_seen, last_seen, run, status, "
+                 "heartbeats, anomalies, firmware, silent_since) VALUES "
+                 "(?, ?, ?, 'r', ?, ?, ?, %s, ?)" % store.JSON_PARAM,
+                 (device, now - 10 ** 7, now - ages[n % len(ages)] - 0.25,
+                  [None, "online", "offline", "stopped"][n % 4], n * 7, n % 11,
+                  None if firmware is None else json.dumps(firmware),
+                  now - 5 if n % 9 == 0 else None))
+        if n % 5 == 0:
+            store.record_gap(device, "r", "anomaly", 3, 3 + n % 4, now)
+        if n % 17 == 0:
+            store.record_gap(device, "r", "heartbeat", 10, 10 + 2 ** 40, now)
+
+
+def _listed_from_the_device_reads(store, now):
+    """The text list as it is meant to read, made from each device's full row (store.devices)
+    one line at a time: what the fleet-sized list must print, byte for byte."""
+    import routerwatch_collector.cli as cli
+    lines = ["%-22s %-8s %-10s %-9s %-28s %9s %10s %5s\n" % (
+        "DEVICE", "STATUS", "LAST SEEN", "SILENT", "FIRMWARE", "ANOMALIES", "HEARTBEATS", "GAPS")]
+    suspect = 0
+    for row in store.devices():
+        firmware = row.firmware if isinstance(row.firmware, dict) else {}
+        release, model = firmware.get("DISTRIB_RELEASE"), firmware.get("model")
+        label = " ".join(part for part in (release, model) if part is not None)
+        lines.append("%-22s %-8s %-10s %-9s %-28s %9d %10d %5d\n" % (
+            cli.printable(row.device), row.status or "-", cli._age(row.last_seen, now),
+            "yes" if row.silent_since else "no", cli.printable(label)[:28] or "-",
+            row.anomalies, row.heartbeats, row.gaps_missing))
+        suspect += row.gaps_suspect
+    if suspect:
+        lines.append("suspect sequence jumps: %d (routerwatch-collector gaps)\n" % suspect)
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("cache_size", [4096, 3])
+def test_devices_text_prints_what_the_full_device_reads_say(store, store_url, capsys,
+                                                           monkeypatch, cache_size):
+    import routerwatch_collector.cli as cli
+    now = 1_800_000_000.0
+    monkeypatch.setattr(cli.time, "time", lambda: now)
+    # a table of 3 labels and ages is emptied over and over: it must not change a line
+    monkeypatch.setattr(cli, "_LINE_CACHE_MAX", cache_size)
+    monkeypatch.setattr(cli, "DEVICE_LINES_PER_WRITE", 7)    # several writes and a partial one
+    _generated_fleet(store, 250, now)
+    assert main(["devices", "--db", store_url]) == 0
+    out = capsys.readouterr().out
+    expected = _listed_from_the_device_reads(store, now)
+    assert out.count("\n") == 1 + 250 + 1
+    assert {"1d ago", "400d ago", "0s ago", "59s ago", "1m ago", "59m ago", "1h ago",
+            "23h ago"} <= set(line[32:42].strip() for line in out.splitlines())
+    assert out == expected
+
+
+def test_devices_json_prints_each_devices_full_row_on_a_generated_fleet(store, store_url,
+                                                                       capsys, monkeypatch):
+    import routerwatch_collector.cli as cli
+    monkeypatch.setattr(cli, "DEVICE_LINES_PER_WRITE", 7)
+    _generated_fleet(store, 60, 1_800_000_000.0)
+    assert main(["devices", "--db", store_url, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["device"] for line in lines] == [d.device for d in store.devices()]
+    for line, row in zip(lines, store.devices()):
+        assert line.isascii()
+        assert json.loads(line) == json.loads(json.dumps(row.as_dict()))
+
+
+def test_the_text_lines_hold_the_same_values_as_the_full_list(store):
+    _generated_fleet(store, 40, 1_800_000_000.0)
+    full = list(store.iter_devices())
+    lines = list(store.iter_device_lines())
+    assert [line.device for line in lines] == [listing.device for listing in full]
+    for line, listing in zip(lines, full):
+        assert line == tuple(getattr(listing, field) for field in line._fields)
+        assert line.firmware_label() == listing.firmware_label()
