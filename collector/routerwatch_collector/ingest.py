@@ -27,6 +27,10 @@ DEFAULT_STOP_GRACE = 900.0
 # a collector that reported no progress for this long is gone (killed, or cut off from the
 # store): its last position no longer holds back the silence judgement of the others
 PROGRESS_STALE = 30.0
+# ... but its going is remembered this long: it died with what it held, and the broker keeps
+# routing its share of the group's messages to its session (QoS 0 heartbeats are dropped there)
+# until it is back; its last report counts as a moment the collectors may have missed heartbeats
+PROGRESS_GONE = 3600.0
 
 # topics remembered as parsed (a fleet of this many routers sends on 4 topics each); beyond it
 # the oldest are forgotten and parsed again
@@ -356,15 +360,26 @@ class Ingest:
 
         Silence is judged up to the time every live collector of the store has caught up with
         (their progress is shared in the store): a heartbeat still queued behind a burst of
-        anomalies, for us or for another collector of the group, is late, not missed."""
+        anomalies, for us or for another collector of the group, is late, not missed.
+
+        And heartbeats count as missed only while every collector of the store was listening:
+        a heartbeat the collectors lost is our silence, not the router's. Heartbeats are QoS 0,
+        so the broker drops those it routes to a group member that is away (killed, restarting),
+        and a killed collector takes what it had read but not stored with it. So the latest
+        (re)connection of any collector, and the death of any that stopped reporting, count
+        like our own `listening_since`."""
         stored = self.flush(now)
         self.store.maintain(now)
         if self.fleet is not None:
             self.fleet.maintain(self.store, now)
         with self.store.transaction():
             self.store.report_progress(self.run_id, min(now, caught_up_at if caught_up_at
-                                                         is not None else now), now)
+                                                         is not None else now), now,
+                                       deaf_until=listening_since)
         heard_until = self.store.heard_until(now, PROGRESS_STALE)
+        deaf_until = self.store.deaf_until(now, PROGRESS_STALE, PROGRESS_GONE)
+        if deaf_until is not None and (listening_since is None or deaf_until > listening_since):
+            listening_since = deaf_until
         with self.store.transaction():
             for device, reason, alive_at, interval, run in sorted(self.store.silence_candidates(
                     heard_until, self.missed_heartbeats, listening_since,

@@ -478,3 +478,43 @@ def test_a_heartbeat_still_queued_for_a_lagging_collector_is_late_not_missed(ing
     # caught up: the heartbeats never came, and one of the two says so, once
     raised = lagging.tick(T0 + 401, caught_up_at=T0 + 401) + ingest.tick(T0 + 402)
     assert [a.kind for a in raised] == ["agent.silent"]
+
+
+def test_heartbeats_a_killed_collector_took_with_it_are_our_silence_not_the_routers(
+        ingest, store):
+    # three collectors of one group share the store; the router heartbeats every 10 s (QoS 0)
+    feed(ingest, [status("online", 1), heartbeat(1, interval=10.0)], now=T0)
+    ingest.tick(T0, listening_since=T0 - 100, caught_up_at=T0)
+    victim = Ingest(store, prefix=PREFIX, run_id="c011ec7000000002")
+    victim.tick(T0 + 5, listening_since=T0 - 100, caught_up_at=T0 + 5)
+    # the heartbeats of T0 + 10 and T0 + 20 were handed to the victim, which was SIGKILLed at
+    # T0 + 25 before it stored them; the one of T0 + 30 the broker routed to its session while
+    # it was away, and dropped (QoS 0); it is back under its name at T0 + 32 (a new process)
+    restarted = Ingest(store, prefix=PREFIX, run_id="c011ec7000000003")
+    restarted.tick(T0 + 32, listening_since=T0 + 32, caught_up_at=T0 + 32)
+    # the victim's progress goes stale at T0 + 35: every live collector has caught up, and the
+    # router was not heard for 38 s, but the collectors were not listening all that time
+    for now in (T0 + 38, T0 + 50, T0 + 64):
+        raised = ingest.tick(now, listening_since=T0 - 100, caught_up_at=now) + \
+            restarted.tick(now, listening_since=T0 + 32, caught_up_at=now)
+        assert [a.kind for a in raised] == [], now
+    # a router that really stopped is still reported: once every collector has listened for
+    # three intervals (since the victim died, at the latest T0 + 35), and only once
+    raised = ingest.tick(T0 + 66, listening_since=T0 - 100, caught_up_at=T0 + 66) + \
+        restarted.tick(T0 + 67, listening_since=T0 + 32, caught_up_at=T0 + 67)
+    assert [(a.kind, a.evidence["reason"]) for a in raised] == [("agent.silent", "heartbeats")]
+
+
+def test_a_reconnection_of_any_collector_of_the_group_restarts_the_heartbeat_count(
+        ingest, store):
+    feed(ingest, [status("online", 1), heartbeat(1, interval=10.0)], now=T0)
+    ingest.tick(T0, listening_since=T0 - 100, caught_up_at=T0)
+    # another collector of the group lost its connection and is back at T0 + 20: what the
+    # broker routed to it meanwhile (QoS 0) is gone, whoever judges the silence
+    other = Ingest(store, prefix=PREFIX, run_id="c011ec7000000002")
+    other.tick(T0 + 20, listening_since=T0 + 20, caught_up_at=T0 + 20)
+    other.tick(T0 + 44, listening_since=T0 + 20, caught_up_at=T0 + 44)
+    assert ingest.tick(T0 + 45, listening_since=T0 - 100, caught_up_at=T0 + 45) == []
+    other.tick(T0 + 51, listening_since=T0 + 20, caught_up_at=T0 + 51)
+    raised = ingest.tick(T0 + 51, listening_since=T0 - 100, caught_up_at=T0 + 51)
+    assert [a.kind for a in raised] == ["agent.silent"]

@@ -300,8 +300,18 @@ class Store:
         like iter_devices."""
         raise NotImplementedError
 
-    def report_progress(self, collector_run, caught_up_at, now):
-        """This collector process has been handed everything queued for it up to caught_up_at."""
+    def report_progress(self, collector_run, caught_up_at, now, deaf_until=None):
+        """This collector process has been handed everything queued for it up to caught_up_at;
+        up to `deaf_until` (None: never) it may have missed messages the broker routed to it
+        (it connected then: QoS 0 heartbeats the broker had for it while it was away, or held
+        by the process that ran before it, are gone)."""
+        raise NotImplementedError
+
+    def deaf_until(self, now, stale, gone):
+        """The latest moment any collector of the store may have missed messages (None if
+        none): the latest `deaf_until` of the collectors that reported within `stale` seconds,
+        and for each collector that stopped reporting within `gone` seconds its last report plus
+        `stale` (it died by then, and what it held went with it)."""
         raise NotImplementedError
 
     def heard_until(self, now, stale):

@@ -178,6 +178,11 @@ INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n)
     SELECT floor(bucket / 3600) * 3600, severity, kind, sum(n) FROM anomaly_counts
     GROUP BY 1, 2, 3;
 """),
+    (6, "collector_progress: until when each collector may have missed messages", """
+-- the latest moment a collector may have missed messages (it connected then): heartbeats are
+-- judged missed only after every collector has been listening long enough
+ALTER TABLE collector_progress ADD COLUMN IF NOT EXISTS deaf_until double precision;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

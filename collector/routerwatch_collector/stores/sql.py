@@ -279,15 +279,23 @@ class SqlStore(FleetSql, Store):
                       "silent_since IS NULL", (now, device))
         return cur.rowcount == 1
 
-    def report_progress(self, collector_run, caught_up_at, now):
-        self._x("INSERT INTO collector_progress (run, caught_up_at, seen_at) VALUES (?,?,?) "
-                "ON CONFLICT (run) DO UPDATE SET caught_up_at = excluded.caught_up_at, "
-                "seen_at = excluded.seen_at", (collector_run, caught_up_at, now))
+    def report_progress(self, collector_run, caught_up_at, now, deaf_until=None):
+        self._x("INSERT INTO collector_progress (run, caught_up_at, seen_at, deaf_until) "
+                "VALUES (?,?,?,?) ON CONFLICT (run) DO UPDATE SET "
+                "caught_up_at = excluded.caught_up_at, seen_at = excluded.seen_at, "
+                "deaf_until = excluded.deaf_until", (collector_run, caught_up_at, now, deaf_until))
 
     def heard_until(self, now, stale):
         row = self._x("SELECT MIN(caught_up_at) AS t FROM collector_progress WHERE seen_at >= ?",
                       (now - stale,)).fetchone()
         return now if row["t"] is None else min(now, row["t"])
+
+    def deaf_until(self, now, stale, gone):
+        # a collector that stopped reporting died within `stale` seconds of its last report
+        row = self._x("SELECT MAX(CASE WHEN seen_at >= ? THEN deaf_until ELSE seen_at + ? END) "
+                      "AS t FROM collector_progress WHERE seen_at >= ?",
+                      (now - stale, stale, now - gone)).fetchone()
+        return None if row["t"] is None else min(now, row["t"])
 
     # ------------------------------------------------------------------ reads
     def query_anomalies(self, device=None, since=None, kind=None, limit=100):

@@ -152,6 +152,11 @@ INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n)
     SELECT CAST(bucket / 3600 AS INTEGER) * 3600.0, severity, kind, SUM(n) FROM anomaly_counts
     GROUP BY 1, 2, 3;
 """),
+    (4, "collector_progress: until when each collector may have missed messages", """
+-- the latest moment a collector may have missed messages (it connected then): heartbeats are
+-- judged missed only after every collector has been listening long enough
+ALTER TABLE collector_progress ADD COLUMN deaf_until REAL;
+"""),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

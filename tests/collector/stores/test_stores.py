@@ -286,3 +286,16 @@ def test_silence_is_judged_up_to_the_slowest_live_collector(store):
     store.report_progress("collector-a", T0 + 200, T0 + 200)     # b went quiet: it is gone
     assert store.heard_until(T0 + 200, stale=30) == T0 + 200
     assert store.heard_until(T0 + 300, stale=30) == T0 + 300     # nobody reported: now
+
+
+def test_the_collectors_may_have_missed_messages_until_the_latest_reconnection_or_death(store):
+    assert store.deaf_until(T0, stale=30, gone=3600) is None      # nobody reported
+    store.report_progress("collector-a", T0 + 100, T0 + 100, deaf_until=T0 - 50)
+    store.report_progress("collector-b", T0 + 100, T0 + 100, deaf_until=T0 + 90)  # reconnected
+    assert store.deaf_until(T0 + 100, stale=30, gone=3600) == T0 + 90
+    store.report_progress("collector-a", T0 + 200, T0 + 200, deaf_until=T0 - 50)
+    # b stopped reporting at T0 + 100: it died by T0 + 130, with what it held
+    assert store.deaf_until(T0 + 200, stale=30, gone=3600) == T0 + 130
+    # long gone: forgotten
+    store.report_progress("collector-a", T0 + 4000, T0 + 4000, deaf_until=None)
+    assert store.deaf_until(T0 + 4000, stale=30, gone=3600) is None
