@@ -19,7 +19,7 @@ setup(
     package_dir={"": "agent"},
     packages=find_packages("agent"),
     python_requires=">=3.11",
-    install_requires=["paho-mqtt>=1.6,<3", "psutil>=5.9"],
+    install_requires=["paho-mqtt>=1.6,<3"],
     extras_require={"fast": ["ujson"]},
     entry_points={"console_scripts": ["routerwatch-agent = routerwatch.cli:main"]},
 )

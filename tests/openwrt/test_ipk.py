@@ -128,7 +128,7 @@ def test_control_fields(ipk):
     assert control["SourceName"] == "routerwatch"
     depends = control["Depends"].split(", ")
     assert depends[0] == "libc"
-    for needed in ("python3-light", "python3-logging", "python3-paho-mqtt", "python3-psutil"):
+    for needed in ("python3-light", "python3-logging", "python3-paho-mqtt"):
         assert needed in depends
     assert control["Maintainer"] == meta["maintainer"]
     description = text.split("Description: ", 1)[1]

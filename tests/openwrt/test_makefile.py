@@ -132,7 +132,7 @@ def test_agent_imports_only_the_standard_library_and_its_three_packages():
             continue
         assert module in THIRD_PARTY_PACKAGES, (
             "%s (imported by %s) is not packaged for the router: only the standard library, "
-            "paho-mqtt, psutil and ujson are" % (module, uses[0][0]))
+            "paho-mqtt and ujson are" % (module, uses[0][0]))
 
 
 def test_depends_covers_every_separately_packaged_import():
