@@ -42,6 +42,22 @@ class DatabaseRead:
         self.overlong = 0             # lines longer than MAX_LINE_BYTES (skipped)
         self.limits = []              # caps reached: bytes | packages | files | line_length
 
+    def one_more_file(self):
+        """Count a listed file entry; False once past MAX_FILE_ENTRIES (the cap is recorded)."""
+        self.files += 1
+        if self.files > MAX_FILE_ENTRIES:
+            self.hit("files")
+            return False
+        return True
+
+    def one_more_package(self):
+        """Count a package stanza; False once past MAX_PACKAGES (the cap is recorded)."""
+        self.packages += 1
+        if self.packages > MAX_PACKAGES:
+            self.hit("packages")
+            return False
+        return True
+
     def hit(self, limit):
         if limit not in self.limits:
             self.limits.append(limit)
@@ -137,16 +153,12 @@ def _load_apk(handle, packages, wanted):
         if record is REJECTED:
             read.rejected += 1
         elif type(record) is ApkFile:
-            read.files += 1
-            if read.files > MAX_FILE_ENTRIES:
-                read.hit("files")
+            if not read.one_more_file():
                 break
             if record.path in wanted:
                 pending.append(record)
         elif record.valid:
-            read.packages += 1
-            if read.packages > MAX_PACKAGES:
-                read.hit("packages")
+            if not read.one_more_package():
                 break
             owner = (record.name, record.version)
             for item in pending:
@@ -172,9 +184,7 @@ def _load_opkg_status(handle, packages, wanted):
         if record is REJECTED:
             read.rejected += 1
             continue
-        read.packages += 1
-        if read.packages > MAX_PACKAGES:
-            read.hit("packages")
+        if not read.one_more_package():
             break
         if not record.installed:
             continue
@@ -213,9 +223,7 @@ def _load_opkg_lists(tree, installed, packages, wanted):
                 if path is REJECTED:
                     read.rejected += 1
                     continue
-                read.files += 1
-                if read.files > MAX_FILE_ENTRIES:
-                    read.hit("files")
+                if not read.one_more_file():
                     break
                 if path in wanted:
                     packages.owned[sys.intern(path)] = owner
