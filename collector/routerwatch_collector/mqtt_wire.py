@@ -125,24 +125,17 @@ def subscribe_packet(packet_id, topics, protocol="3.1.1"):
     return _packet(0x82, body)
 
 
-def publish_packet(topic, payload, qos=0, packet_id=None, retain=False):
-    """PUBLISH (the collector only sends its probe, at QoS 0)."""
+def publish_packet(topic, payload, qos=0, packet_id=None, retain=False, protocol="3.1.1"):
+    """PUBLISH (the collector only sends its probe, at QoS 0); on MQTT 5 with an empty property
+    list after the packet id."""
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
     body = encode_string(topic)
     if qos:
         body += struct.pack("!H", packet_id)
+    if protocol == "5":
+        body += b"\x00"                     # no properties
     return _packet(0x30 | (qos << 1) | (1 if retain else 0), body + payload)
-
-
-def publish_packet_v5(topic, payload, qos=0, packet_id=None, retain=False):
-    """PUBLISH on MQTT 5: the same, with an empty property list after the packet id."""
-    if isinstance(payload, str):
-        payload = payload.encode("utf-8")
-    body = encode_string(topic)
-    if qos:
-        body += struct.pack("!H", packet_id)
-    return _packet(0x30 | (qos << 1) | (1 if retain else 0), body + b"\x00" + payload)
 
 
 _PUBACK = struct.Struct("!BBH")

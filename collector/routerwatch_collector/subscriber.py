@@ -484,10 +484,8 @@ class Subscriber:
                             "judged as if the collector were never behind", self.probe_topic,
                             PROBE_TIMEOUT)
             self._probe_sent = now
-            if self.protocol == "5":
-                self._send(mqtt_wire.publish_packet_v5(self.probe_topic, repr(now)))
-            else:
-                self._send(mqtt_wire.publish_packet(self.probe_topic, repr(now)))
+            self._send(mqtt_wire.publish_packet(self.probe_topic, repr(now),
+                                                protocol=self.protocol))
 
     def _progress(self):
         """The caught_up_at tick() should use (writer thread)."""

@@ -83,7 +83,7 @@ def test_our_own_publish_reads_back():
     out = reader.feed(mqtt_wire.publish_packet("probe/c", "12.5"))
     assert messages(out) == [(b"probe/c", b"12.5", 0, None, False, False)]
     reader5 = Reader("5")
-    assert messages(reader5.feed(mqtt_wire.publish_packet_v5("p", b"x"))) == [
+    assert messages(reader5.feed(mqtt_wire.publish_packet("p", b"x", protocol="5"))) == [
         (b"p", b"x", 0, None, False, False)]
 
 
