@@ -149,6 +149,13 @@ def test_baseline_show_without_one_says_so(tmp_path):
     assert shown.returncode == 3 and "no baseline" in shown.stderr
 
 
+def assert_dropbear_replaced(anomalies):
+    """The replaced /usr/sbin/dropbear is among --once's anomalies, as high."""
+    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
+                if a["kind"] == "integrity.rom_shadowed"}
+    assert shadowed["/usr/sbin/dropbear"] == "high"
+
+
 def _once_with_peak_rss(tree, tmp_path):
     """routerwatch-agent --once on `tree` in a fresh process: (exit code, anomalies, peak MB)."""
     from pathlib import Path
@@ -196,9 +203,7 @@ def test_a_flood_of_the_longest_names_stays_bounded_in_memory_and_is_reported(tm
     replace_dropbear(upper)
     code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
     assert code == 1
-    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
-                if a["kind"] == "integrity.rom_shadowed"}
-    assert shadowed["/usr/sbin/dropbear"] == "high"
+    assert_dropbear_replaced(anomalies)
     (cap,) = [a for a in anomalies if a["kind"] == "integrity.file_flood"]
     assert cap["severity"] == "medium" and cap["evidence"]["files"] < cap["evidence"]["max_files"]
     assert cap["evidence"]["dropped"] > 10000
@@ -227,9 +232,7 @@ def test_a_hostile_package_database_is_read_in_bounded_memory_and_named(tmp_path
     replace_dropbear(upper)
     code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
     assert code == 1
-    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
-                if a["kind"] == "integrity.rom_shadowed"}
-    assert shadowed["/usr/sbin/dropbear"] == "high"
+    assert_dropbear_replaced(anomalies)
     mismatched = {a["evidence"]["path"]: a["evidence"] for a in anomalies
                   if a["kind"] == "integrity.package_mismatch"}
     assert mismatched[tampered]["package"] == "tool"
@@ -253,8 +256,6 @@ def test_a_package_database_listing_every_junk_file_stays_bounded(tmp_path):
     replace_dropbear(upper)
     code, anomalies, peak_mb = _once_with_peak_rss(tree, tmp_path)
     assert code == 1
-    shadowed = {a["evidence"]["path"]: a["severity"] for a in anomalies
-                if a["kind"] == "integrity.rom_shadowed"}
-    assert shadowed["/usr/sbin/dropbear"] == "high"
+    assert_dropbear_replaced(anomalies)
     assert not [a for a in anomalies if a["kind"] == "integrity.file_flood"]
     assert peak_mb < 64, "peak RSS %.1f MB" % peak_mb
