@@ -68,13 +68,7 @@ class Candidates:
             for worst in worse:
                 bucket = self._buckets[worst]
                 while bucket and (over_count > 0 or over_bytes > 0):
-                    gone = bucket.pop()
-                    if self._members is not None:
-                        self._members.discard(gone)
-                    gone = sys.getsizeof(gone)
-                    self._bucket_bytes[worst] -= gone
-                    self._bytes -= gone
-                    self._size -= 1
+                    gone = sys.getsizeof(self._pop(worst))
                     self.dropped[worst] += 1
                     over_count -= 1
                     over_bytes -= gone
@@ -96,14 +90,18 @@ class Candidates:
         for rank, bucket in enumerate(self._buckets):
             bucket.sort(reverse=True)
             while bucket:
-                path = bucket.pop()
-                if self._members is not None:
-                    self._members.discard(path)
-                size = sys.getsizeof(path)
-                self._bucket_bytes[rank] -= size
-                self._bytes -= size
-                self._size -= 1
-                yield rank, path
+                yield rank, self._pop(rank)
+
+    def _pop(self, rank):
+        """Take the last path of a rank's bucket out, with its share of the bounds."""
+        path = self._buckets[rank].pop()
+        if self._members is not None:
+            self._members.discard(path)
+        size = sys.getsizeof(path)
+        self._bucket_bytes[rank] -= size
+        self._bytes -= size
+        self._size -= 1
+        return path
 
 
 @dataclass(frozen=True)
