@@ -86,9 +86,12 @@ def paho_drain(host, port, client_id, count):
     return time.perf_counter() - start
 
 
+COLLECTOR_OPTIONS = []      # more collector options from --collector-option
+
+
 def collector_argv(broker, db, group, instance):
     argv = [sys.executable, "-m", "routerwatch_collector.cli", "run", "--host", broker.host,
-            "--port", str(broker.port), "--db", db]
+            "--port", str(broker.port), "--db", db] + COLLECTOR_OPTIONS
     if group:
         argv += ["--share-group", group, "--instance", instance]
     else:
@@ -135,6 +138,41 @@ def stored(db):
     return rows[0]["n"] if rows else 0
 
 
+class StoredCounter:
+    """How many anomalies the store holds, asked many times a second while a collector drains:
+    one connection kept open, and the per-minute rollup summed (a few rows, written in the
+    same transaction as the anomalies) instead of COUNT(*) over the growing table, which at
+    100,000 rows took 13 ms of the CPU the collector is measured on, 20 times a second."""
+
+    SQL = "SELECT COALESCE(SUM(n), 0) FROM anomaly_counts"
+
+    def __init__(self, db):
+        self.db = db
+        self.con = None
+
+    def __call__(self):
+        if self.con is None:
+            from routerwatch_collector.stores import is_postgres
+            if is_postgres(self.db):
+                import psycopg
+                self.con = psycopg.connect(self.db, autocommit=True)
+            elif Path(self.db).exists():
+                import sqlite3
+                self.con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=5)
+            else:
+                return 0
+        try:
+            return int(self.con.execute(self.SQL).fetchone()[0])
+        except Exception:      # the collector has not created its tables yet
+            self.close()
+            return 0
+
+    def close(self):
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
 def drain_case(broker, work, label, db, collectors, anomalies, devices):
     """One backlog for the reference and for `collectors` collector processes on `db`."""
     tag = label.replace(" ", "-").replace(",", "")
@@ -146,19 +184,24 @@ def drain_case(broker, work, label, db, collectors, anomalies, devices):
     stop(processes)                                       # their sessions now queue
     send_backlog(broker, anomalies, devices)
     ref_seconds = reference_drain(broker, anomalies, ref_id)
-    before = stored(db)
+    counter = StoredCounter(db)
+    before, rows_before = counter(), stored(db)
     start = time.perf_counter()
     processes = start_collectors(broker, db, group, collectors, work, tag)
     try:
         deadline = time.monotonic() + 900
-        while stored(db) < before + anomalies:
+        while counter() < before + anomalies:
             if time.monotonic() > deadline:
-                raise RuntimeError("%s: stored %d of %d" % (label, stored(db) - before,
+                raise RuntimeError("%s: stored %d of %d" % (label, counter() - before,
                                                             anomalies))
             time.sleep(0.05)
         seconds = time.perf_counter() - start
     finally:
         stop(processes)
+        counter.close()
+    if stored(db) - rows_before != anomalies:       # the rollup and the table must agree
+        raise RuntimeError("%s: the rollup counted %d new anomalies, the table %d"
+                           % (label, anomalies, stored(db) - rows_before))
     return {"case": label, "messages": anomalies, "devices": devices,
             "mosquitto_sub_s": round(ref_seconds, 2), "collector_s": round(seconds, 2),
             "mosquitto_sub_per_s": round(anomalies / ref_seconds),
@@ -319,6 +362,9 @@ def main():
                         help="the kill case's heartbeat interval (s)")
     parser.add_argument("--cases", default="sqlite,postgresql,group,paho,kill,devices")
     parser.add_argument("--workdir")
+    parser.add_argument("--collector-option", action="append", default=[], metavar="OPTION",
+                        help="pass OPTION to every collector started (repeat for more), "
+                             "e.g. --collector-option=--batch-size=2000")
     parser.add_argument("--paho-drain", nargs=4, metavar=("HOST", "PORT", "CLIENT_ID", "N"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -327,6 +373,7 @@ def main():
         print(paho_drain(host, int(port), client_id, int(count)))
         return 0
     cases = set(args.cases.split(","))
+    COLLECTOR_OPTIONS.extend(args.collector_option)
     reason = services.mosquitto_missing()
     if reason:
         print("skipped: %s" % reason)

@@ -19,6 +19,7 @@ import time
 from routerwatch import jsonio
 from routerwatch.contract import DEVICE_ID_RE, PREFIX_RE, SEVERITIES
 
+from .ingest import DEFAULT_BATCH_SIZE
 from .instance import NAME_RE, claim_instance
 from .instance import client_id as instance_client_id
 from .stores.base import GAP_CLAIM_MAX
@@ -191,8 +192,11 @@ def build_parser():
                      "switch monitoring off unnoticed")
     run.add_argument("--flush-interval", type=_bounded_float("--flush-interval", 0.01, 60.0),
                      default=0.25, help="seconds a received message may wait for its batch")
-    run.add_argument("--batch-size", type=_bounded_int("--batch-size", 1, 100000), default=500,
-                     help="messages per store transaction at most")
+    run.add_argument("--batch-size", type=_bounded_int("--batch-size", 1, 100000),
+                     default=DEFAULT_BATCH_SIZE,
+                     help="messages per store transaction at most (default %(default)s; on "
+                     "MQTT 3.1.1 the broker's in-flight limit caps it: raise mosquitto's "
+                     "max_inflight_messages to twice this)")
     run.add_argument("--dedupe-window", type=_bounded_int("--dedupe-window", 16, 10000000),
                      default=65536, help="recent message ids kept in memory to drop redeliveries")
     run.add_argument("--metrics-port", type=_bounded_int("--metrics-port", 1, 65535),

@@ -13,6 +13,7 @@ always passed in (`now`, the collector's clock), so tests need no sleeps.
 """
 import logging
 import secrets
+from typing import NamedTuple
 
 from routerwatch.bounded import BoundedDict
 from routerwatch.contract import (DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Anomaly, ContractError, clip,
@@ -32,6 +33,13 @@ PROGRESS_STALE = 30.0
 # until it is back; its last report counts as a moment the collectors may have missed heartbeats
 PROGRESS_GONE = 3600.0
 
+# Messages per store transaction at most. Under a backlog the batch is this large; at low traffic
+# it is whatever arrived (a lone message is written at once). Large, because an anomaly from each
+# of many routers dirties an index page per router, and one commit writes each dirty page once:
+# storing 100,000 anomalies from 1,000 routers into SQLite cost 96, 62, 43 and 36 µs a message
+# in batches of 500, 2,000, 5,000 and 10,000 (bench/bench_ingest.py, BENCHMARKS.md section 9).
+DEFAULT_BATCH_SIZE = 5000
+
 # topics remembered as parsed (a fleet of this many routers sends on 4 topics each); beyond it
 # the oldest are forgotten and parsed again
 TOPIC_CACHE = 16384
@@ -40,7 +48,7 @@ TOPIC_CACHE = 16384
 # bits, so it is kept only as the latest sample per reason, never as a key.
 REJECT_REASONS = ("topic", "oversized", "not_json", "not_object", "version", "unknown_type",
                   "type_mismatch", "unknown_field", "missing_field", "invalid_field",
-                  "device_mismatch", "duplicate_key", "unstorable")
+                  "device_mismatch", "duplicate_key", "unstorable", "internal")
 
 # contract.decode() error texts -> reason; first match wins, anything else is a bad field value
 _REASON_BY_TEXT = (
@@ -55,6 +63,14 @@ _REASON_BY_TEXT = (
     ("unknown field", "unknown_field"),
     ("missing field", "missing_field"),
 )
+
+
+class Refused(NamedTuple):
+    """A message parse() turned down: why (one of REJECT_REASONS), the topic's device if it
+    had one, and the error text."""
+    reason: str
+    device: object
+    detail: str
 
 
 def storable_detail(text, limit=200):
@@ -108,7 +124,13 @@ class Ingest:
     def handle(self, topic, payload, now, retained=False):
         """Take one message off the wire: 'accepted', 'duplicate' or 'rejected:<reason>'.
         `payload` None means a message too large to have been kept."""
-        self.counters["received"] += 1
+        return self.accept(self.parse(topic, payload), now, retained)
+
+    def parse(self, topic, payload):
+        """Topic and payload -> the payload object, or Refused(reason, device, detail). Reads
+        no state but the topic cache, so the thread that reads the wire can decode while the
+        writer waits for the store (which lets go of the interpreter lock meanwhile); the
+        topic cache belongs to whichever one thread calls parse. Never raises."""
         device = None
         try:
             known = self._topics.get(topic) if type(topic) is bytes else None
@@ -131,12 +153,20 @@ class Ingest:
                                    and len(payload) > MAX_PAYLOAD_BYTES):
                 raise ContractError("payload is larger than %d bytes" % MAX_PAYLOAD_BYTES)
             message = decode(payload, message_type)
-            if message.device != device:
-                return self._reject("device_mismatch", now, device,
-                                    "payload device %r on the topic of %r"
-                                    % (message.device, device))
         except ContractError as exc:
-            return self._reject(reject_reason(exc), now, device, str(exc))
+            return Refused(reject_reason(exc), device, str(exc))
+        if message.device != device:
+            return Refused("device_mismatch", device, "payload device %r on the topic of %r"
+                           % (message.device, device))
+        return message
+
+    def accept(self, parsed, now, retained=False):
+        """What parse() made, into the batch (or counted as a duplicate or a reject):
+        'accepted', 'duplicate' or 'rejected:<reason>'."""
+        self.counters["received"] += 1
+        if type(parsed) is Refused:
+            return self._reject(parsed.reason, now, parsed.device, parsed.detail)
+        message = parsed
         key = (message.device, message.run, message.type, message.seq,
                getattr(message, "state", None))   # the Last Will and "online" may share a seq
         if key in self._seen:

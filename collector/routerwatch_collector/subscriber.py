@@ -5,15 +5,15 @@ The collector speaks MQTT itself (mqtt_wire.py cuts packets out of the byte stre
 a stream of small PUBLISH packets, and reading it with one large read per burst and acknowledging
 a whole batch in one write is what lets the collector keep up with its broker.
 
-Two threads. The caller's thread owns the socket: it reads, cuts what it read into messages and
-puts them into a bounded inbox (one list per read), sends the probe, the keepalive pings and the
-acknowledgements of committed batches. The writer thread takes messages off the inbox, decodes
-and validates them (Ingest.handle), writes them in batches and runs the silence check
-(Ingest.tick): the store is only ever touched from that one thread, and while it waits for a
-commit the MQTT thread keeps reading. A batch ends when the inbox runs dry (or is full, or old):
-under load batches grow by themselves, at low traffic a message is written at once. After each
-commit the writer wakes the MQTT thread through a pipe, which acknowledges the batch in arrival
-order.
+Two threads. The caller's thread owns the socket: it reads, cuts what it read into messages,
+decodes and validates them (Ingest.parse) and puts them into a bounded inbox (one list per read),
+and sends the probe, the keepalive pings and the acknowledgements of committed batches. The writer
+thread takes messages off the inbox (Ingest.accept), writes them in batches and runs the silence
+check (Ingest.tick): the store is only ever touched from that one thread, and while it waits for
+a commit (the database works without the interpreter lock) the MQTT thread reads and decodes the
+next messages. A batch ends when the inbox runs dry (or is full, or old): under load batches grow
+by themselves, at low traffic a message is written at once. After each commit the writer wakes
+the MQTT thread through a pipe, which acknowledges the batch in arrival order.
 
 Delivery: the session is persistent (MQTT 3.1.1 clean session 0, or MQTT 5 clean start 0 with a
 session expiry), so the broker keeps QoS 1 messages for the collector while it restarts. The
@@ -36,6 +36,7 @@ import time
 from routerwatch.contract import MAX_PAYLOAD_BYTES, MESSAGE_TYPES, subscription
 
 from . import mqtt_wire
+from .ingest import DEFAULT_BATCH_SIZE, Refused
 from .mqtt_wire import Connack, Disconnect, Message, ProtocolError, Suback
 
 log = logging.getLogger("routerwatch_collector")
@@ -81,7 +82,8 @@ class Subscriber:
     def __init__(self, ingest, host, port=1883, prefix="routerwatch", share_group=None,
                  client_id="routerwatch-collector", protocol=None, username=None, password=None,
                  tls=False, ca_file=None, cert_file=None, key_file=None, tls_insecure=False,
-                 keepalive=60, flush_interval=0.25, batch_size=500, tick_interval=1.0,
+                 keepalive=60, flush_interval=0.25, batch_size=DEFAULT_BATCH_SIZE,
+                 tick_interval=1.0,
                  reconnect_min=0.2, reconnect_max=5.0, on_stored=None, on_batch=None,
                  clock=time.time):
         self.ingest = ingest
@@ -114,8 +116,8 @@ class Subscriber:
         self._probe_returned = False  # on this connection: the broker lets probes through
         self._probe_warned = False
         self._vouched = None         # caught_up_at of the last tick that took all it vouched for
-        # reads waiting for the writer: lists of (topic, payload, retained, packet id, qos,
-        # received_at, connection); bounded, so a stalled store stops the reading, not the memory
+        # reads waiting for the writer: lists of (topic, what Ingest.parse made of it, retained,
+        # packet id, received_at, connection); bounded, so a stalled store stops the reading, not the memory
         self._inbox = queue.Queue(maxsize=INBOX_READS)
         self._held = collections.deque()        # the writer's part of a read not yet handled
         self._committed = collections.deque()   # [(connection, packet id)] of written batches
@@ -232,9 +234,12 @@ class Subscriber:
                     if packet.qos:
                         self._send(mqtt_wire.puback_packets([packet.packet_id]))
                     continue
-                # (self.connections: the CONNACK may come in the same read, just before)
-                items.append((packet.topic, packet.payload, packet.retain,
-                              packet.packet_id if packet.qos else None, packet.qos, now,
+                # decoded here, while the writer waits for the store: SQLite and psycopg let go
+                # of the interpreter lock for the database's own work, and that time decodes
+                # the next messages. (self.connections: the CONNACK may come in the same read,
+                # just before)
+                items.append((packet.topic, self._parse(packet.topic, packet.payload),
+                              packet.retain, packet.packet_id if packet.qos else None, now,
                               self.connections))
             elif type(packet) is Connack:
                 self._connack(packet, now)
@@ -250,6 +255,17 @@ class Subscriber:
         # a probe vouches for what came before it: that is in the inbox by now
         for payload in probes:
             self._probe_back(payload)
+
+    def _parse(self, topic, payload):
+        """Ingest.parse for the MQTT thread: never expected to raise (fuzzed), but if it did,
+        the one message is refused rather than the connection lost."""
+        try:
+            return self.ingest.parse(topic, payload)
+        except Exception:
+            self.internal_errors += 1
+            if self.internal_errors == 1:
+                log.exception("could not decode a message on %r", topic)
+            return Refused("internal", None, "the collector could not decode this message")
 
     def _connack(self, connack, now):
         if self._accepted:
@@ -416,16 +432,15 @@ class Subscriber:
                 held.extend(self._inbox.get(timeout=wait) if wait else self._inbox.get_nowait())
             except queue.Empty:
                 return 0
-        handle = self.ingest.handle
+        accept = self.ingest.accept
         if room is None:
             room = max(1, self.batch_size - self.ingest.pending())
         taken = 0
         while True:
             while held and taken < room:
-                topic, payload, retained, packet_id, qos, received_at, connection = \
-                    held.popleft()
+                topic, parsed, retained, packet_id, received_at, connection = held.popleft()
                 try:
-                    outcome = handle(topic, payload, received_at, retained=retained)
+                    outcome = accept(parsed, received_at, retained)
                 except Exception:   # never expected (fuzzed), but one message must not stop the rest
                     self.internal_errors += 1
                     if self.internal_errors == 1:
