@@ -20,6 +20,10 @@ started again under the same instance name. Checked: every anomaly stored exactl
 highest seq per run as sent, no gap left open, and no agent.silent after three heartbeat
 intervals of quiet.
 
+Floor (with the SQLite case): the same kind of backlog only parsed with json.loads and inserted
+row by row into the collector's SQLite schema, in this process: what no Python collector on this
+schema and machine gets below, beside the collector's and mosquitto_sub's time of the SQLite case.
+
 Devices: D rows written into the PostgreSQL schema (as the collector writes them, with a last
 heartbeat and firmware), then `routerwatch-collector devices --json` timed end to end.
 """
@@ -218,6 +222,48 @@ def send_backlog(broker, anomalies, devices):
     fleet.close()
 
 
+def floor_case(work, anomalies, devices, reference):
+    """What no Python collector on this schema gets below, in this interpreter: each payload
+    of the same kind of backlog only parsed (json.loads, nothing checked) and its row inserted
+    into the anomalies table of a new SQLite store (the collector's schema and indexes), in
+    batches of the collector's default size; no MQTT, no validation, no dedupe, gaps, counts or
+    fleet detections. `reference`: the SQLite case's result, whose mosquitto_sub time this is
+    compared with."""
+    import sqlite3
+    from routerwatch.contract import encode
+    from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
+    from routerwatch_collector.stores import open_store
+    fleet = SimulatedFleet("127.0.0.1", 1, devices=devices, name="f%s" % secrets.token_hex(2))
+    payloads = [encode(m) for m in fleet.anomaly_messages(anomalies)]
+    path = Path(work) / ("floor-%s.sqlite" % secrets.token_hex(3))
+    open_store(str(path)).close()                       # the collector's schema, indexes, WAL
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    insert = ("INSERT INTO anomalies (device, run, seq, time, kind, severity, summary, evidence, "
+              "count, v, received_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,'agent') "
+              "ON CONFLICT (device, run, seq) DO NOTHING")
+    loads, dumps = json.loads, json.dumps
+    start = time.perf_counter()
+    for first in range(0, anomalies, DEFAULT_BATCH_SIZE):
+        rows = []
+        now = time.time()
+        for payload in payloads[first:first + DEFAULT_BATCH_SIZE]:
+            p = loads(payload)
+            rows.append((p["device"], p["run"], p["seq"], p["time"], p["kind"], p["severity"],
+                         p["summary"], dumps(p["evidence"]), p["count"], p["v"], now))
+        db.execute("BEGIN")
+        db.executemany(insert, rows)
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    db.close()
+    ref_seconds = reference["mosquitto_sub_s"]
+    return {"case": "floor: json.loads + one SQLite insert per message, nothing else",
+            "messages": anomalies, "devices": devices, "mosquitto_sub_s": ref_seconds,
+            "collector_s": round(seconds, 2), "collector_per_s": round(anomalies / seconds),
+            "ratio": round(ref_seconds / seconds, 3),
+            "collector_over_floor": round(reference["collector_s"] / seconds, 2)}
+
+
 def paho_case(broker, work, anomalies, devices):
     """mosquitto_sub and a bare paho-mqtt client on one backlog: the client library's cost."""
     ref_id, paho_id = ("bench-%s-%s" % (who, secrets.token_hex(3)) for who in ("ref", "paho"))
@@ -397,6 +443,7 @@ def main():
             sqlite_db = str(work / "collector.sqlite")
             results.append(drain_case(broker, work, "1 collector, SQLite", sqlite_db, 1,
                                       args.anomalies, args.devices))
+            results.append(floor_case(work, args.anomalies, args.devices, results[-1]))
         pg_db = server.new_database("ingest_bench")
         if "postgresql" in cases:
             results.append(drain_case(broker, work, "1 collector, PostgreSQL", pg_db, 1,

@@ -109,6 +109,14 @@ class SimulatedFleet:
 
     def send_anomalies(self, count, pace=None):
         """`count` anomalies, round robin over the devices; `pace`: seconds between them."""
+        for message in self.anomaly_messages(count):
+            # by the device's index: each device always on the same connection, so in order
+            self._publish(self._index[message.device], message, qos=1)
+            if pace:
+                time.sleep(pace)
+
+    def anomaly_messages(self, count):
+        """The next `count` anomalies the fleet sends (numbered on), without sending them."""
         for n in range(count):
             index = n % len(self.devices)
             device = self.devices[index]
@@ -116,12 +124,10 @@ class SimulatedFleet:
             seq = self._anomaly_seq[device]
             kind, severity = KINDS[n % len(KINDS)]
             source = "203.0.113.%d" % (1 + n % 250)
-            self._publish(index, Anomaly(
-                device=device, run=self.runs[device], seq=seq, time=time.time(), kind=kind,
-                severity=severity, summary="simulated %s from %s" % (kind, source),
-                evidence={"source_ip": source, "n": n}), qos=1)
-            if pace:
-                time.sleep(pace)
+            yield Anomaly(device=device, run=self.runs[device], seq=seq, time=time.time(),
+                          kind=kind, severity=severity,
+                          summary="simulated %s from %s" % (kind, source),
+                          evidence={"source_ip": source, "n": n})
 
     def send_heartbeats(self, now=None):
         now = now or time.time()
