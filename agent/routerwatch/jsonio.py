@@ -52,8 +52,10 @@ def loads(text, unique_keys=False):
     """Strict decode of str or bytes; raises ValueError on anything that is not plain JSON.
     unique_keys (what a peer sends): DuplicateKeyError, a ValueError, on an object that repeats
     a key at any depth; otherwise the last value wins, as in the standard library."""
-    if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError
-    if not isinstance(text, str):
+    if type(text) is bytes:             # what a peer sends: one test instead of three
+        text = text.decode("utf-8")     # UnicodeDecodeError is a ValueError
+    elif isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8")
+    elif not isinstance(text, str):
         raise TypeError("JSON text must be str or bytes, not %s" % type(text).__name__)
     return (_UNIQUE_KEYS_DECODER if unique_keys else _DECODER).decode(text)
