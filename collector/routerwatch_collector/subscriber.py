@@ -59,9 +59,11 @@ PROBE_TIMEOUT = 120.0
 # max_inflight_messages, 20 by default; raise it there, or use --protocol 5.)
 WINDOW_BATCHES = 2
 READ_SIZE = 256 * 1024   # one read takes a burst of a few thousand small messages
-# reads waiting for the writer: with READ_SIZE, at most this many times 256 KiB held (and at
-# most a few thousand messages, well below what Ingest holds before it must drop)
-INBOX_READS = 4
+# reads waiting for the writer, decoded: at most this many times READ_SIZE (4 MiB) held. Room
+# for a whole next batch (a read of small messages holds about 800), so the MQTT thread decodes
+# it while the writer commits the last one; with 4 the inbox filled within a commit and the
+# reading stopped (batches of 3,300, the MQTT thread waiting 300 times per 100,000 messages)
+INBOX_READS = 16
 # a PUBLISH larger than this is not kept: its payload is skipped as it arrives and the message
 # rejected as oversized (the contract's limit plus room for the topic and MQTT 5 properties)
 MAX_PUBLISH = MAX_PAYLOAD_BYTES + 8 * 1024
