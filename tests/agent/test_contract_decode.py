@@ -89,7 +89,7 @@ CONFUSED_TEXTS = st.sampled_from(["true", "false", "0", "1", "1.0", "-1", "null"
                                   '""', "1e400", "-0", '"1"'])
 KEY_NAMES = st.one_of(
     st.sampled_from(["a", "n", "source_ip", "lines", "spool", "", "x" * 65, "Bad-Name", "k\u00e9",
-                     "device", "seq", "v", "type"]),
+                     "a,b", "device", "seq", "v", "type"]),
     st.text(max_size=6),
 )
 
@@ -119,7 +119,8 @@ DEEP_TEXTS = st.integers(min_value=1, max_value=12).flatmap(
 def base_fields(kind):
     """Field name -> JSON text of a valid payload of that type."""
     common = st.fixed_dictionaries({
-        "device": st.sampled_from(["sim-0001", "r1", "aa:bb:cc:dd:ee:ff", "rw-0011.x"]).map(json.dumps),
+        "device": st.sampled_from(["sim-0001", "r1", "aa:bb:cc:dd:ee:ff", "rw-0011.x"]).map(
+            json.dumps),
         "run": st.just(json.dumps(RUN)),
         "seq": st.integers(min_value=0, max_value=2 ** 53).map(str),
         "time": st.floats(min_value=0, max_value=4102444800.0).map(repr),
@@ -189,7 +190,8 @@ def payload_bytes(draw):
     corrupt = draw(st.sampled_from([None, None, None, "byte", "cut"]))
     if corrupt == "byte":
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"])) + data[at:]
+        junk = draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"]))
+        data = data[:at] + junk + data[at:]
     elif corrupt == "cut":
         data = data[:draw(st.integers(0, len(data)))]
     return data
@@ -287,9 +289,10 @@ def test_named_hostile_cases_match_the_reference():
 PLAIN_VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-2 ** 54, 2 ** 54), st.floats(),
               st.text(max_size=3), st.just("x" * 1025)),
-    lambda c: st.one_of(st.lists(c, max_size=4), st.tuples(c),
-                        st.dictionaries(st.one_of(st.text(max_size=3), st.just(""),
-                                                  st.just("k" * 65), st.integers()), c, max_size=4)),
+    lambda c: st.one_of(
+        st.lists(c, max_size=4), st.tuples(c),
+        st.dictionaries(st.one_of(st.text(max_size=3), st.just("k" * 65), st.integers()), c,
+                        max_size=4)),
     max_leaves=20)
 
 
@@ -333,3 +336,27 @@ def test_one_confused_field_is_judged_as_the_reference_judges_it(fields, data):
     fields[name] = data.draw(CONFUSED_TEXTS)
     assert_same_outcome(object_text(fields.items()).encode(), json.loads(fields["type"])
                         if name != "type" else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.dictionaries(st.one_of(st.text(alphabet="ab.,_9-A", max_size=5), st.just("x" * 65),
+                              st.integers(0, 2)),
+                    st.one_of(st.integers(-1, 2 ** 53 + 1), st.booleans(), st.floats(0, 1)),
+                    max_size=5),
+    st.lists(st.integers(0, 5))))
+def test_the_quick_counter_check_says_yes_only_where_the_full_check_does(value):
+    if contract._is_counter_map(value):
+        contract._check_counter_map(value, "counters")          # must not raise
+
+
+def test_a_counter_name_holding_the_join_comma_is_refused():
+    for counters in ({"a,b": 1}, {"a,b": 1, "c": 2}, {",": 0}, {"a": 1, "": 2}):
+        assert not contract._is_counter_map(counters)
+        try:
+            contract._check_counter_map(counters, "counters")
+        except ContractError as exc:
+            assert str(exc).startswith("counters has a counter name")
+        else:
+            raise AssertionError("accepted %r" % (counters,))
+    assert contract._is_counter_map({"lines": 1, "a.b_9": 2 ** 53})
