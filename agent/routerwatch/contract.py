@@ -523,8 +523,17 @@ def _decode_common_case(data, expected_type):
     # (see _decode_checked): without a backslash the storable walk has nothing to find.
     if b"\\" in data:
         return None
+    # Each key of an object is followed by one colon outside any string, so the text holds at
+    # least as many colons as the objects hold keys, exactly as many when no string holds one.
+    # When every colon comes right after a quote (no colon inside a string, most likely) the
+    # plain decoder, without the duplicate-key hook (a Python call and a list of pairs per
+    # object), is tried: decoded objects keep one key per distinct key, so counting as many
+    # keys decoded as colons proves no key was repeated (see below); any other count goes the
+    # checked way. Otherwise the hook finds repeated keys itself.
+    colons = data.count(b":")
+    unique_keys = colons != data.count(b'":')
     try:
-        obj = jsonio.loads(data, unique_keys=True)
+        obj = jsonio.loads(data, unique_keys=unique_keys)
     except (ValueError, RecursionError):
         return None
     if type(obj) is not dict:
@@ -545,14 +554,47 @@ def _decode_common_case(data, expected_type):
     # fields, so they are the same.
     payload = object.__new__(cls)
     payload.__dict__.update(obj)
-    # Every check of _decode_checked before validate() holds: its error would be this one.
     # The evidence needs no encoding to be measured when the whole message is small: with no
-    # backslash in the bytes its strings hold no escape and encode to the same characters
-    # (the encoders escape only '"', '\\' and control characters, which the source then had to
-    # escape too); integers encode as short or shorter ("-0" -> "0"); whitespace goes; only a
-    # float can grow, from 3 characters at least ("1e9") to 24 at most
-    # ("-2.2250738585072014e-308"), so the evidence encodes to fewer than 9 times the bytes.
-    return _validate(payload, evidence_fits=len(data) <= _EVIDENCE_FITS_BYTES)
+    # backslash in the bytes its strings hold no escape (and no surrogate, which an encoder
+    # would refuse) and encode to the same characters (the encoders escape only '"', '\\' and
+    # control characters, which the source then had to escape too); integers encode as short
+    # or shorter ("-0" -> "0"); whitespace goes; only a float can grow, from 3 characters at
+    # least ("1e9") to 24 at most ("-2.2250738585072014e-308"): fewer than 9 times the bytes.
+    evidence_fits = len(data) <= _EVIDENCE_FITS_BYTES
+    if unique_keys:
+        # every check of _decode_checked before validate() holds: its error would be this one
+        return _validate(payload, evidence_fits)
+    try:
+        _validate(payload, evidence_fits)
+    except ContractError:
+        return None         # a repeated key may come first: the checked way says which
+    # validate() let only the dict fields hold objects or lists: with the top level's keys
+    # they are every key decoded
+    keys = len(obj)
+    for name in _CONTAINER_FIELDS[cls]:
+        keys += _object_keys(obj[name])
+    return payload if keys == colons else None
+
+
+def _object_keys(value):
+    """How many keys all the objects in a decoded JSON value hold together, at any depth."""
+    count = 0
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if type(value) is dict:
+            count += len(value)
+            value = value.values()
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                stack.append(item)
+    return count
+
+
+# name of each payload field that holds an object (evidence, counters, firmware)
+_CONTAINER_FIELDS = {cls: tuple(name for name, f in cls.__dataclass_fields__.items()
+                                if f.type is dict)
+                     for cls in PAYLOAD_TYPES.values()}
 
 
 # payloads up to this size hold evidence that fits (see _decode_common_case)
