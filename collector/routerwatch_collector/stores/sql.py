@@ -435,19 +435,6 @@ class SqlStore(FleetSql, Store):
                                                             group), size_args + args))
         return out
 
-    def _count_hourly(self, stored):
-        """anomaly_counts_hourly gets the newly stored anomalies (StoredAnomaly rows), in the
-        transaction that stored them: one upsert per hour, severity and kind, in key order so
-        writers lock the counters in one order."""
-        groups = {}
-        for a in stored:
-            key = (rollup_bucket(a.received_at, HOURLY_ROLLUP_SECONDS), a.severity, a.kind)
-            groups[key] = groups.get(key, 0) + 1
-        for (hour, severity, kind), n in sorted(groups.items()):
-            self._x("INSERT INTO anomaly_counts_hourly (bucket, severity, kind, n) "
-                    "VALUES (?,?,?,?) ON CONFLICT (bucket, severity, kind) DO UPDATE "
-                    "SET n = anomaly_counts_hourly.n + excluded.n", (hour, severity, kind, n))
-
     def anomaly_histogram(self, where, bucket_seconds):
         if where.since is None or where.until is None:
             raise ValueError("a histogram needs since and until")

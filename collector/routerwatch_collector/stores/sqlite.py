@@ -270,15 +270,19 @@ class SqliteStore(SqlStore):
         times = arrival_times(batch, received_at)
         new_keys = set()
         size = self.ROWS_PER_STATEMENT
+        dumps = jsonio.dumps
         with self.transaction():
+            # rows as plain tuples: the keys below are exactly what RETURNING gives
+            cursor = self._db.cursor()
+            cursor.row_factory = None
             # a few multi-row inserts for the batch; RETURNING names the rows that were new
             # (a key already stored, or repeated in the batch, is skipped by ON CONFLICT)
             for start in range(0, len(batch), size):
                 args = []
                 for a, at in zip(batch[start:start + size], times[start:start + size]):
                     args += (a.device, a.run, a.seq, a.time, a.kind, a.severity, a.summary,
-                             jsonio.dumps(a.evidence), a.count, a.v, at, origin)
-                new_keys.update((r[0], r[1], r[2]) for r in self._x(
+                             dumps(a.evidence), a.count, a.v, at, origin)
+                new_keys.update(cursor.execute(
                     "INSERT INTO anomalies (device, run, seq, time, kind, severity, summary, "
                     "evidence, count, v, received_at, origin) VALUES %s "
                     "ON CONFLICT (device, run, seq) DO NOTHING RETURNING device, run, seq"
@@ -291,23 +295,32 @@ class SqliteStore(SqlStore):
                     new.append(StoredAnomaly(a.device, a.run, a.seq, a.time, a.kind, a.severity,
                                              a.summary, a.evidence, a.count, at, origin))
             self._count_new(new)
-            self._count_hourly(new)
         return new
 
     def _count_new(self, new):
-        """The per-device counters and the rollup follow the new rows: one update per device
-        and per (bucket, severity, kind) of the batch, in key order."""
-        per_device, per_bucket = {}, {}
+        """The per-device counters and both rollups follow the new rows: one update per device
+        and per (bucket, severity, kind) of the batch, in key order so writers lock them in one
+        order. A batch shares a few arrival times, so each time's buckets are worked out once."""
+        per_device, per_minute, per_hour, buckets = {}, {}, {}, {}
         for a in new:
             per_device[a.device] = per_device.get(a.device, 0) + 1
-            bucket = (rollup_bucket(a.received_at), a.severity, a.kind)
-            per_bucket[bucket] = per_bucket.get(bucket, 0) + 1
-        if per_device:
-            self._many("UPDATE devices SET anomalies = anomalies + ? WHERE device = ?",
-                       [(n, device) for device, n in sorted(per_device.items())])
-            self._many("INSERT INTO anomaly_counts (bucket, severity, kind, n) VALUES (?,?,?,?) "
-                       "ON CONFLICT (bucket, severity, kind) DO UPDATE SET n = n + excluded.n",
-                       [key + (n,) for key, n in sorted(per_bucket.items())])
+            at = a.received_at
+            both = buckets.get(at)
+            if both is None:
+                both = buckets[at] = (rollup_bucket(at), rollup_bucket(at, HOURLY_ROLLUP_SECONDS))
+            key = (both[0], a.severity, a.kind)
+            per_minute[key] = per_minute.get(key, 0) + 1
+            key = (both[1], a.severity, a.kind)
+            per_hour[key] = per_hour.get(key, 0) + 1
+        if not per_device:
+            return
+        self._many("UPDATE devices SET anomalies = anomalies + ? WHERE device = ?",
+                   [(n, device) for device, n in sorted(per_device.items())])
+        for table, counts in (("anomaly_counts", per_minute),
+                              ("anomaly_counts_hourly", per_hour)):
+            self._many("INSERT INTO %s (bucket, severity, kind, n) VALUES (?,?,?,?) "
+                       "ON CONFLICT (bucket, severity, kind) DO UPDATE SET n = n + excluded.n"
+                       % table, [key + (n,) for key, n in sorted(counts.items())])
 
     def _fill_anomaly_counts(self):
         """A store made before anomaly_counts existed: count what it holds, once."""
