@@ -5,8 +5,9 @@
 The collector decodes every MQTT message with contract.decode(): strict JSON (NaN refused,
 duplicate keys refused at any depth), the fields checked, a frozen payload object made. Its
 reference is the standard library's json.loads() of the same bytes, which does none of that.
-Contenders take turns (harness.interleaved), a batch of calls each per round; printed: µs per
-payload (median of the rounds) and the ratio decode / json.loads per round (median).
+Contenders take turns (harness.interleaved), a batch of calls each per round, timed in CPU
+seconds of the process; printed: µs per payload (median of the rounds) and the ratio
+decode / json.loads per round (median).
 
 --before DIR: also time decode() of another checkout's agent (DIR holds routerwatch/, e.g.
 /work/main/agent), in the same rounds: the before/after of a change to the contract.
@@ -70,11 +71,13 @@ def load_before(agent_dir, workdir):
 
 
 def timed(fn, data, kind, calls):
+    # CPU time of this process: on a shared machine a batch that loses its core for a while
+    # would otherwise count the other process's time as its own
     def run():
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(calls):
             fn(data, kind)
-        return time.perf_counter() - start
+        return time.process_time() - start
     return run
 
 

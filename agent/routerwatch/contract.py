@@ -533,9 +533,9 @@ def _decode_common_case(data, expected_type):
     colons = data.count(b":")
     unique_keys = colons != data.count(b'":')
     try:
-        obj = jsonio.loads(data, unique_keys=unique_keys)
+        obj = jsonio.loads_compact(data, unique_keys=unique_keys)
     except (ValueError, RecursionError):
-        return None
+        return None     # not JSON, or whitespace around it: the checked way decides
     if type(obj) is not dict:
         return None
     version = obj.get("v")

@@ -59,3 +59,14 @@ def loads(text, unique_keys=False):
     elif not isinstance(text, str):
         raise TypeError("JSON text must be str or bytes, not %s" % type(text).__name__)
     return (_UNIQUE_KEYS_DECODER if unique_keys else _DECODER).decode(text)
+
+
+def loads_compact(data, unique_keys=False):
+    """loads() of UTF-8 bytes holding one JSON value and nothing around it, no whitespace
+    either (what an encoder writes): it skips the two whitespace scans loads() makes.
+    ValueError for anything else, where loads() may still accept it."""
+    text = data.decode("utf-8")
+    obj, end = (_UNIQUE_KEYS_DECODER if unique_keys else _DECODER).raw_decode(text)
+    if end != len(text):
+        raise ValueError("more after the JSON value at %d" % end)
+    return obj
