@@ -546,7 +546,7 @@ def _decode_common_case(data, expected_type):
     if cls is None or (expected_type is not None and kind != expected_type):
         return None
     # one set comparison instead of two set differences: no unknown and no missing field
-    if obj.keys() != _field_names(cls)[0]:
+    if obj.keys() != _FIELD_SETS[cls]:
         return None      # unknown or missing fields, or a default left out
     # Every field is in obj and nothing else is: the frozen __init__ would only set each one
     # through object.__setattr__ (there is no __post_init__ and no default to fill in), which is
@@ -572,7 +572,11 @@ def _decode_common_case(data, expected_type):
     # they are every key decoded
     keys = len(obj)
     for name in _CONTAINER_FIELDS[cls]:
-        keys += _object_keys(obj[name])
+        value = obj[name]
+        keys += len(value)              # validate() made it a dict
+        for item in value.values():     # most hold no object or list: no walk then
+            if type(item) is dict or type(item) is list:
+                keys += _object_keys(item)
     return payload if keys == colons else None
 
 
@@ -591,6 +595,8 @@ def _object_keys(value):
     return count
 
 
+# payload class -> the names of all its fields
+_FIELD_SETS = {cls: frozenset(cls.__dataclass_fields__) for cls in PAYLOAD_TYPES.values()}
 # name of each payload field that holds an object (evidence, counters, firmware)
 _CONTAINER_FIELDS = {cls: tuple(name for name, f in cls.__dataclass_fields__.items()
                                 if f.type is dict)
