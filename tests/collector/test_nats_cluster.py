@@ -17,7 +17,11 @@ from nats_failover import AGENT_A, AGENT_B, PER_AGENT, run_failover
 
 def test_the_collector_stores_each_anomaly_once_when_an_agents_nats_node_dies(tmp_path,
                                                                              nats_cluster):
-    result = run_failover(tmp_path, nats_cluster, kill="follower")
+    # settle: how long delivery may stand still before what is missing counts as lost. The
+    # collector's QoS 1 subscription is a JetStream consumer with a leader of its own, which may
+    # have been on the killed node: until the survivors elect another, nothing reaches the
+    # collector (once, on a loaded machine, nothing for the whole 15 s it used to be)
+    result = run_failover(tmp_path, nats_cluster, kill="follower", settle=45.0)
     print("NATS failover: " + result.summary())
     assert result.killed not in (result.leaders["$MQTT_msgs"], result.leaders["$MQTT_sess"])
     assert result.lost == {AGENT_A: [], AGENT_B: []}
