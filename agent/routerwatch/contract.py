@@ -41,7 +41,8 @@ STATUS_STATES = ("online", "offline")
 # A device id becomes an MQTT topic level and a file name: no '/', '+', '#', no spaces.
 DEVICE_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 RUN_ID_RE = re.compile(r"\A[0-9a-f]{16}\Z")
-COUNTER_NAME_RE = re.compile(r"\A[a-z0-9_.]{1,64}\Z")
+_COUNTER_NAME = r"[a-z0-9_.]{1,64}"
+COUNTER_NAME_RE = re.compile(r"\A%s\Z" % _COUNTER_NAME)
 SHA256_HEX_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 KIND_RE = re.compile(r"\A[a-z]+(?:\.[a-z][a-z0-9_]*){1,3}\Z")
 PREFIX_RE = re.compile(r"\A[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+){0,3}\Z")
@@ -373,7 +374,7 @@ def _is_number(value):
 
 
 # all names of a counter map joined with ",", which no name may hold: one match for the map
-_COUNTER_NAMES_RE = re.compile(r"\A[a-z0-9_.]{1,64}(?:,[a-z0-9_.]{1,64})*\Z")
+_COUNTER_NAMES_RE = re.compile(r"\A%s(?:,%s)*\Z" % (_COUNTER_NAME, _COUNTER_NAME))
 
 
 def _is_counter_map(value):
@@ -490,20 +491,6 @@ def encode(payload):
     return data
 
 
-_FIELD_NAMES = {}
-
-
-def _field_names(cls):
-    """(every field name, the required ones) of a payload class, worked out once per class."""
-    found = _FIELD_NAMES.get(cls)
-    if found is None:
-        fields_ = cls.__dataclass_fields__
-        found = _FIELD_NAMES[cls] = (
-            frozenset(fields_), frozenset(n for n, f in fields_.items()
-                                          if f.default is MISSING and f.default_factory is MISSING))
-    return found
-
-
 def decode(data, expected_type=None):
     """Bytes from the wire -> payload object, or ContractError. Never raises anything else."""
     payload = _decode_common_case(data, expected_type)
@@ -595,8 +582,11 @@ def _object_keys(value):
     return count
 
 
-# payload class -> the names of all its fields
+# payload class -> the names of all its fields, and of those without a default
 _FIELD_SETS = {cls: frozenset(cls.__dataclass_fields__) for cls in PAYLOAD_TYPES.values()}
+_REQUIRED_FIELDS = {cls: frozenset(name for name, f in cls.__dataclass_fields__.items()
+                                   if f.default is MISSING and f.default_factory is MISSING)
+                    for cls in PAYLOAD_TYPES.values()}
 # name of each payload field that holds an object (evidence, counters, firmware)
 _CONTAINER_FIELDS = {cls: tuple(name for name, f in cls.__dataclass_fields__.items()
                                 if f.type is dict)
@@ -635,7 +625,7 @@ def _decode_checked(data, expected_type):
         raise ContractError("unknown message type %r" % (clip(repr(kind), 40),))
     if expected_type is not None and kind != expected_type:
         raise ContractError("message type %r arrived on the %s topic" % (kind, expected_type))
-    names, required = _field_names(cls)
+    names, required = _FIELD_SETS[cls], _REQUIRED_FIELDS[cls]
     unknown = obj.keys() - names
     if unknown:
         raise ContractError("unknown field(s): %s" % clip(", ".join(sorted(map(str, unknown))), 120))

@@ -57,7 +57,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _KIND_FILTER_RE = re.compile(r"\A[a-z]+(?:\.[a-z][a-z0-9_]*){0,3}(?:\.\*)?\Z")
 
 
-
 def parse_since(text, now):
     """'1h', '30m', '2d' (before now) or an ISO time ('2026-11-25T16:00', zone-less = UTC)."""
     match = _RELATIVE_RE.match(text.strip())

@@ -85,9 +85,8 @@ class Subscriber:
                  client_id="routerwatch-collector", protocol=None, username=None, password=None,
                  tls=False, ca_file=None, cert_file=None, key_file=None, tls_insecure=False,
                  keepalive=60, flush_interval=0.25, batch_size=DEFAULT_BATCH_SIZE,
-                 tick_interval=1.0,
-                 reconnect_min=0.2, reconnect_max=5.0, on_stored=None, on_batch=None,
-                 clock=time.time):
+                 tick_interval=1.0, reconnect_min=0.2, reconnect_max=5.0, on_stored=None,
+                 on_batch=None, clock=time.time):
         self.ingest = ingest
         self.host, self.port, self.keepalive = host, port, keepalive
         self.client_id = client_id
@@ -119,7 +118,8 @@ class Subscriber:
         self._probe_warned = False
         self._vouched = None         # caught_up_at of the last tick that took all it vouched for
         # reads waiting for the writer: lists of (topic, what Ingest.parse made of it, retained,
-        # packet id, received_at, connection); bounded, so a stalled store stops the reading, not the memory
+        # packet id, received_at, connection); bounded, so a stalled store stops the reading,
+        # not the memory
         self._inbox = queue.Queue(maxsize=INBOX_READS)
         self._held = collections.deque()        # the writer's part of a read not yet handled
         self._committed = collections.deque()   # [(connection, packet id)] of written batches
