@@ -47,7 +47,7 @@ from ..events import FileFinding
 from . import overlay_packages
 from .overlay_firmware import FIRMWARE_STATE_FILE, FirmwareRecord, fingerprint_rom, read_identity
 from .overlay_hashing import FileHasher, open_regular, read_link, rom_key  # noqa: F401 (API)
-from .overlay_packages import load_packages
+from .overlay_packages import PackageCache
 from .overlay_paths import (PACKAGE_METADATA_DIRS, RANK_ACCESS, RANK_CODE, RANK_DATA,
                             RANK_NAMES, SENSITIVE_PATTERNS, classify,  # noqa: F401 (API)
                             detail_for, directory_rank, file_rank, is_executable,
@@ -73,6 +73,11 @@ class PathsOfInterest:
     def __contains__(self, path):
         return any(path in container for container in self._containers)
 
+    def __iter__(self):
+        """Every path of every container (a path in two comes twice)."""
+        for container in self._containers:
+            yield from container
+
 
 class IntegritySource:
     """Polled source (integrity.* watchers): FileFinding events and one FirmwareIdentity per scan.
@@ -87,6 +92,7 @@ class IntegritySource:
         # the agent's own state on flash (baseline, remembered identity) changes by design
         self._own_state = "/" + config.state_dir.strip("/")
         self.hasher = FileHasher(self.settings.max_file_bytes)
+        self.package_cache = PackageCache()
         self._reported = BoundedDict(self.settings.max_files)    # (finding, path) -> signature
         self._scan = None
         self._next_scan = 0.0
@@ -157,7 +163,8 @@ class IntegritySource:
     def counters(self):
         return {"integrity_scans": self.scans, "integrity_files_hashed": self.hashes,
                 "integrity_bytes_hashed": self.bytes_hashed,
-                "integrity_scan_resumes": self.resumes}
+                "integrity_scan_resumes": self.resumes,
+                "integrity_package_db_reads": self.package_cache.reads}
 
     def drops(self):
         return {"integrity_untracked_files": self._untracked,
@@ -266,9 +273,10 @@ class IntegritySource:
 
     def _load_packages(self, candidates):
         """The package database's word on the files this scan checks (`candidates`) and on the
-        baseline's: only those are kept, so its memory follows the scan's own bound."""
+        baseline's: only those are kept, so its memory follows the scan's own bound. It is read
+        again only when it changed or the scan asks about other paths (PackageCache)."""
         wanted = PathsOfInterest(set(candidates), self._baseline)
-        packages = yield from load_packages(self.tree, wanted)
+        packages = yield from self.package_cache.load(self.tree, wanted)
         read = packages.read
         if read is not None and read.limits:
             # a database past its caps is junk written there, or something to look at

@@ -8,11 +8,20 @@ and checksum of the paths the caller wants (the files the walk kept, the baselin
 number the scan already bounds. Caps on what is read (bytes, packages, file entries, line length)
 bound the time; reaching one is reported (integrity.file_flood, naming the database), never a
 silent cut.
+
+Reading it is still the costliest part of a scan (seconds of CPU for a database at the caps), so
+PackageCache keeps what the last read found and reads again only when one of the database's
+files changed (device, inode, size, mtime or ctime: userland can set an mtime back, not a ctime)
+or the scan asks about a path the last read was not asked about.
 """
+import bisect
 import hashlib
 import os
 import stat
+import struct
 import sys
+import time
+from array import array
 
 from ..bounded import BoundedLines
 from ..parsers.apk_installed import REJECTED, ApkFile, digest_algorithm, iter_installed
@@ -119,27 +128,30 @@ class Packages:
         return ALGORITHMS[packed[0]], packed[1:], package, version
 
 
-def load_packages(tree, wanted):
+def load_packages(tree, wanted, files=None):
     """Generator returning the Packages of the router in `tree` (an OverlayTree) for the router
-    paths in `wanted` (anything with `in`); it yields now and then for the scan's CPU budget."""
+    paths in `wanted` (anything with `in`); it yields now and then for the scan's CPU budget.
+    Every file it opens or looks for is noted in `files` (a DatabaseFiles), when given."""
+    if files is None:
+        files = DatabaseFiles(tree)
     packages = Packages()
-    handle = tree.open_live(APK_DB)
+    handle = files.open_live(APK_DB)
     if handle is not None:
         packages.manager = "apk"
         packages.read = DatabaseRead("/" + APK_DB)
         with handle:
             yield from _load_apk(handle, packages, wanted)
-        packages.rom_versions = yield from _rom_versions(tree, APK_DB, iter_installed)
+        packages.rom_versions = yield from _rom_versions(files, APK_DB, iter_installed)
         return packages
-    handle = tree.open_live(OPKG_DB)
+    handle = files.open_live(OPKG_DB)
     if handle is None:
         return packages
     packages.manager = "opkg"
     packages.read = DatabaseRead("/" + OPKG_DB)
     with handle:
         installed = yield from _load_opkg_status(handle, packages, wanted)
-    yield from _load_opkg_lists(tree, installed, packages, wanted)
-    packages.rom_versions = yield from _rom_versions(tree, OPKG_DB, iter_status)
+    yield from _load_opkg_lists(files, installed, packages, wanted)
+    packages.rom_versions = yield from _rom_versions(files, OPKG_DB, iter_status)
     return packages
 
 
@@ -200,7 +212,7 @@ def _load_opkg_status(handle, packages, wanted):
     return installed
 
 
-def _load_opkg_lists(tree, installed, packages, wanted):
+def _load_opkg_lists(files, installed, packages, wanted):
     """The owners of the wanted paths, from each installed package's .list, all of them within
     the one database's MAX_DB_BYTES."""
     read = packages.read
@@ -210,7 +222,7 @@ def _load_opkg_lists(tree, installed, packages, wanted):
         if room <= 0:
             read.hit("bytes")
             return
-        handle = tree.open_live(OPKG_LIST % name)
+        handle = files.open_live(OPKG_LIST % name)
         if handle is None:
             continue
         owner = (name, version)
@@ -232,14 +244,13 @@ def _load_opkg_lists(tree, installed, packages, wanted):
             return
 
 
-def _rom_versions(tree, rel, records):
+def _rom_versions(files, rel, records):
     """{package: version} of /rom's database (what the firmware shipped), read as a stream."""
     versions = {}
-    if not tree.has_overlay:
+    if not files.tree.has_overlay:
         return versions
-    try:
-        handle = open_regular(os.path.join(tree.rom, rel))
-    except OSError:
+    handle = files.open_rom(rel)
+    if handle is None:
         return versions
     with handle:
         lines = BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)
@@ -251,6 +262,136 @@ def _rom_versions(tree, rel, records):
                 if len(versions) >= MAX_PACKAGES:
                     break
     return versions
+
+
+def _signature(st):
+    """What tells one version of a file from another, packed: where it is (device, inode), its
+    size, and when it last changed. A rooted router can set an mtime back (touch -d) but not a
+    ctime, which any write, rename over it or chmod sets to the current time."""
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return b"-"
+    return _SIGNATURE.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+_SIGNATURE = struct.Struct("<QQqqq")
+# A file whose ctime is this close to the start of its reading may have changed again within the
+# same timestamp (jffs2 keeps whole seconds): it is read again at the next scan, not trusted.
+RACY_NS = 2 * 1000 * 1000 * 1000
+
+
+class DatabaseFiles:
+    """Every file one read of the package database opened or looked for and did not find (an
+    opkg .list, apk's database on an opkg router), with its signature: the read is still good
+    while all of them are the same. Compact: the names in one string, the signatures in one
+    digest."""
+
+    def __init__(self, tree):
+        self.tree = tree
+        self.started_ns = time.time_ns()
+        self.newest_ctime_ns = 0
+        self._names = []
+        self._digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
+
+    def open_live(self, rel):
+        """tree.open_live(rel), noted."""
+        handle = self.tree.open_live(rel)
+        self._note("L" + rel, os.fstat(handle.fileno()) if handle is not None else None)
+        return handle
+
+    def open_rom(self, rel):
+        """/rom's regular file <rel> (never through a symlink) open for reading, or None; noted.
+        """
+        try:
+            handle = open_regular(os.path.join(self.tree.rom, rel))
+        except OSError:
+            handle = None
+        self._note("R" + rel, os.fstat(handle.fileno()) if handle is not None else None)
+        return handle
+
+    def _note(self, name, st):
+        self._names.append(name)
+        self._digest.update(_signature(st))
+        if st is not None:
+            self.newest_ctime_ns = max(self.newest_ctime_ns, st.st_ctime_ns)
+
+    def key(self):
+        """(names, digest) to keep; None when a file changed too close to the reading (RACY_NS)
+        for its signature to be trusted."""
+        if self.newest_ctime_ns >= self.started_ns - RACY_NS:
+            return None
+        return "\n".join(self._names), self._digest.digest()
+
+
+def _current_digest(tree, names):
+    """Generator returning the digest DatabaseFiles made of `names`, from the files as they are
+    now (an opkg router has a .list per package: thousands of stats, so it yields)."""
+    digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
+    for count, name in enumerate(names.split("\n"), 1):
+        if count % YIELD_EVERY == 0:
+            yield
+        kind, rel = name[0], name[1:]
+        try:
+            if kind == "L":
+                path = tree.live_path(rel)
+                st = os.stat(path) if path is not None else None
+            else:
+                st = os.lstat(os.path.join(tree.rom, rel))
+        except OSError:
+            st = None
+        digest.update(_signature(st))
+    return digest.digest()
+
+
+class PackageCache:
+    """The last read of the package database, answered from again while the database is the
+    same and the scan asks only about paths that read was asked about.
+
+    What it holds is what one read returns (a Packages: the owners and checksums of the wanted
+    paths), plus the names of the files read, one digest of their signatures and 8 bytes per
+    wanted path (a hash, to tell a path the read was not asked about); the old read is dropped
+    before a new one starts, so a read's peak is what it was without the cache."""
+
+    def __init__(self):
+        self.reads = 0              # full reads of the database
+        self.reuses = 0             # scans answered from the kept read
+        self._packages = None
+        self._key = None            # (names, digest) from DatabaseFiles.key()
+        self._covered = None        # array of hash(path) of the wanted paths, sorted
+
+    def load(self, tree, wanted):
+        """Generator returning the Packages for the paths in `wanted` (iterable, with `in`),
+        like load_packages, from the kept read when it still holds."""
+        if self._packages is not None:
+            fresh = yield from self._still_good(tree, wanted)
+            if fresh:
+                self.reuses += 1
+                return self._packages
+        self._packages = self._key = self._covered = None
+        files = DatabaseFiles(tree)
+        packages = yield from load_packages(tree, wanted, files)
+        self.reads += 1
+        key = files.key()
+        if key is not None:
+            covered = array("q", (hash(path) for path in wanted))
+            self._covered = array("q", sorted(covered))
+            self._packages, self._key = packages, key
+        return packages
+
+    def _still_good(self, tree, wanted):
+        names, digest = self._key
+        current = yield from _current_digest(tree, names)
+        if current != digest:
+            return False
+        covered = self._covered
+        size = len(covered)
+        for count, path in enumerate(wanted, 1):
+            if count % YIELD_EVERY == 0:
+                yield
+            hashed = hash(path)
+            where = bisect.bisect_left(covered, hashed)
+            if where == size or covered[where] != hashed:
+                return False     # a path the kept read did not look for: it may be listed
+        return True
 
 
 def package_paths(tree):

@@ -470,3 +470,118 @@ def test_any_file_name_is_scanned_reported_and_kept_in_the_baseline_as_its_bytes
         assert not [k for k in again if k[0] == "baseline_drift"]
     finally:
         shutil.rmtree(work)
+
+
+# ----------------------------------------------------------------------- the package database kept
+from routerwatch.sources import overlay_packages   # noqa: E402
+
+APK_DB = "overlay/upper/lib/apk/db/installed"
+
+
+@pytest.fixture
+def trusted_at_once(monkeypatch):
+    """A database written by the test just before its first scan is kept at once (the agent
+    waits RACY_NS after a change before trusting a database's timestamps)."""
+    monkeypatch.setattr(overlay_packages, "RACY_NS", 0)
+
+
+def _flip_checksum(data, name):
+    """The database with one character of file `name`'s checksum changed: same size."""
+    at = data.index(b"R:%s\nZ:Q1" % name) + len(b"R:%s\nZ:Q1" % name)
+    return data[:at] + (b"B" if data[at:at + 1] != b"B" else b"C") + data[at + 1:]
+
+
+def test_an_unchanged_database_is_not_read_again(clean, tmp_path, trusted_at_once):
+    source = make_source(clean, tmp_path / "state")
+    first = full_scan(source, 1000.0)
+    assert source.package_cache.reads == 1
+    assert ("package_mismatch", "/etc/shadow") in findings(first)
+    for n in (1, 2, 3):
+        again = full_scan(source, 1000.0 + n * source.config.intervals.integrity)
+        assert findings(again) == {}
+        assert identity(again).package_manager == "apk"
+    assert source.package_cache.reads == 1 and source.package_cache.reuses == 3
+    assert source.counters()["integrity_package_db_reads"] == 1
+
+
+def test_a_checksum_edited_in_place_with_the_mtime_set_back_is_read_again(clean, tmp_path,
+                                                                           trusted_at_once):
+    source = make_source(clean, tmp_path / "state")
+    assert ("package_mismatch", "/usr/sbin/tcpdump") not in findings(full_scan(source, 1000.0))
+    db = clean / APK_DB
+    before = os.stat(db)
+    with open(db, "r+b") as handle:          # same inode, same size
+        edited = _flip_checksum(handle.read(), b"tcpdump")
+        handle.seek(0)
+        handle.write(edited)
+    os.utime(db, ns=(before.st_atime_ns, before.st_mtime_ns))    # touch -d, in effect
+    after = os.stat(db)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    assert after.st_ctime_ns != before.st_ctime_ns
+    got = findings(full_scan(source, 1000.0 + source.config.intervals.integrity))
+    assert source.package_cache.reads == 2
+    detail = got[("package_mismatch", "/usr/sbin/tcpdump")].detail
+    assert detail["package"] == "tcpdump" and detail["version"] == "4.99.5-r1"
+
+
+def test_a_database_replaced_by_rename_is_read_again(clean, tmp_path, trusted_at_once):
+    source = make_source(clean, tmp_path / "state")
+    full_scan(source, 1000.0)
+    db = clean / APK_DB
+    before = os.stat(db)
+    staged = db.with_name("installed.new")
+    staged.write_bytes(_flip_checksum(db.read_bytes(), b"tcpdump"))
+    os.utime(staged, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.rename(staged, db)
+    got = findings(full_scan(source, 1000.0 + source.config.intervals.integrity))
+    assert source.package_cache.reads == 2
+    assert ("package_mismatch", "/usr/sbin/tcpdump") in got
+
+
+def test_a_database_written_just_before_its_reading_is_not_trusted_yet(clean, tmp_path):
+    """Without the test's shortcut: a database changed within RACY_NS of its reading could
+    change again within the same timestamp (jffs2 keeps whole seconds), so it is read again."""
+    os.utime(clean / APK_DB)                # changed now, as a package install would
+    source = make_source(clean, tmp_path / "state")
+    full_scan(source, 1000.0)
+    full_scan(source, 1000.0 + source.config.intervals.integrity)
+    assert source.package_cache.reads == 2 and source.package_cache.reuses == 0
+
+
+def test_a_new_overlay_file_gets_its_owner_and_checksum_from_a_kept_database(clean, tmp_path,
+                                                                          trusted_at_once):
+    """The kept read holds only the paths the last scan asked about: a file the walk finds
+    later must still get its package's word."""
+    source = make_source(clean, tmp_path / "state")
+    first = findings(full_scan(source, 1000.0))
+    assert ("shadowed", "/usr/sbin/dropbear") not in first
+    replace_dropbear(clean / "overlay/upper")
+    got = findings(full_scan(source, 1000.0 + source.config.intervals.integrity))
+    shadowed = got[("shadowed", "/usr/sbin/dropbear")].detail
+    assert (shadowed["package"], shadowed["package_verified"]) == ("dropbear", False)
+    mismatch = got[("package_mismatch", "/usr/sbin/dropbear")].detail
+    assert mismatch["package"] == "dropbear" and mismatch["conffile"] is False
+    # the same file, now known to the kept read: answered without reading again
+    reads = source.package_cache.reads
+    full_scan(source, 1000.0 + 2 * source.config.intervals.integrity)
+    assert source.package_cache.reads == reads
+
+
+def test_a_database_past_its_caps_is_still_reported_when_kept(clean, tmp_path, trusted_at_once):
+    from fixtures.hostile_packages import hostile_apk
+    hostile_apk(clean / "overlay/upper", 2)
+    with open(clean / APK_DB, "ab") as handle:       # past MAX_PACKAGES
+        handle.write(b"".join(b"P:p%d\nV:1\n\n" % n
+                              for n in range(overlay_packages.MAX_PACKAGES + 1)))
+    source = make_source(clean, tmp_path / "state")
+    events = full_scan(source, 1000.0)
+    flood = findings(events)[("flood", "/lib/apk/db/installed")].detail
+    assert "packages" in flood["limits"]
+    for n in (1, 2):
+        again = full_scan(source, 1000.0 + n * source.config.intervals.integrity)
+        assert findings(again) == {}          # reported once, as any standing finding
+    assert source.package_cache.reads == 1
+    # still standing for the detectors: remembered as reported, not dropped
+    assert source._reported.get(("flood", "/lib/apk/db/installed")) == "database:" + \
+        ",".join(flood["limits"])

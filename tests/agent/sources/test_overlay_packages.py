@@ -129,3 +129,101 @@ def test_a_plain_tree_checks_each_listed_file_once_whatever_the_repeats(tmp_path
     findings = {(e.finding, e.path) for e in events if hasattr(e, "finding")}
     assert ("package_mismatch", "/usr/bin/bad") in findings
     assert not any(finding == "flood" for finding, _ in findings)
+
+
+# ------------------------------------------------------------------ PackageCache: reading only when needed
+import pytest   # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st   # noqa: E402
+
+from routerwatch.sources import overlay_packages   # noqa: E402
+from routerwatch.sources.overlay_packages import PackageCache   # noqa: E402
+
+
+def cached(cache, root, wanted):
+    gen = cache.load(OverlayTree(str(root)), set(wanted))
+    try:
+        while True:
+            next(gen)
+    except StopIteration as done:
+        return done.value
+
+
+@pytest.fixture
+def trusted_at_once(monkeypatch):
+    monkeypatch.setattr(overlay_packages, "RACY_NS", 0)
+
+
+def _opkg(root):
+    info = root / "usr/lib/opkg/info"
+    info.mkdir(parents=True)
+    (root / "usr/lib/opkg/status").write_text(
+        "Package: tcpdump\nVersion: 4.99\nStatus: install user installed\n\n"
+        "Package: nano\nVersion: 8.0\nStatus: install user installed\n")
+    (info / "tcpdump.list").write_text("/usr/bin/tcpdump\n")
+    return info
+
+
+def test_opkg_a_changed_list_file_is_read_again(tmp_path, trusted_at_once):
+    info = _opkg(tmp_path)
+    cache = PackageCache()
+    wanted = ["/usr/bin/tcpdump", "/usr/bin/nano"]
+    assert cached(cache, tmp_path, wanted).owned == {"/usr/bin/tcpdump": ("tcpdump", "4.99")}
+    assert cached(cache, tmp_path, wanted).owned == {"/usr/bin/tcpdump": ("tcpdump", "4.99")}
+    assert (cache.reads, cache.reuses) == (1, 1)
+    # nano.list was missing at the read: its appearance is a change too
+    (info / "nano.list").write_text("/usr/bin/nano\n")
+    assert cached(cache, tmp_path, wanted).owned["/usr/bin/nano"] == ("nano", "8.0")
+    assert cache.reads == 2
+    before = os.stat(info / "tcpdump.list")
+    (info / "tcpdump.list").write_text("/usr/bin/tcpdup\n")       # same size, mtime set back
+    os.utime(info / "tcpdump.list", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "/usr/bin/tcpdump" not in cached(cache, tmp_path, wanted).owned
+    assert cache.reads == 3
+
+
+def test_a_database_that_disappears_is_read_again(tmp_path, trusted_at_once):
+    _opkg(tmp_path)
+    cache = PackageCache()
+    assert cached(cache, tmp_path, ["/usr/bin/tcpdump"]).manager == "opkg"
+    (tmp_path / "usr/lib/opkg/status").unlink()
+    assert cached(cache, tmp_path, ["/usr/bin/tcpdump"]).manager == "none"
+    assert cache.reads == 2
+
+
+# a database of a few packages over a few paths; scans that ask about any of them, in any order
+PATHS = ["/usr/bin/f%d" % n for n in range(8)]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(owners=st.lists(st.sampled_from(["", "a", "b"]), min_size=len(PATHS),
+                       max_size=len(PATHS)),
+       scans=st.lists(st.tuples(st.sets(st.sampled_from(PATHS + ["/etc/x"])), st.booleans()),
+                      min_size=1, max_size=6))
+def test_kept_answers_are_a_fresh_reads_answers(tmp_path, trusted_at_once, owners, scans):
+    """Whatever paths each scan asks about, and whether the database changed in between (each
+    change makes it longer: no timestamp granularity in play), the cache answers as a fresh read
+    would."""
+    root = tmp_path / str(len(list(tmp_path.iterdir())))
+    (root / "lib/apk/db").mkdir(parents=True)
+    db = root / "lib/apk/db/installed"
+    cache = PackageCache()
+    version = 1
+    for wanted, change in [(set(), True)] + scans:
+        if change:
+            version += 1
+            stanzas = []
+            for name in ("a", "b"):
+                files = [p for p, owner in zip(PATHS, owners) if owner == name]
+                stanzas.append("P:%s\nV:%d\nT:%s\nf:S\nF:usr/bin\n%s" % (
+                    name, version, "x" * version, "".join(
+                    "R:%s\nZ:%s\n" % (p.rsplit("/", 1)[1], z(p.encode() * version))
+                    for p in files)))
+            db.write_text("\n".join(stanzas))
+            owners = owners[1:] + owners[:1]            # the next change moves files around
+        got = cached(cache, root, wanted)
+        fresh = loaded(root, wanted)
+        for path in wanted:
+            assert got.owned.get(path) == fresh.owned.get(path)
+            assert got.checksum(path) == fresh.checksum(path)
+        assert got.read.detail() == fresh.read.detail()
