@@ -2,25 +2,26 @@
 never delays storing.
 
 The collector's loop calls `Notifier.anomaly_stored(row)` for every newly stored anomaly; that
-only puts the row in a bounded queue (a full queue drops it and counts the drop). The worker
-thread groups the rows (grouping.py), renders the messages (message.py) and hands each to every
-target, one Apprise instance per URL, so a target that fails is retried alone (after
-`retry_delays` seconds) and the others are not sent the message twice. Messages waiting for a
-retry are capped too.
+only puts the row in a bounded queue (a full queue drops it and counts the drop). A grouping
+thread groups the rows (grouping.py), renders the messages (message.py) and offers each to every
+target's own Delivery (delivery.py): a thread, a bounded queue and one Apprise instance per URL,
+so a target that fails is retried alone (after `retry_delays` seconds), the others are not sent
+the message twice, and a target that hangs delays (and, its queue full, drops) only its own
+messages.
 """
 import logging
 import queue
 import threading
 import time
-from collections import deque
 
+from .delivery import Delivery
 from .grouping import Grouper, severity_rank
 from .message import render
 
 log = logging.getLogger("routerwatch_collector")
 
-INTAKE_ROWS = 1000            # stored anomalies waiting for the worker
-PENDING_DELIVERIES = 200      # (message, target) pairs waiting for their first try or a retry
+INTAKE_ROWS = 1000            # stored anomalies waiting to be grouped
+RECEIVER_QUEUE = 100          # messages one receiver has waiting for a first try or a retry
 RETRY_DELAYS = (5.0, 30.0, 120.0)
 CLOSE_TIMEOUT = 5.0           # seconds a stopping collector gives the last messages
 SEND_TIMEOUT = 10             # Apprise's connect and read timeouts per target, seconds
@@ -80,63 +81,84 @@ def _notify_type(severity):
 class Notifier:
     def __init__(self, targets, min_severity="high", dashboard_url="", group_wait=30.0,
                  group_threshold=10, max_per_hour=6, retry_delays=RETRY_DELAYS,
-                 intake_rows=INTAKE_ROWS, clock=time.monotonic):
+                 intake_rows=INTAKE_ROWS, receiver_queue=RECEIVER_QUEUE, clock=time.monotonic):
         self.targets = list(targets)
         self.min_rank = severity_rank(min_severity)
         self.dashboard_url = dashboard_url
         self.grouper = Grouper(group_wait, group_threshold, max_per_hour)
-        self.retry_delays = tuple(retry_delays)
         self.clock = clock
+        self.deliveries = [Delivery(target, retry_delays, receiver_queue, clock)
+                           for target in self.targets]
         self._intake = queue.Queue(maxsize=intake_rows)
-        self._deliveries = deque()          # [due_at, attempt, message, target]
         self._stop = threading.Event()
         self._thread = None
-        self.counters = {"queued": 0, "messages": 0, "sent": 0, "retried": 0, "failed": 0,
-                         "below_min_severity": 0}
-        self.drops = {"intake": 0, "deliveries": 0}
+        self._counts = {"queued": 0, "messages": 0, "below_min_severity": 0, "intake": 0}
+
+    @property
+    def counters(self):
+        """Rows queued, messages made, and tries summed over the receivers."""
+        out = {key: self._counts[key] for key in ("queued", "messages", "below_min_severity")}
+        for key in ("sent", "retried", "failed"):
+            out[key] = sum(d.counters[key] for d in self.deliveries)
+        return out
+
+    @property
+    def drops(self):
+        """Rows the full intake refused, and messages the receivers' full queues refused."""
+        return {"intake": self._counts["intake"],
+                "deliveries": sum(d.counters["dropped"] for d in self.deliveries)}
 
     # ------------------------------------------------------------------ the collector's side
     def anomaly_stored(self, row):
         """Called in the collector's loop for each new row: never waits."""
         if severity_rank(row.severity) < self.min_rank:
-            self.counters["below_min_severity"] += 1
+            self._counts["below_min_severity"] += 1
             return
         try:
             self._intake.put_nowait(row)
-            self.counters["queued"] += 1
+            self._counts["queued"] += 1
         except queue.Full:
-            self.drops["intake"] += 1
+            self._counts["intake"] += 1
 
     def start(self):
         if self._thread is None:
+            for delivery in self.deliveries:
+                delivery.start()
             self._thread = threading.Thread(target=self._work, name="routerwatch-notify",
                                             daemon=True)
             self._thread.start()
 
     def close(self, timeout=CLOSE_TIMEOUT):
-        """Send what is grouped and waiting, for at most `timeout` seconds, then stop."""
+        """Send what is grouped and waiting, for at most `timeout` seconds in all (the
+        receivers try theirs at the same time, so more of them take no longer), then stop.
+        A receiver still busy then is left to its daemon thread."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None:
+            # grouping never waits on the network: this is quick, and the last messages are
+            # offered to the receivers before they are told to stop
             self._thread.join(timeout)
             self._thread = None
+        for delivery in self.deliveries:
+            delivery.stop()
+        for delivery in self.deliveries:
+            delivery.join(deadline - time.monotonic())
 
     def summary(self):
-        return ", ".join("%s %d" % item for item in list(self.counters.items())
-                         + [("dropped_" + k, v) for k, v in self.drops.items()]
-                         + [("dropped_groups", self.grouper.dropped)])
+        items = list(self.counters.items()) + [("dropped_" + k, v) for k, v in self.drops.items()]
+        items.append(("dropped_groups", self.grouper.dropped))
+        text = ", ".join("%s %d" % item for item in items)
+        dropped = ["%s %d" % (d.target.name, d.counters["dropped"]) for d in self.deliveries
+                   if d.counters["dropped"]]
+        return text + ("" if not dropped else " (dropped per receiver: %s)" % ", ".join(dropped))
 
-    # ------------------------------------------------------------------ the worker thread
+    # ------------------------------------------------------------------ the grouping thread
     def _work(self):
         while not self._stop.is_set():
             now = self.clock()
-            waits = [1.0]
             due = self.grouper.next_due(now)
-            if due is not None:
-                waits.append(due)
-            if self._deliveries:
-                waits.append(max(0.0, min(d[0] for d in self._deliveries) - now))
             try:
-                row = self._intake.get(timeout=max(0.0, min(waits)))
+                row = self._intake.get(timeout=1.0 if due is None else min(1.0, due))
             except queue.Empty:
                 row = None
             now = self.clock()
@@ -147,47 +169,20 @@ class Notifier:
                 except queue.Empty:
                     row = None
             try:
-                self._queue_messages(self.grouper.due(now))
-                self._deliver_due(now)
+                self._offer(self.grouper.due(now))
             except Exception:   # keep notifying whatever one round tripped over
                 log.exception("notifications")
-        self._drain_on_stop()
-
-    def _queue_messages(self, groups):
-        now = self.clock()
-        for group in groups:
-            message = render(group, self.dashboard_url)
-            self.counters["messages"] += 1
-            for target in self.targets:
-                if len(self._deliveries) >= PENDING_DELIVERIES:
-                    self.drops["deliveries"] += 1
-                    continue
-                self._deliveries.append([now, 0, message, target])
-
-    def _deliver_due(self, now, final=False):
-        for _ in range(len(self._deliveries)):
-            entry = self._deliveries.popleft()
-            due_at, attempt, message, target = entry
-            if due_at > now and not final:
-                self._deliveries.append(entry)
-                continue
-            if target.send(message):
-                self.counters["sent"] += 1
-            elif attempt < len(self.retry_delays) and not final:
-                self.counters["retried"] += 1
-                entry[0] = self.clock() + self.retry_delays[attempt]
-                entry[1] = attempt + 1
-                self._deliveries.append(entry)
-            else:
-                self.counters["failed"] += 1
-                log.warning("gave up notifying %s about %s after %d tries", target.name,
-                            message.device, attempt + 1)
-
-    def _drain_on_stop(self):
         while True:
             try:
                 self.grouper.add(self._intake.get_nowait(), self.clock())
             except queue.Empty:
                 break
-        self._queue_messages(self.grouper.due(self.clock(), everything=True))
-        self._deliver_due(self.clock(), final=True)
+        self._offer(self.grouper.due(self.clock(), everything=True))
+
+    def _offer(self, groups):
+        """Each group's message to every receiver's own queue; never waits on a receiver."""
+        for group in groups:
+            message = render(group, self.dashboard_url)
+            self._counts["messages"] += 1
+            for delivery in self.deliveries:
+                delivery.offer(message)

@@ -1,7 +1,8 @@
 """Notifications reach real receivers on loopback: a JSON webhook and an ntfy-style endpoint
 (HTTP), and an SMTP server (mailto://). Given stored anomalies, one message per router and
 burst arrives with the router, severity, summary, what to do and the dashboard link; a failing
-receiver is retried alone; and a receiver that hangs never slows the collector's storing."""
+receiver is retried alone; a receiver that hangs delays only its own notifications and drops
+(counted) what its bounded queue cannot hold; and it never slows the collector's storing."""
 import json
 import subprocess
 import sys
@@ -85,6 +86,84 @@ def test_a_failing_receiver_is_retried_alone():
     assert notifier.counters["retried"] == 2 and notifier.counters["sent"] == 1
 
 
+def _sent_to(receiver):
+    """The routers of the messages a receiver got, in the order they came."""
+    return [line[len("Router: "):] for r in receiver.requests
+            for line in json.loads(r.body)["message"].splitlines() if line.startswith("Router: ")]
+
+
+def test_a_hanging_receiver_delays_only_its_own_notifications():
+    """Two receivers accept and never answer; the third gets every notification, in order,
+    while each hanging one still holds its first unanswered. Closing then waits a bounded
+    time in all, not a timeout per receiver."""
+    devices = ["rw-%02d" % n for n in range(10)]
+    with HttpReceiver(hang=True) as dead, HttpReceiver(hang=True) as dead_too, \
+            HttpReceiver() as alive:
+        # Apprise would give up on a try after a minute: the hang outlasts this test
+        notifier = Notifier([Target("json://127.0.0.1:%d/dead" % dead.port, timeout=60),
+                             Target("json://127.0.0.1:%d/alive" % alive.port),
+                             Target("json://127.0.0.1:%d/dead" % dead_too.port, timeout=60)],
+                            group_wait=0.0, group_threshold=1, max_per_hour=100)
+        notifier.start()
+        try:
+            notifier.anomaly_stored(row(1, device=devices[0]))
+            assert dead.hanging.wait(30) and dead_too.hanging.wait(30)
+            for device in devices[1:]:
+                notifier.anomaly_stored(row(1, device=device))
+            alive.wait_for(len(devices))
+            assert _sent_to(alive) == devices
+            # neither hanging receiver has answered its first message, nor been sent a second
+            assert len(dead.requests) == len(dead_too.requests) == 1
+            assert _sent_to(dead) == _sent_to(dead_too) == devices[:1]
+            hanging_a, healthy, hanging_b = notifier.deliveries
+            assert healthy.counters["sent"] == len(devices)
+            assert hanging_a.counters["sent"] == hanging_a.counters["failed"] == 0
+            assert hanging_a.waiting() == hanging_b.waiting() == len(devices)
+            assert notifier.drops == {"intake": 0, "deliveries": 0}
+        finally:
+            started = time.monotonic()
+            notifier.close(timeout=1.0)
+            closing = time.monotonic() - started
+    # both hanging receivers still held their requests (a minute each): close did not wait
+    # for them, one after the other or at all
+    assert closing < 30, closing
+
+
+def test_a_hanging_receivers_queue_stays_bounded_and_its_drops_are_counted(caplog):
+    """Many notifications for a receiver that hangs: it keeps `receiver_queue` of them (the one
+    under way included), drops and counts the rest, and says so once, not once per message;
+    the healthy receiver gets every one and drops none."""
+    caplog.set_level("WARNING", logger="routerwatch_collector")
+    count, capacity = 60, 5
+    with HttpReceiver(hang=True) as dead, HttpReceiver() as alive:
+        notifier = Notifier([Target("json://127.0.0.1:%d/dead" % dead.port, timeout=60),
+                             Target("json://127.0.0.1:%d/alive" % alive.port)],
+                            group_wait=0.0, group_threshold=1, max_per_hour=100,
+                            receiver_queue=capacity)
+        hanging, healthy = notifier.deliveries
+        notifier.start()
+        try:
+            notifier.anomaly_stored(row(1, device="rw-000"))
+            assert dead.hanging.wait(30)
+            for n in range(1, count):
+                # one at a time, each once the healthy receiver has the one before, so its own
+                # queue of 5 never fills
+                notifier.anomaly_stored(row(1, device="rw-%03d" % n))
+                assert len(alive.wait_for(n + 1)) == n + 1
+            assert hanging.waiting() == capacity and len(dead.requests) == 1
+            assert hanging.counters["dropped"] == count - capacity
+            assert healthy.counters["dropped"] == 0 and healthy.counters["sent"] == count
+            assert notifier.drops == {"intake": 0, "deliveries": count - capacity}
+            assert notifier.counters["messages"] == count
+        finally:
+            notifier.close(timeout=0.5)
+    warnings = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert hanging.target.name in warnings[0] and alive.port != dead.port
+    assert "dropped per receiver: %s %d" % (hanging.target.name, count - capacity) \
+        in notifier.summary()
+
+
 def test_the_intake_is_bounded_and_never_waits():
     notifier = Notifier([], intake_rows=10)      # not started: nothing takes rows out
     for seq in range(1, 1001):
@@ -129,30 +208,36 @@ def test_collector_notifies_and_a_hanging_receiver_does_not_slow_storing(mosquit
             for message in (status("online", 1), heartbeat(1), anomaly(1)):
                 client.publish(*wire(message), qos=1).wait_for_publish(5)
             assert dead.hanging.wait(30), "the first message never reached the dead receiver"
-            # the worker is now stuck in the dead receiver: the collector keeps storing
+            # the dead receiver holds its first message unanswered; the live one has its own
+            assert alive.wait_for(1) and len(dead.requests) == 1 and dead.hanging.is_set()
+            # the collector keeps storing
             for seq in range(2, 302):
                 client.publish(*wire(anomaly(seq, severity="critical")), qos=1)
             client.publish(*wire(status("offline", 0)), qos=1).wait_for_publish(5)
             stored = wait_until(lambda: _count(db, "anomalies") == 302, 60,
                                 "every anomaly and agent.silent stored")
-            assert stored and dead.hanging.is_set() and len(dead.requests) == 1
-            assert not alive.requests   # the worker is still waiting on the dead one
+            assert stored and dead.hanging.is_set()
+            # the live receiver gets the critical burst too (at most --notify-max-per-hour
+            # messages, 6: the rest of the burst waits for the rate limit)
+            wait_until(lambda: any("critical login.bruteforce" in json.loads(r.body)["message"]
+                                   for r in alive.requests), 60, "the critical burst")
+            # stopping sends what waits, agent.silent included, to the live receiver while the
+            # dead one still holds its first request
+            collector.terminate()
+            assert collector.wait(30) == 0
+            assert dead.hanging.is_set() and not dead._release.is_set()
         finally:
             client.loop_stop()
             dead._release.set()
-        # released: the first group reaches the live receiver, then the rest, agent.silent too
-        bodies = [json.loads(r.body)["message"] for r in alive.wait_for(2, 60)]
-        wait_until(lambda: any("agent.silent" in json.loads(r.body)["message"]
-                               for r in alive.requests), 60, "the agent.silent message")
-        collector.terminate()
-        assert collector.wait(30) == 0
+            if collector.poll() is None:
+                collector.kill()
         log.close()
     bodies = [json.loads(r.body)["message"] for r in alive.requests]
     assert "high login.bruteforce" in bodies[0] and "Dashboard: http://dash.example/" in bodies[0]
     later = "\n".join(bodies[1:])
     assert "critical login.bruteforce" in later and "agent.silent" in later
     assert WHAT_TO_DO["agent.silent"] in later
-    assert len(alive.requests) <= 4      # grouped: 302 anomalies, a handful of messages
+    assert len(alive.requests) <= 7      # grouped: 302 anomalies, 6 messages an hour and the last
 
 
 def test_a_fleet_detection_is_notified_like_a_routers_anomaly(tmp_path):
