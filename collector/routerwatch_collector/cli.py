@@ -442,7 +442,8 @@ def run(parser, args):
         from .metrics import CollectorMetrics
         from .stores import open_store
         metrics = CollectorMetrics(ingest, lambda: open_store(args.db, create=False,
-                                                              read_only=True))
+                                                              read_only=True),
+                                   notifier=notifier)
         try:
             metrics.serve(args.metrics_host, args.metrics_port)
         except OSError as exc:

@@ -1,6 +1,7 @@
 """Prometheus metrics of a running collector (run --metrics-port): messages received, stored,
 rejected by reason and dropped as duplicates, how long a batch takes to write, devices by state,
-and the anomalies stored by kind and severity.
+the anomalies stored by kind and severity, and the notifications sent, failed and dropped per
+--notify URL.
 
 Counters of the ingest are read when scraped (no second bookkeeping); devices by state come from
 the store through a read-only connection of the metrics server's own, so a scrape never touches
@@ -50,6 +51,36 @@ class _IngestCounters:
         yield rejected
 
 
+class _NotificationCounters:
+    """What --notify did, per URL (the URL as the log shows it, secrets masked), read from the
+    Notifier when scraped."""
+
+    def __init__(self, notifier):
+        self.notifier = notifier
+
+    def collect(self):
+        receivers = self.notifier.receivers()
+        for key, text in (("sent", "notifications a receiver accepted"),
+                          ("retried", "failed tries of a notification that is tried again"),
+                          ("failed", "notifications given up after their last try"),
+                          ("dropped", "notifications dropped because the receiver's queue was "
+                                      "full (it is slow or does not answer)")):
+            family = CounterMetricFamily("%s_notifications_%s" % (NAMESPACE, key), text,
+                                         labels=["receiver"])
+            for name, counts in receivers:
+                family.add_metric([name], counts[key])
+            yield family
+        waiting = GaugeMetricFamily("%s_notifications_waiting" % NAMESPACE,
+                                    "notifications in a receiver's queue, the one being sent "
+                                    "included", labels=["receiver"])
+        for name, counts in receivers:
+            waiting.add_metric([name], counts["waiting"])
+        yield waiting
+        yield CounterMetricFamily("%s_notification_rows_dropped" % NAMESPACE,
+                                  "stored anomalies not notified because the notifications' "
+                                  "intake was full", value=self.notifier.drops["intake"])
+
+
 class _DeviceStates:
     """Devices by state (store.fleet_counts()), read through a connection of its own."""
 
@@ -83,9 +114,11 @@ class _DeviceStates:
 
 
 class CollectorMetrics:
-    def __init__(self, ingest, open_store=None):
+    def __init__(self, ingest, open_store=None, notifier=None):
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_IngestCounters(ingest))
+        if notifier is not None:
+            self.registry.register(_NotificationCounters(notifier))
         if open_store is not None:
             self.registry.register(_DeviceStates(open_store))
         self.batch_seconds = Histogram(

@@ -108,6 +108,18 @@ class Notifier:
         return {"intake": self._counts["intake"],
                 "deliveries": sum(d.counters["dropped"] for d in self.deliveries)}
 
+    def receivers(self):
+        """[(name, counts)] per --notify URL: sent, retried, failed, dropped and waiting. The
+        names are the URLs as logs show them, made unique (a URL given twice is two)."""
+        out, seen = [], {}
+        for delivery in self.deliveries:
+            name = delivery.target.name
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                name = "%s #%d" % (name, seen[name])
+            out.append((name, dict(delivery.counters, waiting=delivery.waiting())))
+        return out
+
     # ------------------------------------------------------------------ the collector's side
     def anomaly_stored(self, row):
         """Called in the collector's loop for each new row: never waits."""
@@ -148,8 +160,8 @@ class Notifier:
         items = list(self.counters.items()) + [("dropped_" + k, v) for k, v in self.drops.items()]
         items.append(("dropped_groups", self.grouper.dropped))
         text = ", ".join("%s %d" % item for item in items)
-        dropped = ["%s %d" % (d.target.name, d.counters["dropped"]) for d in self.deliveries
-                   if d.counters["dropped"]]
+        dropped = ["%s %d" % (name, counts["dropped"]) for name, counts in self.receivers()
+                   if counts["dropped"]]
         return text + ("" if not dropped else " (dropped per receiver: %s)" % ", ".join(dropped))
 
     # ------------------------------------------------------------------ the grouping thread

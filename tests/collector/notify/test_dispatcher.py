@@ -12,7 +12,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from collector_messages import anomaly, heartbeat, status, wire
-from receivers import HttpReceiver, SmtpReceiver
+from receivers import HttpReceiver, SmtpReceiver, free_port
 from routerwatch_collector.catalogue import WHAT_TO_DO
 from routerwatch_collector.notify import InvalidTarget, Notifier, Target
 from routerwatch_collector.store import StoredAnomaly
@@ -129,10 +129,14 @@ def test_a_hanging_receiver_delays_only_its_own_notifications():
     assert closing < 30, closing
 
 
-def test_a_hanging_receivers_queue_stays_bounded_and_its_drops_are_counted(caplog):
+def test_a_hanging_receivers_queue_stays_bounded_and_its_drops_are_counted(caplog, tmp_path):
     """Many notifications for a receiver that hangs: it keeps `receiver_queue` of them (the one
     under way included), drops and counts the rest, and says so once, not once per message;
-    the healthy receiver gets every one and drops none."""
+    the healthy receiver gets every one and drops none. A Prometheus scrape shows both."""
+    from routerwatch_collector.ingest import Ingest
+    from routerwatch_collector.metrics import CollectorMetrics
+    from routerwatch_collector.store import open_store
+    from test_metrics import scrape, value
     caplog.set_level("WARNING", logger="routerwatch_collector")
     count, capacity = 60, 5
     with HttpReceiver(hang=True) as dead, HttpReceiver() as alive:
@@ -155,8 +159,26 @@ def test_a_hanging_receivers_queue_stays_bounded_and_its_drops_are_counted(caplo
             assert healthy.counters["dropped"] == 0 and healthy.counters["sent"] == count
             assert notifier.drops == {"intake": 0, "deliveries": count - capacity}
             assert notifier.counters["messages"] == count
+            store = open_store(str(tmp_path / "c.sqlite"))
+            metrics = CollectorMetrics(Ingest(store), notifier=notifier)
+            port = free_port()
+            metrics.serve("127.0.0.1", port)
+            try:
+                samples = scrape(port)
+            finally:
+                metrics.stop()
+                store.close()
         finally:
             notifier.close(timeout=0.5)
+    name = "routerwatch_collector_notifications_%s"
+    for receiver, sent, dropped, waiting in ((hanging, 0, count - capacity, capacity),
+                                             (healthy, count, 0, 0)):
+        label = {"receiver": receiver.target.name}
+        assert value(samples, name % "sent_total", **label) == sent
+        assert value(samples, name % "dropped_total", **label) == dropped
+        assert value(samples, name % "waiting", **label) == waiting
+        assert (name % "failed_total", tuple(label.items())) in samples
+    assert samples[("routerwatch_collector_notification_rows_dropped_total", ())] == 0
     warnings = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert hanging.target.name in warnings[0] and alive.port != dead.port
