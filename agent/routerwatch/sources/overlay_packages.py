@@ -289,7 +289,7 @@ class DatabaseFiles:
         self.tree = tree
         self.started_ns = time.time_ns()
         self.newest_ctime_ns = 0
-        self._names = []
+        self._names = bytearray()     # "L<rel>" (live) or "R<rel>" (/rom's), one a line
         self._digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
 
     def open_live(self, rel):
@@ -309,7 +309,9 @@ class DatabaseFiles:
         return handle
 
     def _note(self, name, st):
-        self._names.append(name)
+        if self._names:
+            self._names += b"\n"
+        self._names += os.fsencode(name)
         self._digest.update(_signature(st))
         if st is not None:
             self.newest_ctime_ns = max(self.newest_ctime_ns, st.st_ctime_ns)
@@ -319,27 +321,37 @@ class DatabaseFiles:
         for its signature to be trusted."""
         if self.newest_ctime_ns >= self.started_ns - RACY_NS:
             return None
-        return "\n".join(self._names), self._digest.digest()
+        return bytes(self._names), self._digest.digest()
 
 
 def _current_digest(tree, names):
     """Generator returning the digest DatabaseFiles made of `names`, from the files as they are
     now (an opkg router has a .list per package: thousands of stats, so it yields)."""
     digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
-    for count, name in enumerate(names.split("\n"), 1):
+    for count, name in enumerate(names.split(b"\n"), 1):
         if count % YIELD_EVERY == 0:
             yield
-        kind, rel = name[0], name[1:]
-        try:
-            if kind == "L":
-                path = tree.live_path(rel)
-                st = os.stat(path) if path is not None else None
-            else:
-                st = os.lstat(os.path.join(tree.rom, rel))
-        except OSError:
-            st = None
-        digest.update(_signature(st))
+        kind, rel = name[:1], os.fsdecode(name[1:])
+        digest.update(_signature(_live_stat(tree, rel) if kind == b"L"
+                                 else _stat(os.path.join(tree.rom, rel), os.lstat)))
     return digest.digest()
+
+
+def _stat(path, how=os.stat):
+    try:
+        return how(path)
+    except OSError:
+        return None
+
+
+def _live_stat(tree, rel):
+    """stat of what tree.open_live(rel) opens, or None: the merged view's file at once (one
+    system call on a router), else the layers' by the overlay rules."""
+    st = _stat(os.path.join(tree.root, rel))
+    if st is not None:
+        return st
+    path = tree.live_path(rel)
+    return _stat(path) if path is not None else None
 
 
 class PackageCache:

@@ -132,6 +132,8 @@ def test_a_plain_tree_checks_each_listed_file_once_whatever_the_repeats(tmp_path
 
 
 # ------------------------------------------------------------------ PackageCache: reading only when needed
+import time   # noqa: E402
+
 import pytest   # noqa: E402
 from hypothesis import HealthCheck, given, settings, strategies as st   # noqa: E402
 
@@ -175,8 +177,10 @@ def test_opkg_a_changed_list_file_is_read_again(tmp_path, trusted_at_once):
     assert cached(cache, tmp_path, wanted).owned["/usr/bin/nano"] == ("nano", "8.0")
     assert cache.reads == 2
     before = os.stat(info / "tcpdump.list")
+    time.sleep(0.02)        # past one tick of the clock timestamps come from (HZ >= 100)
     (info / "tcpdump.list").write_text("/usr/bin/tcpdup\n")       # same size, mtime set back
     os.utime(info / "tcpdump.list", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(info / "tcpdump.list").st_ctime_ns != before.st_ctime_ns
     assert "/usr/bin/tcpdump" not in cached(cache, tmp_path, wanted).owned
     assert cache.reads == 3
 
