@@ -1,7 +1,9 @@
 """Hashing files for the integrity watcher, paid once per content.
 
-A file is read again only when its size, mtime, inode or device changed since the last scan.
-The cache keeps one packed bytes record per file (about 70 bytes, not a tuple of Python ints and
+A file is read again only when its size, mtime, ctime, inode or device changed since the last
+scan. The ctime is what a rooted router cannot set back: `touch -d` after an in-place edit of the
+same size restores the mtime, and sets the ctime to the current time.
+The cache keeps one packed bytes record per file (about 80 bytes, not a tuple of Python ints and
 strings): with integrity.max_files files it must fit a 128 MB router beside everything else. It
 holds what the last complete scan saw, so deleted files leave it by themselves.
 
@@ -17,8 +19,9 @@ import struct
 CHUNK_BYTES = 256 * 1024          # read size; the CPU budget is checked between chunks
 HEAD_BYTES = 4                    # enough to tell ELF and #! apart
 
-# size, mtime_ns, inode, device, length of head, head; then the raw sha256 (absent: not hashed)
-_RECORD = struct.Struct("<qqQQB%ds" % HEAD_BYTES)
+# size, mtime_ns, ctime_ns, inode, device, length of head, head; then the raw sha256 (absent:
+# not hashed)
+_RECORD = struct.Struct("<qqqQQB%ds" % HEAD_BYTES)
 
 
 def open_regular(path, follow=False):
@@ -71,19 +74,19 @@ class FileHasher:
         if record is None:
             return b""
         fields = _RECORD.unpack_from(record)
-        return fields[5][:fields[4]]
+        return fields[6][:fields[5]]
 
     def digest(self, key, abs_path, st):
         """Generator: (sha256 hex or None when too large/unreadable, first bytes)."""
-        signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         # taken out of the previous scan's map, not copied: a re-scan then holds each path once
         record = self._current.get(key) or self._previous.pop(key, None)
         if record is not None:
             fields = _RECORD.unpack_from(record)
-            if fields[:4] == signature:
+            if fields[:5] == signature:
                 self._current[key] = record
                 raw = record[_RECORD.size:]
-                return (raw.hex() if raw else None), fields[5][:fields[4]]
+                return (raw.hex() if raw else None), fields[6][:fields[5]]
         if st.st_size > self.max_file_bytes:
             self._remember(key, signature, b"", None)
             return None, b""

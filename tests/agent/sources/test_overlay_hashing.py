@@ -4,6 +4,7 @@ ever opened."""
 import hashlib
 import os
 import sys
+import time
 
 import pytest
 
@@ -92,3 +93,24 @@ def test_package_digests_reuse_the_sha256_where_they_can(tmp_path):
     assert package_digest(str(tmp_path / "f"), "sha256-160", sha) == bytes.fromhex(sha)[:20]
     assert package_digest(str(tmp_path / "f"), "md5", sha) == hashlib.md5(b"content").digest()
     assert package_digest(str(tmp_path / "f"), "sha512", sha) is None
+
+
+def test_an_edit_of_the_same_size_with_the_mtime_set_back_is_read_again(tmp_path):
+    """touch -d restores an mtime, never a ctime: the edit is seen."""
+    target = tmp_path / "dropbear"
+    target.write_bytes(b"\x7fELF genuine")
+    hasher = FileHasher(1 << 20)
+    st, digest, _head = digest_of(hasher, "/usr/sbin/dropbear", target)
+    hasher.finish_scan()
+    hasher.start_scan()
+    time.sleep(0.02)        # past one tick of the clock timestamps come from (HZ >= 100)
+    with open(target, "r+b") as handle:            # same inode, same size
+        handle.write(b"\x7fELF trojan!")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(target)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        st.st_ino, st.st_size, st.st_mtime_ns)
+    assert after.st_ctime_ns != st.st_ctime_ns
+    assert digest_of(hasher, "/usr/sbin/dropbear", target)[1] == hashlib.sha256(
+        b"\x7fELF trojan!").hexdigest() != digest
+    assert hasher.hashes == 2
