@@ -12,16 +12,14 @@ silent cut.
 Reading it is still the costliest part of a scan (seconds of CPU for a database at the caps), so
 PackageCache keeps what the last read found and reads again only when one of the database's
 files changed (device, inode, size, mtime or ctime: userland can set an mtime back, not a ctime)
-or the scan asks about a path the last read was not asked about.
+or the scan asks about a path the database lists that the last read was not asked about.
 """
-import bisect
 import hashlib
 import os
 import stat
 import struct
 import sys
 import time
-from array import array
 
 from ..bounded import BoundedLines
 from ..parsers.apk_installed import REJECTED, ApkFile, digest_algorithm, iter_installed
@@ -140,7 +138,7 @@ def load_packages(tree, wanted, files=None):
         packages.manager = "apk"
         packages.read = DatabaseRead("/" + APK_DB)
         with handle:
-            yield from _load_apk(handle, packages, wanted)
+            yield from _load_apk(handle, packages, wanted, files.listed)
         packages.rom_versions = yield from _rom_versions(files, APK_DB, iter_installed)
         return packages
     handle = files.open_live(OPKG_DB)
@@ -149,13 +147,13 @@ def load_packages(tree, wanted, files=None):
     packages.manager = "opkg"
     packages.read = DatabaseRead("/" + OPKG_DB)
     with handle:
-        installed = yield from _load_opkg_status(handle, packages, wanted)
+        installed = yield from _load_opkg_status(handle, packages, wanted, files.listed)
     yield from _load_opkg_lists(files, installed, packages, wanted)
     packages.rom_versions = yield from _rom_versions(files, OPKG_DB, iter_status)
     return packages
 
 
-def _load_apk(handle, packages, wanted):
+def _load_apk(handle, packages, wanted, listed):
     read = packages.read
     lines = BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)
     pending = []       # the wanted files of the stanza being read: its package comes last
@@ -167,6 +165,7 @@ def _load_apk(handle, packages, wanted):
         elif type(record) is ApkFile:
             if not read.one_more_file():
                 break
+            listed.add(record.path)
             if record.path in wanted:
                 pending.append(record)
         elif record.valid:
@@ -185,7 +184,7 @@ def _load_apk(handle, packages, wanted):
     read.account(lines)
 
 
-def _load_opkg_status(handle, packages, wanted):
+def _load_opkg_status(handle, packages, wanted, listed):
     """The conffiles of the wanted paths; returns [(name, version)] of installed packages."""
     read = packages.read
     lines = BoundedLines(handle, MAX_DB_BYTES, MAX_LINE_BYTES)
@@ -202,6 +201,7 @@ def _load_opkg_status(handle, packages, wanted):
             continue
         owner = (record.name, record.version)
         for conffile in record.conffiles:
+            listed.add(conffile.path)
             if conffile.path in wanted:
                 path = sys.intern(conffile.path)
                 packages.owned[path] = owner       # its .list names it too, as a rule
@@ -237,6 +237,7 @@ def _load_opkg_lists(files, installed, packages, wanted):
                     continue
                 if not read.one_more_file():
                     break
+                files.listed.add(path)
                 if path in wanted:
                     packages.owned[sys.intern(path)] = owner
         read.account(lines)
@@ -279,6 +280,31 @@ _SIGNATURE = struct.Struct("<QQqqq")
 RACY_NS = 2 * 1000 * 1000 * 1000
 
 
+class PathFilter:
+    """A set of paths in a fixed 256 KiB, that may answer "maybe" for a path never added (a Bloom
+    filter: three bits per path, from its 64-bit hash; about 1.5 % of false "maybe" once the
+    database lists MAX_FILE_ENTRIES paths, far fewer for the few thousand of a real image) and
+    never answers "no" for one added."""
+
+    BITS = 1 << 21
+    _MASK = BITS - 1
+
+    def __init__(self):
+        self._bits = bytearray(self.BITS >> 3)
+
+    def add(self, path):
+        hashed, bits, mask = hash(path), self._bits, self._MASK
+        for bit in (hashed & mask, (hashed >> 21) & mask, (hashed >> 42) & mask):
+            bits[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, path):
+        hashed, bits, mask = hash(path), self._bits, self._MASK
+        for bit in (hashed & mask, (hashed >> 21) & mask, (hashed >> 42) & mask):
+            if not bits[bit >> 3] & (1 << (bit & 7)):
+                return False
+        return True
+
+
 class DatabaseFiles:
     """Every file one read of the package database opened or looked for and did not find (an
     opkg .list, apk's database on an opkg router), with its signature: the read is still good
@@ -290,6 +316,7 @@ class DatabaseFiles:
         self.started_ns = time.time_ns()
         self.newest_ctime_ns = 0
         self._names = bytearray()     # "L<rel>" (live) or "R<rel>" (/rom's), one a line
+        self.listed = PathFilter()     # every path the database gives an owner or checksum for
         self._digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
 
     def open_live(self, rel):
@@ -355,20 +382,30 @@ def _live_stat(tree, rel):
 
 
 class PackageCache:
-    """The last read of the package database, answered from again while the database is the
-    same and the scan asks only about paths that read was asked about.
+    """The last read of the package database, answered from again while the database's files are
+    the same and the read answers for every path the scan asks about.
 
-    What it holds is what one read returns (a Packages: the owners and checksums of the wanted
-    paths), plus the names of the files read, one digest of their signatures and 8 bytes per
-    wanted path (a hash, to tell a path the read was not asked about); the old read is dropped
-    before a new one starts, so a read's peak is what it was without the cache."""
+    A read keeps the owners and checksums of the paths it was asked about (Packages), no more. A
+    path asked about later is answered from it when the database lists it nowhere (`listed`, a
+    fixed-size filter of every path it gives an owner or checksum for) or when the read was
+    asked about it too; any other is read again. So a new file that no package lists (the usual
+    new file) costs no reading, and a file the database lists costs one.
+
+    What it holds beyond one read's Packages: the names of the files read (one byte string), a
+    digest of their signatures, the 256 KiB filter, and the paths asked about that the filter
+    could not tell apart from listed ones and the database does not answer for (at most
+    MAX_UNANSWERED, else nothing is kept). The old read is dropped before a new one starts, so a
+    read's peak is what it was without the cache, plus the filter."""
+
+    MAX_UNANSWERED = 4096
 
     def __init__(self):
         self.reads = 0              # full reads of the database
         self.reuses = 0             # scans answered from the kept read
         self._packages = None
         self._key = None            # (names, digest) from DatabaseFiles.key()
-        self._covered = None        # array of hash(path) of the wanted paths, sorted
+        self._listed = None         # PathFilter of the read
+        self._unanswered = None     # paths asked about, "maybe" in _listed, not in the database
 
     def load(self, tree, wanted):
         """Generator returning the Packages for the paths in `wanted` (iterable, with `in`),
@@ -378,31 +415,39 @@ class PackageCache:
             if fresh:
                 self.reuses += 1
                 return self._packages
-        self._packages = self._key = self._covered = None
+        self._forget()
         files = DatabaseFiles(tree)
         packages = yield from load_packages(tree, wanted, files)
         self.reads += 1
         key = files.key()
-        if key is not None:
-            covered = array("q", (hash(path) for path in wanted))
-            self._covered = array("q", sorted(covered))
-            self._packages, self._key = packages, key
+        if key is None:
+            return packages
+        unanswered = set()
+        for count, path in enumerate(wanted, 1):
+            if count % YIELD_EVERY == 0:
+                yield
+            if path not in packages.owned and path in files.listed:
+                unanswered.add(sys.intern(path))
+                if len(unanswered) > self.MAX_UNANSWERED:
+                    return packages
+        self._packages, self._key = packages, key
+        self._listed, self._unanswered = files.listed, unanswered
         return packages
+
+    def _forget(self):
+        self._packages = self._key = self._listed = self._unanswered = None
 
     def _still_good(self, tree, wanted):
         names, digest = self._key
         current = yield from _current_digest(tree, names)
         if current != digest:
             return False
-        covered = self._covered
-        size = len(covered)
+        owned, listed, unanswered = self._packages.owned, self._listed, self._unanswered
         for count, path in enumerate(wanted, 1):
             if count % YIELD_EVERY == 0:
                 yield
-            hashed = hash(path)
-            where = bisect.bisect_left(covered, hashed)
-            if where == size or covered[where] != hashed:
-                return False     # a path the kept read did not look for: it may be listed
+            if path not in owned and path not in unanswered and path in listed:
+                return False     # listed, and the kept read was not asked about it
         return True
 
 

@@ -587,3 +587,13 @@ def test_a_database_past_its_caps_is_still_reported_when_kept(clean, tmp_path, t
     # still standing for the detectors: remembered as reported, not dropped
     assert source._reported.get(("flood", "/lib/apk/db/installed")) == "database:" + \
         ",".join(flood["limits"])
+
+
+def test_a_new_file_no_package_lists_costs_no_reading(clean, tmp_path, trusted_at_once):
+    source = make_source(clean, tmp_path / "state")
+    full_scan(source, 1000.0)
+    (clean / "overlay/upper/usr/bin").mkdir(parents=True)
+    (clean / "overlay/upper/usr/bin/xlogin").write_bytes(ELF)
+    got = findings(full_scan(source, 1000.0 + source.config.intervals.integrity))
+    assert ("new_executable", "/usr/bin/xlogin") in got
+    assert source.package_cache.reads == 1

@@ -231,3 +231,35 @@ def test_kept_answers_are_a_fresh_reads_answers(tmp_path, trusted_at_once, owner
             assert got.owned.get(path) == fresh.owned.get(path)
             assert got.checksum(path) == fresh.checksum(path)
         assert got.read.detail() == fresh.read.detail()
+
+
+def test_only_a_listed_path_the_kept_read_was_not_asked_about_is_read_again(tmp_path,
+                                                                           trusted_at_once):
+    (tmp_path / "lib/apk/db").mkdir(parents=True)
+    (tmp_path / "lib/apk/db/installed").write_text(
+        "P:tools\nV:1\nf:S\nF:usr/bin\nR:good\nZ:%s\nR:other\nZ:%s\n\n"
+        "V:2\nF:usr/bin\nR:orphan\nZ:%s\n" % (z(b"good"), z(b"other"), z(b"orphan")))
+    cache = PackageCache()
+    wanted = ["/usr/bin/good", "/usr/bin/orphan"]      # orphan: listed by no package
+    assert cached(cache, tmp_path, wanted).owned == {"/usr/bin/good": ("tools", "1")}
+    assert cached(cache, tmp_path, wanted).checksum("/usr/bin/orphan") is None
+    assert (cache.reads, cache.reuses) == (1, 1)
+    # a path the database lists nowhere: answered from the kept read
+    assert "/usr/bin/new" not in cached(cache, tmp_path, wanted + ["/usr/bin/new"]).owned
+    assert cache.reads == 1
+    # a path it lists: read again, and then known
+    again = cached(cache, tmp_path, wanted + ["/usr/bin/other"])
+    assert again.owned["/usr/bin/other"] == ("tools", "1") and cache.reads == 2
+    assert cached(cache, tmp_path, wanted + ["/usr/bin/other"]).checksum("/usr/bin/other")
+    assert cache.reads == 2
+
+
+def test_the_path_filter_never_forgets_a_path(tmp_path):
+    from routerwatch.sources.overlay_packages import PathFilter
+    listed = PathFilter()
+    paths = ["/usr/lib/f%d" % n for n in range(20000)]
+    for path in paths:
+        listed.add(path)
+    assert all(path in listed for path in paths)
+    maybe = sum("/usr/bin/x%d" % n in listed for n in range(20000))
+    assert maybe < 200          # about 0.003 % expected at 20,000 paths
