@@ -8,13 +8,21 @@ of /lib/apk/db/installed with long, undecodable and repeated entries and one 64 
 an opkg router whose status lists 5,000 packages and whose .list files bring it to 34 MB.
 Peak RSS is wait4's ru_maxrss of the agent's own process (bench/procmem.py). Prints one line per
 tree and agent, and the ratio this checkout / reference.
+
+Then the CPU of repeated scans (what an unchanged hostile database costs every scan, for ever):
+one process per agent runs three integrity scans of the tree, its database older than the 2 s
+the agent waits before trusting a database's timestamps, and prints the CPU seconds of each
+(time.process_time, the whole scan with its CPU-budget slices) and how many times it read the
+database; the ratio this checkout / reference is of the later scans.
 """
 import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +54,38 @@ def once(tree, work, agent_dir=None):
     return code, peak_kb / 1024.0, seconds, kinds, dropbear
 
 
+# run in a child process, with the agent under test first on sys.path
+_RESCANS = r"""
+import json, sys, time
+from routerwatch import config as cfg
+from routerwatch.sources.overlay import IntegritySource
+tree, state = sys.argv[1], sys.argv[2]
+source = IntegritySource(cfg.load(overrides=["state_dir=" + state], defaults={"root": tree}))
+seconds, now = [], 1000.0
+for _ in range(3):
+    start = time.process_time()
+    source.poll(now)
+    while source.scanning:
+        source.poll(now)
+    seconds.append(time.process_time() - start)
+    now += source.config.intervals.integrity
+cache = getattr(source, "package_cache", None)
+print(json.dumps({"seconds": seconds, "reads": cache.reads if cache else len(seconds)}))
+"""
+
+
+def rescans(tree, work, agent_dir=None):
+    """CPU seconds of three scans in one agent process, and the database reads among them."""
+    env = dict(os.environ)
+    if agent_dir:
+        env["PYTHONPATH"] = str(agent_dir)
+    state = tempfile.mkdtemp(dir=work)
+    out = subprocess.run([sys.executable, "-c", _RESCANS, str(tree), state], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    return result["seconds"], result["reads"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference-agent", help="the agent/ directory of another checkout")
@@ -73,6 +113,16 @@ def main():
             if len(peaks) == 2:
                 print("%s: peak RSS ratio this/reference %.3f" % (
                     manager, peaks["this checkout"] / peaks["reference"]))
+            time.sleep(2.5)     # the database is older than the agent's 2 s of distrust
+            later = {}
+            for name, agent_dir in agents:
+                seconds, reads = rescans(tree, work, agent_dir)
+                later[name] = (seconds[1] + seconds[2]) / 2
+                print("%s %s: scan CPU %s s, database read %d times in 3 scans" % (
+                    manager, name, " / ".join("%.2f" % s for s in seconds), reads))
+            if len(later) == 2:
+                print("%s: later-scan CPU ratio this/reference %.3f" % (
+                    manager, later["this checkout"] / later["reference"]))
             shutil.rmtree(tree)
     finally:
         shutil.rmtree(work, ignore_errors=True)
