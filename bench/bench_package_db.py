@@ -119,7 +119,7 @@ def main():
                 seconds, reads = rescans(tree, work, agent_dir)
                 later[name] = (seconds[1] + seconds[2]) / 2
                 print("%s %s: scan CPU %s s, database read %d times in 3 scans" % (
-                    manager, name, " / ".join("%.2f" % s for s in seconds), reads))
+                    manager, name, " / ".join("%.3f" % s for s in seconds), reads))
             if len(later) == 2:
                 print("%s: later-scan CPU ratio this/reference %.3f" % (
                     manager, later["this checkout"] / later["reference"]))
