@@ -198,38 +198,55 @@ def test_a_database_that_disappears_is_read_again(tmp_path, trusted_at_once):
 PATHS = ["/usr/bin/f%d" % n for n in range(8)]
 
 
-@settings(max_examples=40, deadline=None,
+def _write_database(root, manager, owners, version):
+    """A database of packages a and b owning the PATHS `owners` names ("" : none), made longer
+    by each `version` (no timestamp granularity in play)."""
+    owned = {name: [p for p, owner in zip(PATHS, owners) if owner == name] for name in "ab"}
+    if manager == "apk":
+        (root / "lib/apk/db").mkdir(parents=True, exist_ok=True)
+        (root / "lib/apk/db/installed").write_text("\n".join(
+            "P:%s\nV:%d\nT:%s\nf:S\nF:usr/bin\n%s" % (name, version, "x" * version, "".join(
+                "R:%s\nZ:%s\n" % (p.rsplit("/", 1)[1], z(p.encode() * version))
+                for p in files)) for name, files in owned.items()))
+        return
+    info = root / "usr/lib/opkg/info"
+    info.mkdir(parents=True, exist_ok=True)
+    (root / "usr/lib/opkg/status").write_text("\n".join(
+        "Package: %s\nVersion: %d\nDescription: %s\nStatus: install user installed\n"
+        "Conffiles:\n%s" % (name, version, "x" * version, "".join(
+            " %s %s\n" % (p, hashlib.sha256(p.encode() * version).hexdigest())
+            for p in files[:1])) for name, files in owned.items()))
+    for name, files in owned.items():
+        (info / ("%s.list" % name)).write_text("".join(p + "\n" for p in files) +
+                                               "/x" * version + "\n")
+
+
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(owners=st.lists(st.sampled_from(["", "a", "b"]), min_size=len(PATHS),
+@given(manager=st.sampled_from(["apk", "opkg"]),
+       owners=st.lists(st.sampled_from(["", "a", "b"]), min_size=len(PATHS),
                        max_size=len(PATHS)),
        scans=st.lists(st.tuples(st.sets(st.sampled_from(PATHS + ["/etc/x"])), st.booleans()),
                       min_size=1, max_size=6))
-def test_kept_answers_are_a_fresh_reads_answers(tmp_path, trusted_at_once, owners, scans):
-    """Whatever paths each scan asks about, and whether the database changed in between (each
-    change makes it longer: no timestamp granularity in play), the cache answers as a fresh read
-    would."""
+def test_kept_answers_are_a_fresh_reads_answers(tmp_path, trusted_at_once, manager, owners,
+                                                scans):
+    """Whatever paths each scan asks about, and whether the database changed in between (files
+    moving between packages), the cache answers as a fresh read would."""
     root = tmp_path / str(len(list(tmp_path.iterdir())))
-    (root / "lib/apk/db").mkdir(parents=True)
-    db = root / "lib/apk/db/installed"
     cache = PackageCache()
     version = 1
     for wanted, change in [(set(), True)] + scans:
         if change:
             version += 1
-            stanzas = []
-            for name in ("a", "b"):
-                files = [p for p, owner in zip(PATHS, owners) if owner == name]
-                stanzas.append("P:%s\nV:%d\nT:%s\nf:S\nF:usr/bin\n%s" % (
-                    name, version, "x" * version, "".join(
-                    "R:%s\nZ:%s\n" % (p.rsplit("/", 1)[1], z(p.encode() * version))
-                    for p in files)))
-            db.write_text("\n".join(stanzas))
+            _write_database(root, manager, owners, version)
             owners = owners[1:] + owners[:1]            # the next change moves files around
         got = cached(cache, root, wanted)
         fresh = loaded(root, wanted)
+        assert got.manager == fresh.manager == manager
         for path in wanted:
             assert got.owned.get(path) == fresh.owned.get(path)
             assert got.checksum(path) == fresh.checksum(path)
+            assert got.conffile(path) == fresh.conffile(path)
         assert got.read.detail() == fresh.read.detail()
 
 
