@@ -20,10 +20,11 @@ started again under the same instance name. Checked: every anomaly stored exactl
 highest seq per run as sent, no gap left open, and no agent.silent after three heartbeat
 intervals of quiet.
 
-Database alone (with the SQLite and PostgreSQL cases): the rows of the same kind of backlog fed
-to the store's database by its own C client (the sqlite3 shell; psql running the store's statement,
-then `\\copy` into the anomalies table alone), in the collector's batches: what no collector on
-this schema and machine can exceed, whatever its language.
+Database alone (with the SQLite and PostgreSQL cases): the rows of the same kind of backlog put
+into the store's database with nothing in front of it (SQLite: rows already made, inserted from C;
+PostgreSQL: psql running the store's statement, then `\\copy` into the anomalies table alone), in
+the collector's batches: a rate no collector on this schema and machine can exceed, whatever its
+language.
 
 Floor (with the SQLite case): the same kind of backlog only parsed with json.loads and inserted
 row by row into the collector's SQLite schema, in this process: what no Python collector on this
@@ -279,79 +280,24 @@ def floor_case(work, anomalies, devices, reference):
 
 
 def database_case(work, anomalies, devices, reference, server=None):
-    """The store's database alone, fed by its own C client with no collector in between: the
-    rows of the same kind of backlog, in batches of the collector's default size, one
-    transaction each, timed from the client's start to its exit. SQLite: the sqlite3 shell runs
-    each batch's multi-row INSERT into the collector's schema (indexes, WAL, synchronous=NORMAL),
-    nothing else. PostgreSQL (`server`): psql runs the store's own statement for each batch (the
-    exactly-once key, the row, the device's count and both rollups, the batch passed as one JSON
-    literal as the collector passes it as one parameter); then `\\copy` of the same rows into the
-    anomalies table alone (no exactly-once key, no counts), the loosest bound. `reference`: the
-    drain case of the same store, whose mosquitto_sub time the results are compared with."""
-    from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
-    from routerwatch_collector.stores import open_store
-    client = "psql" if server else "sqlite3"
-    if not shutil.which(client):
-        return {"case": "database alone (%s)" % client, "skipped": "%s is not installed" % client}
+    """The store's database alone, with no collector in front of it: the rows of the same kind
+    of backlog, in batches of the collector's default size, one transaction each. SQLite: the
+    rows already made, inserted by the sqlite3 module's executemany (SQLite stepped from C)
+    into the collector's schema (indexes, WAL, synchronous=NORMAL), nothing else. PostgreSQL
+    (`server`): psql runs the store's own statement for each batch (the exactly-once key, the
+    row, the device's count and both rollups; the batch is one JSON literal, as the collector
+    passes it as one parameter); then `\\copy` of the same rows into the anomalies table alone
+    (no exactly-once key, no counts), the loosest bound. `reference`: the drain case of the
+    same store, whose mosquitto_sub time the results are compared with."""
+    if server and not shutil.which("psql"):
+        return {"case": "database alone, PostgreSQL", "skipped": "psql is not installed"}
     rows = [json.loads(p) for p in backlog_payloads(anomalies, devices)]
     now = time.time()
-    batches = [rows[i:i + DEFAULT_BATCH_SIZE] for i in range(0, len(rows), DEFAULT_BATCH_SIZE)]
-    runs = []
-    if server is None:
-        path = Path(work) / ("alone-%s.sqlite" % secrets.token_hex(3))
-        open_store(str(path)).close()
-        script = ["PRAGMA synchronous=NORMAL;"]
-        for batch in batches:
-            script.append("BEGIN;\nINSERT INTO anomalies (%s) VALUES\n%s\n"
-                          "ON CONFLICT (device, run, seq) DO NOTHING;\nCOMMIT;"
-                          % (ANOMALY_COLUMNS, ",\n".join(_sql_values(r, now) for r in batch)))
-        runs.append(("sqlite3 shell: each batch's INSERT into the collector's schema",
-                     ["sqlite3", str(path)], "\n".join(script), lambda: _sqlite_count(path)))
-    else:
-        import psycopg
-
-        from routerwatch_collector.stores.postgres import (_INSERT_ANOMALIES, HOURLY_ROLLUP_SECONDS,
-                                                           ROLLUP_SECONDS)
-        for label in ("statement", "copy"):
-            url = server.new_database("alone_%s_%s" % (label, secrets.token_hex(2)))
-            open_store(url).close()
-            with psycopg.connect(url, autocommit=True) as con:    # the devices, as the collector
-                con.execute("INSERT INTO devices (device, first_seen, last_seen, run) "  # upserts
-                            "SELECT DISTINCT r->>'device', %s, %s, r->>'run' "          # them first
-                            "FROM jsonb_array_elements(%s::jsonb) AS r",
-                            (now, now, json.dumps([{"device": r["device"], "run": r["run"]}
-                                                   for r in rows])))
-            script = []
-            for n, batch in enumerate(batches):
-                if label == "statement":
-                    literal = json.dumps([[r["device"], r["run"], r["seq"], r["time"], r["kind"],
-                                           r["severity"], r["summary"], r["evidence"],
-                                           r["count"], r["v"], now] for r in batch])
-                    assert "$rows$" not in literal
-                    statement = _INSERT_ANOMALIES % {
-                        "rows": "$rows$%s$rows$" % literal, "origin": "'agent'",
-                        "rollup": repr(float(ROLLUP_SECONDS)),
-                        "hourly": repr(float(HOURLY_ROLLUP_SECONDS))}
-                    script.append("BEGIN;\n%s;\nCOMMIT;" % statement.strip())
-                else:
-                    tsv = Path(work) / ("alone-%d.tsv" % n)
-                    tsv.write_text("".join(_tsv_line(r, now) for r in batch))
-                    script.append("BEGIN;\n\\copy anomalies (%s) FROM '%s'\nCOMMIT;"
-                                  % (ANOMALY_COLUMNS, tsv))
-            what = ("psql: the store's statement for each batch" if label == "statement" else
-                    "psql: \\copy of each batch into the anomalies table alone")
-            argv = ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", url]
-            runs.append((what, argv, "\n".join(script), lambda url=url: _pg_count(url)))
+    timed = _postgres_alone(work, rows, now, server) if server else _sqlite_alone(work, rows, now)
     ref_seconds = reference["mosquitto_sub_s"]
     results = {"case": "database alone, %s" % ("PostgreSQL" if server else "SQLite"),
                "messages": anomalies, "devices": devices, "mosquitto_sub_s": ref_seconds}
-    for what, argv, script, count in runs:
-        script_path = Path(work) / ("alone-%s.sql" % secrets.token_hex(3))
-        script_path.write_text(script + "\n")
-        with open(script_path, "rb") as stdin:
-            start = time.perf_counter()
-            subprocess.run(argv, stdin=stdin, stdout=subprocess.DEVNULL, check=True, timeout=900)
-            seconds = time.perf_counter() - start
+    for what, seconds, count in timed:
         if count() != anomalies:
             raise RuntimeError("%s: stored %d of %d" % (what, count(), anomalies))
         results[what] = {"seconds": round(seconds, 2), "rows_per_s": round(anomalies / seconds),
@@ -360,15 +306,81 @@ def database_case(work, anomalies, devices, reference, server=None):
     return results
 
 
-def _sql_text(value):
-    return "'%s'" % value.replace("'", "''")
+def _sqlite_alone(work, rows, now):
+    """[(what, seconds, count of stored rows)]: the rows inserted from C, timed. (The sqlite3
+    shell would be no bound: it parses each batch as SQL text, slower than binding.)"""
+    import sqlite3
+
+    from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
+    from routerwatch_collector.stores import open_store
+    path = Path(work) / ("alone-%s.sqlite" % secrets.token_hex(3))
+    open_store(str(path)).close()
+    values = [(r["device"], r["run"], r["seq"], r["time"], r["kind"], r["severity"],
+               r["summary"], json.dumps(r["evidence"]), r["count"], r["v"], now) for r in rows]
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    insert = ("INSERT INTO anomalies (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,'agent') "
+              "ON CONFLICT (device, run, seq) DO NOTHING" % ANOMALY_COLUMNS)
+    start = time.perf_counter()
+    for first in range(0, len(values), DEFAULT_BATCH_SIZE):
+        db.execute("BEGIN")
+        db.executemany(insert, values[first:first + DEFAULT_BATCH_SIZE])
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    db.close()
+    return [("SQLite: each batch's rows, already made, inserted into the collector's schema",
+             seconds, lambda: _sqlite_count(path))]
 
 
-def _sql_values(r, now):
-    return "(%s,%s,%d,%r,%s,%s,%s,%s,%d,%d,%r,'agent')" % (
-        _sql_text(r["device"]), _sql_text(r["run"]), r["seq"], r["time"], _sql_text(r["kind"]),
-        _sql_text(r["severity"]), _sql_text(r["summary"]), _sql_text(json.dumps(r["evidence"])),
-        r["count"], r["v"], now)
+def _postgres_alone(work, rows, now, server):
+    """[(what, seconds, count of stored rows)]: psql running a script of the store's statement
+    for each batch, then one of `\\copy` for each batch, each into a new database whose device
+    rows exist (the collector upserts them before the anomalies), timed from start to exit."""
+    import psycopg
+
+    from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
+    from routerwatch_collector.stores import open_store
+    from routerwatch_collector.stores.postgres import (_INSERT_ANOMALIES, HOURLY_ROLLUP_SECONDS,
+                                                       ROLLUP_SECONDS)
+    batches = [rows[i:i + DEFAULT_BATCH_SIZE] for i in range(0, len(rows), DEFAULT_BATCH_SIZE)]
+    timed = []
+    for label in ("statement", "copy"):
+        url = server.new_database("alone_%s_%s" % (label, secrets.token_hex(2)))
+        open_store(url).close()
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("INSERT INTO devices (device, first_seen, last_seen, run) "
+                        "SELECT DISTINCT r->>'device', %s, %s, r->>'run' "
+                        "FROM jsonb_array_elements(%s::jsonb) AS r",
+                        (now, now, json.dumps([{"device": r["device"], "run": r["run"]}
+                                               for r in rows])))
+        script = []
+        for n, batch in enumerate(batches):
+            if label == "statement":
+                literal = json.dumps([[r["device"], r["run"], r["seq"], r["time"], r["kind"],
+                                       r["severity"], r["summary"], r["evidence"], r["count"],
+                                       r["v"], now] for r in batch])
+                assert "$rows$" not in literal
+                statement = _INSERT_ANOMALIES % {
+                    "rows": "$rows$%s$rows$" % literal, "origin": "'agent'",
+                    "rollup": repr(float(ROLLUP_SECONDS)),
+                    "hourly": repr(float(HOURLY_ROLLUP_SECONDS))}
+                script.append("BEGIN;\n%s;\nCOMMIT;" % statement.strip())
+            else:
+                tsv = Path(work) / ("alone-%d.tsv" % n)
+                tsv.write_text("".join(_tsv_line(r, now) for r in batch))
+                script.append("BEGIN;\n\\copy anomalies (%s) FROM '%s'\nCOMMIT;"
+                              % (ANOMALY_COLUMNS, tsv))
+        script_path = Path(work) / ("alone-%s.sql" % secrets.token_hex(3))
+        script_path.write_text("\n".join(script) + "\n")
+        with open(script_path, "rb") as stdin:
+            start = time.perf_counter()
+            subprocess.run(["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", url], stdin=stdin,
+                           stdout=subprocess.DEVNULL, check=True, timeout=900)
+            seconds = time.perf_counter() - start
+        what = ("psql: the store's statement for each batch" if label == "statement" else
+                "psql: \\copy of each batch into the anomalies table alone")
+        timed.append((what, seconds, lambda url=url: _pg_count(url)))
+    return timed
 
 
 def _tsv_line(r, now):

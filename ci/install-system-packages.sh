@@ -21,7 +21,6 @@ TEST_PACKAGES=(
   # and readelf to find the libraries of those architectures' binaries
   qemu-system-mips qemu-system-misc binutils
   fail2ban                               # benchmarks: fail2ban-regex is the login-parsing reference
-  sqlite3                                # benchmarks: the sqlite3 shell feeds the store's database alone
   chromium fonts-dejavu-core             # the dashboard's browser tests (headless, driven by Playwright)
   postgresql-15                          # the collector's fleet store: tests start their own server
   nats-server                            # a clustered MQTT broker (JetStream) for the agent's failover test
