@@ -218,11 +218,11 @@ def run(quick=False, workdir=None, events=None, rate=None, repeat=None):
                     row["ratio_p99"] = row["routerwatch"]["p99"] / max(row["reference"]["p99"],
                                                                        1e-6)
                 rows.append(row)
+            from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
             notes.append("store polled every %.0f ms (resolution); the file follower polls the "
                          "file every 0.25 s, the pipe reader wakes the loop on each line; the "
-                         "collector commits a batch after 10 ms without a message, 0.25 s or "
-                         "500 messages"
-                         % (POLL_SECONDS * 1000))
+                         "collector writes a batch as soon as its inbox runs dry (at most %d "
+                         "messages)" % (POLL_SECONDS * 1000, DEFAULT_BATCH_SIZE))
         finally:
             for proc in (tail, sub, at_broker):
                 if proc is not None and proc.poll() is None:
