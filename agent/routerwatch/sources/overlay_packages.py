@@ -280,11 +280,16 @@ _SIGNATURE = struct.Struct("<QQqqq")
 RACY_NS = 2 * 1000 * 1000 * 1000
 
 
+_MIX = 0x9E3779B1                 # odd, bits well spread (2**32 / the golden ratio)
+
+
 class PathFilter:
     """A set of paths in a fixed 256 KiB that may answer "maybe" for a path never added, and
-    never "no" for one added (a Bloom filter: two bits per path, from its 64-bit hash). False
-    "maybe": about 3 % once the database lists MAX_FILE_ENTRIES paths, 0.002 % for the few
-    thousand of a real image. Adding is on the database's hottest loop, hence written out."""
+    never "no" for one added (a Bloom filter: two bits per path, from its hash). False "maybe":
+    about 3 % once the database lists MAX_FILE_ENTRIES paths, 0.002 % for the few thousand of a
+    real image. The second bit comes from the hash multiplied by an odd constant, not from its
+    high bits: on a 32-bit router (MIPS) a hash has 32 bits, too few for two 21-bit indexes.
+    Adding is on the database's hottest loop, hence written out."""
 
     BITS = 1 << 21
     _MASK = BITS - 1
@@ -296,7 +301,7 @@ class PathFilter:
         hashed = hash(path)
         bit = hashed & self._MASK
         self._bits[bit >> 3] |= 1 << (bit & 7)
-        bit = (hashed >> 21) & self._MASK
+        bit = (hashed * _MIX >> 21) & self._MASK
         self._bits[bit >> 3] |= 1 << (bit & 7)
 
     def __contains__(self, path):
@@ -304,7 +309,7 @@ class PathFilter:
         bit = hashed & self._MASK
         if not self._bits[bit >> 3] & (1 << (bit & 7)):
             return False
-        bit = (hashed >> 21) & self._MASK
+        bit = (hashed * _MIX >> 21) & self._MASK
         return bool(self._bits[bit >> 3] & (1 << (bit & 7)))
 
 
