@@ -231,6 +231,15 @@ def send_backlog(broker, anomalies, devices):
 
 ANOMALY_COLUMNS = ("device, run, seq, time, kind, severity, summary, evidence, count, v, "
                    "received_at, origin")
+# an anomaly's row in the collector's SQLite schema, nothing else written
+SQLITE_INSERT = ("INSERT INTO anomalies (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,'agent') "
+                 "ON CONFLICT (device, run, seq) DO NOTHING" % ANOMALY_COLUMNS)
+
+
+def sqlite_values(p, now):
+    """SQLITE_INSERT's parameters for the decoded payload `p`, received at `now`."""
+    return (p["device"], p["run"], p["seq"], p["time"], p["kind"], p["severity"], p["summary"],
+            json.dumps(p["evidence"]), p["count"], p["v"], now)
 
 
 def backlog_payloads(anomalies, devices):
@@ -255,19 +264,15 @@ def floor_case(work, anomalies, devices, reference):
     open_store(str(path)).close()                       # the collector's schema, indexes, WAL
     db = sqlite3.connect(str(path), isolation_level=None)
     db.execute("PRAGMA synchronous=NORMAL")
-    insert = ("INSERT INTO anomalies (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,'agent') "
-              "ON CONFLICT (device, run, seq) DO NOTHING" % ANOMALY_COLUMNS)
-    loads, dumps = json.loads, json.dumps
+    loads = json.loads
     start = time.perf_counter()
     for first in range(0, anomalies, DEFAULT_BATCH_SIZE):
         rows = []
         now = time.time()
         for payload in payloads[first:first + DEFAULT_BATCH_SIZE]:
-            p = loads(payload)
-            rows.append((p["device"], p["run"], p["seq"], p["time"], p["kind"], p["severity"],
-                         p["summary"], dumps(p["evidence"]), p["count"], p["v"], now))
+            rows.append(sqlite_values(loads(payload), now))
         db.execute("BEGIN")
-        db.executemany(insert, rows)
+        db.executemany(SQLITE_INSERT, rows)
         db.execute("COMMIT")
     seconds = time.perf_counter() - start
     db.close()
@@ -315,16 +320,13 @@ def _sqlite_alone(work, rows, now):
     from routerwatch_collector.stores import open_store
     path = Path(work) / ("alone-%s.sqlite" % secrets.token_hex(3))
     open_store(str(path)).close()
-    values = [(r["device"], r["run"], r["seq"], r["time"], r["kind"], r["severity"],
-               r["summary"], json.dumps(r["evidence"]), r["count"], r["v"], now) for r in rows]
+    values = [sqlite_values(r, now) for r in rows]
     db = sqlite3.connect(str(path), isolation_level=None)
     db.execute("PRAGMA synchronous=NORMAL")
-    insert = ("INSERT INTO anomalies (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,'agent') "
-              "ON CONFLICT (device, run, seq) DO NOTHING" % ANOMALY_COLUMNS)
     start = time.perf_counter()
     for first in range(0, len(values), DEFAULT_BATCH_SIZE):
         db.execute("BEGIN")
-        db.executemany(insert, values[first:first + DEFAULT_BATCH_SIZE])
+        db.executemany(SQLITE_INSERT, values[first:first + DEFAULT_BATCH_SIZE])
         db.execute("COMMIT")
     seconds = time.perf_counter() - start
     db.close()
