@@ -4,8 +4,11 @@ routers (the collector's fleet.implant).
 Hashed only for the anomalies that name a running program (a listener's or raw socket's owner,
 code run from /tmp or deleted from disk), when they are sent, never on every scan: the CPU goes
 to what is already suspicious. /proc/<pid>/exe is opened once and fstat'ed, so the file hashed
-is the one whose identity (device, inode, size, mtime) keys the cache, even when it was deleted
-from disk or the pid is reused meanwhile. The cache and the size hashed are bounded.
+is the one whose identity (device, inode, size, mtime, ctime) keys the cache, even when it was
+deleted from disk or the pid is reused meanwhile. The ctime is there because a rooted router can
+rewrite a program in place at the same size and set its mtime back (touch -d), never its ctime:
+without it the cache would go on naming the program it replaced. The cache and the size hashed
+are bounded.
 
 Under --root (a copy of a router's tree) proc/<pid>/exe is a plain symlink naming a path of the
 router: the file hashed is that path inside the tree, never the host's file of the same name,
@@ -51,7 +54,8 @@ class ProgramHasher:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode):
                     return None
-                key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+                key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                       info.st_ctime_ns)
                 known = self._cache.get(key)
                 if known is not None:
                     self.cached += 1

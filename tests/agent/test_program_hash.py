@@ -3,6 +3,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 
 from routerwatch.program_hash import ProgramHasher
 
@@ -115,3 +116,24 @@ def test_under_a_root_the_program_is_the_tree_file_the_link_names(tmp_path):
         assert hasher.of_pid(pid) is None, pid
     assert ProgramHasher("/proc", "/").of_pid(os.getpid()) == \
         sha256_of(os.path.realpath("/proc/self/exe"))
+
+
+def test_a_program_rewritten_in_place_with_its_mtime_set_back_is_hashed_again(tmp_path):
+    """Same file, same size, mtime restored (touch -d): only the ctime tells, and it must."""
+    tree = router_tree(tmp_path, {10: "/tmp/.x"})
+    (tree / "tmp").mkdir()
+    program = tree / "tmp" / ".x"
+    program.write_bytes(b"\x7fELF benign")
+    hasher = ProgramHasher(str(tree / "proc"), str(tree))
+    assert hasher.of_pid(10) == hashlib.sha256(b"\x7fELF benign").hexdigest()
+    before = os.stat(program)
+    time.sleep(0.02)        # past one tick of the clock timestamps come from (HZ >= 100)
+    with open(program, "r+b") as handle:       # the same inode, the same size
+        handle.write(b"\x7fELF implnt")
+    os.utime(program, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(program)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == \
+        (before.st_ino, before.st_size, before.st_mtime_ns)
+    assert after.st_ctime_ns != before.st_ctime_ns
+    assert hasher.of_pid(10) == hashlib.sha256(b"\x7fELF implnt").hexdigest()
+    assert (hasher.hashed, hasher.cached) == (2, 0)
