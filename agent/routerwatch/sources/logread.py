@@ -11,8 +11,9 @@ config.log.source picks the stream:
 Where there is no logread (an ordinary Linux machine, a fixture tree) the source falls back to
 the root's /var/log/messages, followed as a file, or to no log at all, and says so in one line.
 
-The reader thread only splits lines (each cut at config.log.max_line_bytes) and keeps the ones
-that may be about logins (a substring test: "dropbear" or "luci: ") in a bounded queue
+The reader thread only cuts out the lines that may be about logins (each cut at
+config.log.max_line_bytes; a substring test: "dropbear" or "luci: ", found in C by
+LoginLineScanner, so other lines never become Python objects) and keeps them in a bounded queue
 (config.log.queue_lines, oldest dropped and counted). Parsing and the per-PID correlation run in
 drain(), on the agent's loop, so events come out in log order.
 
@@ -48,11 +49,6 @@ FILE_POLL_SECONDS = 0.25      # how often a followed file is checked when nothin
 RESTART_MIN_SECONDS = 0.5     # first back-off before restarting a dead logread
 MISSING_LOG_REWARN_SECONDS = 60.0   # a followed file still missing this long is reported again
 STABLE_SECONDS = 5.0          # a logread -f that has run this long is following the log again
-
-
-def might_be_login(raw):
-    """The cheap test every line passes before any regex runs."""
-    return b"dropbear" in raw or b"luci: " in raw
 
 
 def next_backoff(previous, cap):
@@ -142,17 +138,24 @@ class LineSplitter:
 
 class LoginLineScanner:
     """Bytes in, the lines that may be about logins out: exactly the lines a LineSplitter of the
-    same cap gives that pass might_be_login(), in order, without making a bytes object of any
-    other line. Between the first and the last newline of a block the words are found in C
-    (bytes.find) and only their lines are cut out; the block's two ends, where a line begun in
-    one block ends in the next, go through the LineSplitter. `lines` counts every line."""
+    same cap gives that contain "dropbear" or "luci: " (the cheap test before any regex), in
+    order, without making a bytes object of any other line. Between the first and the last
+    newline of a block the words are found in C (bytes.find) and only their lines are cut out;
+    the block's two ends, where a line begun in one block ends in the next, go through the
+    LineSplitter. `lines` counts every line; `cut` the candidates that reached the cap (cut
+    there, or exactly that long): other lines are never looked at, so their length is unknown."""
 
-    __slots__ = ("cap", "lines", "_splitter")
+    __slots__ = ("cap", "lines", "cut", "_splitter")
 
     def __init__(self, cap):
         self.cap = cap
         self.lines = 0
+        self.cut = 0
         self._splitter = LineSplitter(cap)
+
+    def reset(self):
+        """Forget a line begun in the last block (the stream restarted or was truncated)."""
+        self._splitter.reset()
 
     def feed(self, data):
         first = data.find(b"\n")
@@ -172,7 +175,12 @@ class LoginLineScanner:
 
     def _candidates(self, lines):
         self.lines += len(lines)
-        return [raw for raw in lines if b"dropbear" in raw or b"luci: " in raw]
+        out = [raw for raw in lines if b"dropbear" in raw or b"luci: " in raw]
+        cap = self.cap
+        for raw in out:
+            if len(raw) >= cap:
+                self.cut += 1
+        return out
 
     def _scan(self, data, pos, end, out):
         """Append the candidate lines of data[pos:end], whole lines ending in a newline."""
@@ -183,10 +191,11 @@ class LoginLineScanner:
             hit = dropbear if luci < 0 or 0 <= dropbear < luci else luci
             start = rfind(b"\n", pos, hit) + 1 or pos
             stop = find(b"\n", hit, end)
-            if stop - start > cap:
+            if stop - start >= cap:
                 raw = data[start:start + cap]       # cut as the splitter cuts: the word may be gone
                 if b"dropbear" in raw or b"luci: " in raw:
                     out.append(raw)
+                    self.cut += 1
             else:
                 out.append(data[start:stop])
             pos = stop + 1
@@ -211,11 +220,11 @@ class LoginLines:
         return self.feed_candidate(raw, reference)
 
     def feed_candidate(self, raw, reference):
-        """feed() of a line that passed might_be_login() (the caller tested it already)."""
+        """feed() of a login candidate (a line with "dropbear" or "luci: ", tested already)."""
         return self.feed_block((raw,), reference)
 
     def feed_block(self, raws, reference, unrecognised=None):
-        """The events completed by lines that passed might_be_login(), in order, in one list (one
+        """The events completed by login candidates (LoginLineScanner's), in order, in one list (one
         call per block, not per line: under attack every second line is one). The lines no
         pattern recognises are appended to `unrecognised` when a list is given."""
         out = []
@@ -340,7 +349,8 @@ class LogSource:
         self.once = once
         self.exhausted = False          # once=True: everything was read
         self._queue = deque(maxlen=config.log.queue_lines)
-        self._splitter = LineSplitter(config.log.max_line_bytes)
+        # the reader thread makes bytes objects of login candidates only, not of every line
+        self._scanner = LoginLineScanner(config.log.max_line_bytes)
         self._lines = LoginLines()
         self._stop = threading.Event()
         self._thread = None
@@ -398,7 +408,7 @@ class LogSource:
                 "log_lines_untrusted_tail": self._lines.untrusted, "log_restarts": self.restarts}
 
     def drops(self):
-        return {"log_queue": self.queue_dropped, "log_lines_cut": self._splitter.cut,
+        return {"log_queue": self.queue_dropped, "log_lines_cut": self._scanner.cut,
                 "login_sessions": self._lines.sessions.evicted,
                 "login_pending": self._lines.sessions.pending_dropped}
 
@@ -450,10 +460,11 @@ class LogSource:
     def _read_once(self, limit):
         lines = []
         handle = self._handle
+        scanner = self._scanner
         while handle is not None and len(lines) < limit:
             data = handle.read1(READ_CHUNK) if hasattr(handle, "read1") else handle.read(READ_CHUNK)
             if not data:
-                lines.extend(self._splitter.rest())
+                lines.extend(scanner.rest())
                 self.exhausted = True
                 if handle is not sys.stdin.buffer:
                     handle.close()
@@ -461,26 +472,27 @@ class LogSource:
                     self._proc.wait()
                 self._handle = handle = None
                 break
-            for raw in self._splitter.feed(data):
-                self.lines_read += 1
-                if might_be_login(raw):
-                    lines.append(raw)
+            lines.extend(scanner.feed(data))
+        self.lines_read = scanner.lines
         return lines
 
     # ------------------------------------------------------------------ reader threads
-    def _push(self, lines):
+    def _push(self, candidates):
+        """Queue the login candidates the scanner cut out of what was just read."""
+        scanner = self._scanner
+        if scanner.lines != self.lines_read:         # any line at all: the stream is alive
+            self.last_line_at = time.monotonic()
+            self.lines_read = scanner.lines
+        if not candidates:
+            return
         queue = self._queue
         maxlen = queue.maxlen
-        if lines:
-            self.last_line_at = time.monotonic()
-        for raw in lines:
-            self.lines_read += 1
-            if b"dropbear" in raw or b"luci: " in raw:
-                if len(queue) >= maxlen:
-                    self.queue_dropped += 1
-                queue.append(raw)
-                if self.waker is not None:
-                    self.waker.set()    # a login line should not wait for the loop's next pass
+        for raw in candidates:
+            if len(queue) >= maxlen:
+                self.queue_dropped += 1
+            queue.append(raw)
+        if self.waker is not None:
+            self.waker.set()    # a login line should not wait for the loop's next pass
 
     def _follow_command(self):
         argv = self._command()
@@ -505,7 +517,7 @@ class LogSource:
                 if not self._stop.is_set():
                     self._failure = "%s ended (exit status %s)" % (self.log_config.command,
                                                                   status)
-            self._splitter.reset()
+            self._scanner.reset()
             if self._stop.is_set():
                 break
             if time.monotonic() - started > cap:
@@ -517,7 +529,7 @@ class LogSource:
 
     def _follow_stdin(self):
         self._pump(sys.stdin.fileno())
-        self._push(self._splitter.rest())
+        self._push(self._scanner.rest())
 
     def _pump(self, fd):
         """Feed what a stream (logread -f's stdout, stdin) gives to the splitter until it ends,
@@ -530,7 +542,7 @@ class LogSource:
             if not data:
                 return
             self._failure = None      # lines arrive: whatever failed before, it reads again
-            self._push(self._splitter.feed(data))
+            self._push(self._scanner.feed(data))
 
     @staticmethod
     def _open_at_end(path):
@@ -569,7 +581,7 @@ class LogSource:
             data = handle.read(READ_CHUNK)
             if data:
                 position += len(data)
-                self._push(self._splitter.feed(data))
+                self._push(self._scanner.feed(data))
                 continue
             try:
                 st = os.stat(path)
@@ -581,8 +593,8 @@ class LogSource:
                     data = handle.read(READ_CHUNK)
                     if not data:
                         break
-                    self._push(self._splitter.feed(data))
-                self._push(self._splitter.rest())
+                    self._push(self._scanner.feed(data))
+                self._push(self._scanner.rest())
                 handle.close()
                 handle = None
                 self.rotations += 1
@@ -590,7 +602,7 @@ class LogSource:
             if st is not None and st.st_size < position:
                 handle.seek(0)     # truncated in place (copytruncate, "> file")
                 position = 0
-                self._splitter.reset()
+                self._scanner.reset()
                 self.truncations += 1
                 continue
             self._stop.wait(FILE_POLL_SECONDS)

@@ -152,6 +152,41 @@ def test_the_queue_is_bounded_and_drops_are_counted(tmp_path):
         source.close()
 
 
+def test_a_followed_stream_queues_only_login_lines_and_counts_every_line(tmp_path):
+    """The reader thread cuts out login candidates only; lines of other daemons (a flood of
+    them, one overlong) are counted but never queued, a login line split between two reads is
+    joined, and an overlong login line is cut at the cap and counted as cut."""
+    path = tmp_path / "mixed.log"
+    path.write_text("")
+    source = LogSource(config_for("log.source=file", "log.path=%s" % path,
+                                  "log.max_line_bytes=256", "log.queue_lines=1000"))
+    noise = "Tue Nov 25 04:11:31 2025 kern.warn kernel: [ 1.0] nf_conntrack: table full %d\n"
+    long_user = "a" * 400
+    try:
+        with open(path, "a") as handle:
+            text = "".join(noise % i for i in range(3000))      # several 64 KiB reads
+            text += bad_password("192.0.2.8", 1001, pid=11)
+            text += "Tue Nov 25 04:11:31 2025 daemon.info procd: %s\n" % ("x" * 5000)
+            text += bad_password("192.0.2.8", 1002, pid=12, user=long_user)
+            text += "".join(noise % i for i in range(3000))
+            login = bad_password("192.0.2.8", 1003, pid=13)
+            handle.write(text + login[:20])
+            handle.flush()
+            deadline = time.monotonic() + 20
+            while source.lines_read < 6003 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            handle.write(login[20:])                 # the rest of the line, in a later read
+        # the cut line's end is gone: it waits for its PID's connection line, as on a router
+        events = collect(source, lambda events: len(events) >= 2)
+        assert [(e.source_ip, e.source_port, e.user) for e in events] == \
+            [("192.0.2.8", 1001, "root"), ("192.0.2.8", 1003, "root")]
+        assert source.counters()["log_lines"] == 6004
+        assert source.drops()["log_lines_cut"] == 1          # the login line, not procd's
+        assert source.drops()["log_queue"] == 0
+    finally:
+        source.close()
+
+
 def test_once_reads_the_whole_file_and_stops():
     path = FIXTURES / "openwrt-23.05-dropbear-2022.82-attack.log"
     source = LogSource(config_for("log.source=file", "log.path=%s" % path), once=True)
