@@ -19,6 +19,7 @@ import os
 import stat
 
 from .bounded import BoundedDict
+from .sources.overlay_hashing import file_version
 
 # the kinds whose evidence names a process (`pid`) whose program is worth hashing
 PROGRAM_KINDS = frozenset(("conn.new_listener", "conn.raw_socket", "integrity.exec_from_tmp",
@@ -54,8 +55,7 @@ class ProgramHasher:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode):
                     return None
-                key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
-                       info.st_ctime_ns)
+                key = file_version(info)
                 known = self._cache.get(key)
                 if known is not None:
                     self.cached += 1

@@ -19,9 +19,17 @@ import struct
 CHUNK_BYTES = 256 * 1024          # read size; the CPU budget is checked between chunks
 HEAD_BYTES = 4                    # enough to tell ELF and #! apart
 
-# size, mtime_ns, ctime_ns, inode, device, length of head, head; then the raw sha256 (absent:
-# not hashed)
-_RECORD = struct.Struct("<qqqQQB%ds" % HEAD_BYTES)
+# file_version() (device, inode, size, mtime_ns, ctime_ns), length of head, head; then the raw
+# sha256 (absent: not hashed)
+_RECORD = struct.Struct("<QQqqqB%ds" % HEAD_BYTES)
+
+
+def file_version(st):
+    """What tells one version of a file from another without reading it, for every cache of
+    what a file holds: where it is (device, inode), its size, and when it last changed. The
+    ctime is there because a rooted router can set an mtime back (touch -d after an in-place
+    edit of the same size), never a ctime, which any write, rename over it or chmod sets."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def open_regular(path, follow=False):
@@ -78,7 +86,7 @@ class FileHasher:
 
     def digest(self, key, abs_path, st):
         """Generator: (sha256 hex or None when too large/unreadable, first bytes)."""
-        signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        signature = file_version(st)
         # taken out of the previous scan's map, not copied: a re-scan then holds each path once
         record = self._current.get(key) or self._previous.pop(key, None)
         if record is not None:

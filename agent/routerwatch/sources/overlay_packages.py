@@ -24,7 +24,7 @@ import time
 from ..bounded import BoundedLines
 from ..parsers.apk_installed import REJECTED, ApkFile, digest_algorithm, iter_installed
 from ..parsers.opkg_status import iter_list, iter_status
-from .overlay_hashing import open_regular, package_digest
+from .overlay_hashing import file_version, open_regular, package_digest
 from .overlay_paths import detail_for
 
 MAX_DB_BYTES = 32 * 1024 * 1024   # of one database: apk's, or opkg's status and .list files
@@ -266,12 +266,10 @@ def _rom_versions(files, rel, records):
 
 
 def _signature(st):
-    """What tells one version of a file from another, packed: where it is (device, inode), its
-    size, and when it last changed. A rooted router can set an mtime back (touch -d) but not a
-    ctime, which any write, rename over it or chmod sets to the current time."""
+    """file_version(st) packed; b"-" for a file that is missing or not a regular file."""
     if st is None or not stat.S_ISREG(st.st_mode):
         return b"-"
-    return _SIGNATURE.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _SIGNATURE.pack(*file_version(st))
 
 
 _SIGNATURE = struct.Struct("<QQqqq")
@@ -313,6 +311,12 @@ class PathFilter:
         return bool(self._bits[bit >> 3] & (1 << (bit & 7)))
 
 
+def _new_digest(tree):
+    """Where a digest of the database files' signatures starts: the kind of tree they are in
+    (the same files read through an overlay or not are another read)."""
+    return hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
+
+
 class DatabaseFiles:
     """Every file one read of the package database opened or looked for and did not find (an
     opkg .list, apk's database on an opkg router), with its signature: the read is still good
@@ -325,7 +329,7 @@ class DatabaseFiles:
         self.newest_ctime_ns = 0
         self._names = bytearray()     # "L<rel>" (live) or "R<rel>" (/rom's), one a line
         self.listed = PathFilter()     # every path the database gives an owner or checksum for
-        self._digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
+        self._digest = _new_digest(tree)
 
     def open_live(self, rel):
         """tree.open_live(rel), noted."""
@@ -362,7 +366,7 @@ class DatabaseFiles:
 def _current_digest(tree, names):
     """Generator returning the digest DatabaseFiles made of `names`, from the files as they are
     now (an opkg router has a .list per package: thousands of stats, so it yields)."""
-    digest = hashlib.sha256(b"overlay" if tree.has_overlay else b"plain")
+    digest = _new_digest(tree)
     for count, name in enumerate(names.split(b"\n"), 1):
         if count % YIELD_EVERY == 0:
             yield
