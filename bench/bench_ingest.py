@@ -242,6 +242,19 @@ def sqlite_values(p, now):
             json.dumps(p["evidence"]), p["count"], p["v"], now)
 
 
+def new_sqlite_store(work, prefix):
+    """(path, connection) of a new SQLite file with the collector's schema, indexes and WAL,
+    written as the collector writes (synchronous=NORMAL, transactions begun by hand)."""
+    import sqlite3
+
+    from routerwatch_collector.stores import open_store
+    path = Path(work) / ("%s-%s.sqlite" % (prefix, secrets.token_hex(3)))
+    open_store(str(path)).close()
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    return path, db
+
+
 def backlog_payloads(anomalies, devices):
     """The JSON of `anomalies` anomalies from `devices` simulated routers, as they are sent."""
     from routerwatch.contract import encode
@@ -256,14 +269,9 @@ def floor_case(work, anomalies, devices, reference):
     batches of the collector's default size; no MQTT, no validation, no dedupe, gaps, counts or
     fleet detections. `reference`: the SQLite case's result, whose mosquitto_sub time this is
     compared with."""
-    import sqlite3
     from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
-    from routerwatch_collector.stores import open_store
     payloads = backlog_payloads(anomalies, devices)
-    path = Path(work) / ("floor-%s.sqlite" % secrets.token_hex(3))
-    open_store(str(path)).close()                       # the collector's schema, indexes, WAL
-    db = sqlite3.connect(str(path), isolation_level=None)
-    db.execute("PRAGMA synchronous=NORMAL")
+    db = new_sqlite_store(work, "floor")[1]
     loads = json.loads
     start = time.perf_counter()
     for first in range(0, anomalies, DEFAULT_BATCH_SIZE):
@@ -314,15 +322,9 @@ def database_case(work, anomalies, devices, reference, server=None):
 def _sqlite_alone(work, rows, now):
     """[(what, seconds, count of stored rows)]: the rows inserted from C, timed. (The sqlite3
     shell would be no bound: it parses each batch as SQL text, slower than binding.)"""
-    import sqlite3
-
     from routerwatch_collector.ingest import DEFAULT_BATCH_SIZE
-    from routerwatch_collector.stores import open_store
-    path = Path(work) / ("alone-%s.sqlite" % secrets.token_hex(3))
-    open_store(str(path)).close()
     values = [sqlite_values(r, now) for r in rows]
-    db = sqlite3.connect(str(path), isolation_level=None)
-    db.execute("PRAGMA synchronous=NORMAL")
+    path, db = new_sqlite_store(work, "alone")
     start = time.perf_counter()
     for first in range(0, len(values), DEFAULT_BATCH_SIZE):
         db.execute("BEGIN")
